@@ -1,0 +1,289 @@
+"""cloudops settings: one file, driven by environment variables (django-environ).
+
+Every value an operator can set is read here, once, and a bad value stops the
+process with a message naming the variable. Runtime-editable settings (provider
+configuration, metrics configuration) live in the database instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from cloudops.keyfile import KeyFileError, read_or_create_key
+from cloudops.structured_logging import logging_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+
+def _env_path(name: str, default: str) -> Path:
+    return Path(env.str(name, default=default)).expanduser().resolve()
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def _env_number(name: str, default: float, cast: type[int] | type[float], minimum: float = 0) -> Any:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        number = cast(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a valid {cast.__name__}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r} must be at least {minimum}")
+    return number
+
+
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    return _env_number(name, default, int, minimum)
+
+
+def _env_float(name: str, default: float, minimum: float = 0) -> float:
+    return _env_number(name, default, float, minimum)
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.str(name, default=default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _env_networks(name: str, default: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    raw = env.str(name, default=default)
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or CIDR network ({exc})") from exc
+    return tuple(networks)
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+# --- Paths -----------------------------------------------------------------------------------
+# SIMPLETUNER_HOME holds everything the server writes: config/ (database, generated keys),
+# outputs/ (job uploads), backups. Tests point it at a temporary directory.
+SIMPLETUNER_HOME = _env_path("SIMPLETUNER_HOME", "~/.simpletuner")
+CONFIG_DIR = _private_dir(SIMPLETUNER_HOME / "config")
+CLOUD_DIR = _private_dir(CONFIG_DIR / "cloud")
+OUTPUTS_DIR = SIMPLETUNER_HOME / "outputs"
+DEFAULT_SQLITE_PATH = CLOUD_DIR / "jobs.db"
+
+# --- Core ------------------------------------------------------------------------------------
+DEBUG = _env_bool("DEBUG", default=False)
+
+try:
+    SECRET_KEY = env.str("SECRET_KEY", default="") or read_or_create_key(CONFIG_DIR / "secret_key")
+except (OSError, KeyFileError) as exc:
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is not set and cannot be persisted under {CONFIG_DIR}: {exc}. "
+        "Set SECRET_KEY or make SIMPLETUNER_HOME writable."
+    ) from exc
+
+SIMPLETUNER_PUBLIC_URL = env.str("SIMPLETUNER_PUBLIC_URL", default="").rstrip("/")
+_public = urlsplit(SIMPLETUNER_PUBLIC_URL) if SIMPLETUNER_PUBLIC_URL else None
+if _public is not None and (_public.scheme not in ("http", "https") or not _public.hostname):
+    raise ImproperlyConfigured(f"SIMPLETUNER_PUBLIC_URL={SIMPLETUNER_PUBLIC_URL!r} must be an absolute http(s) URL")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+if _public is not None:
+    ALLOWED_HOSTS.append(_public.hostname)
+    CSRF_TRUSTED_ORIGINS.append(f"{_public.scheme}://{_public.netloc}")
+
+# Peers allowed to tell us the client address through X-Forwarded-For / X-Real-IP.
+# Loopback by default because tunnels (cloudflared, ngrok) connect from localhost.
+TRUSTED_PROXIES = _env_networks("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
+
+SIMPLETUNER_ALLOW_REGISTRATION = _env_bool("SIMPLETUNER_ALLOW_REGISTRATION", default=False)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "cloudops",
+    "audit",
+    "providers",
+    "storage",
+]
+
+MIDDLEWARE = [
+    "cloudops.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "cloudops.static.StaticFilesMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "cloudops.urls"
+ASGI_APPLICATION = "cloudops.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{DEFAULT_SQLITE_PATH}")}
+_db = DATABASES["default"]
+_SUPPORTED_ENGINES = ("django.db.backends.sqlite3", "django.db.backends.postgresql", "django.db.backends.mysql")
+if _db.get("ENGINE") not in _SUPPORTED_ENGINES:
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be sqlite:///path, postgres://user@host:port/db or mysql://user@host:port/db"
+    )
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # A server with several writers: WAL lets readers run beside the writer, IMMEDIATE takes
+    # the write lock at BEGIN (so no transaction fails half-way on lock upgrade), and the busy
+    # timeout makes writers queue instead of raising "database is locked".
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": _env_float("SQLITE_BUSY_TIMEOUT", default=30.0),
+            "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"),
+        }
+    )
+    if _db["NAME"] != ":memory:":
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+elif _db["ENGINE"] == "django.db.backends.mysql":
+    _db.setdefault("OPTIONS", {}).update(
+        {"charset": "utf8mb4", "isolation_level": "read committed", "init_command": "SET sql_mode='STRICT_ALL_TABLES'"}
+    )
+_db["CONN_MAX_AGE"] = _env_int("CONN_MAX_AGE", default=0)
+_db["CONN_HEALTH_CHECKS"] = True
+# Parallel checkouts on one machine share the database servers; each can name its own test DB.
+if env.str("CLOUDOPS_TEST_DB_NAME", default=""):
+    _db["TEST"] = {"NAME": env.str("CLOUDOPS_TEST_DB_NAME")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, caches, channels -----------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Auth ------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Refresh ApiKey.last_used_at at most this often, so authentication is not a write per request.
+API_KEY_LAST_USED_RESOLUTION_SECONDS = _env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so unauthenticated calls get 401 with a WWW-Authenticate header, not 403.
+        "cloudops.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "cloudops.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "cloudops API",
+    "DESCRIPTION": "Operations server for SimpleTuner cloud training.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI assets come from drf-spectacular-sidecar's static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Static files ----------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Health ----------------------------------------------------------------------------------
+# Dotted paths of check functions; each returns a cloudops.health.Component or None (not
+# configured). Later features append their own checks here.
+HEALTH_CHECKS = [
+    "cloudops.health.check_database",
+    "cloudops.health.check_secrets",
+]
+READINESS_CHECKS = ["cloudops.health.check_database"]
+# Live checks of each configured provider, added by ?include_providers=true.
+PROVIDER_HEALTH_CHECKS: list[str] = []
+# Secrets whose availability the health document reports (never their values).
+HEALTH_REQUIRED_SECRETS = ["REPLICATE_API_TOKEN"]
+
+# --- Logging ---------------------------------------------------------------------------------
+SIMPLETUNER_LOG_LEVEL = _env_choice(
+    "SIMPLETUNER_LOG_LEVEL", "INFO", ("debug", "info", "warning", "error", "critical")
+).upper()
+SIMPLETUNER_LOG_FORMAT = _env_choice("SIMPLETUNER_LOG_FORMAT", "json", ("json", "text"))
+SIMPLETUNER_LOG_FILE = env.str("SIMPLETUNER_LOG_FILE", default="") or None
+LOGGING = logging_config(
+    level=SIMPLETUNER_LOG_LEVEL, json_output=SIMPLETUNER_LOG_FORMAT == "json", log_file=SIMPLETUNER_LOG_FILE
+)

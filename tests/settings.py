@@ -1,0 +1,26 @@
+"""Test settings: the real settings, with SIMPLETUNER_HOME in a fresh temporary directory.
+
+The variable is set before cloudops.settings is imported, so nothing a test run writes
+(keys, the SQLite file, outputs) lands in the developer's real ~/.simpletuner. Server
+processes that tests start inherit it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+if not os.environ.get("CLOUDOPS_TEST_HOME_SET"):
+    os.environ["SIMPLETUNER_HOME"] = tempfile.mkdtemp(prefix="cloudops-test-")
+    os.environ["CLOUDOPS_TEST_HOME_SET"] = "1"
+
+from cloudops.settings import *  # noqa: F403
+
+# Fast password hashing keeps auth tests quick; production keeps Django's default.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# On SQLite the test database is a file in the temporary home, not :memory:, so tests can
+# exercise WAL, locking and several processes exactly as the server runs.
+_test_db = DATABASES["default"]  # noqa: F405
+if _test_db["ENGINE"] == "django.db.backends.sqlite3" and not _test_db.get("TEST", {}).get("NAME"):
+    _test_db["TEST"] = {"NAME": str(SIMPLETUNER_HOME / "config" / "cloud" / "test_jobs.db")}  # noqa: F405
