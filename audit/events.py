@@ -1,0 +1,23 @@
+"""Audit event types. Scripts and dashboards filter on these strings: never rename one."""
+
+from __future__ import annotations
+
+AUTH_LOGIN_SUCCESS = "auth.login.success"
+AUTH_LOGIN_FAILED = "auth.login.failed"
+AUTH_LOGOUT = "auth.logout"
+AUTH_REGISTERED = "auth.registered"
+API_KEY_CREATED = "api_key.created"
+API_KEY_REVOKED = "api_key.revoked"
+WEBHOOK_REJECTED = "webhook_rejected"
+RATE_LIMITED = "rate_limited"
+JOB_SUBMITTED = "job.submitted"
+JOB_CANCELLED = "job.cancelled"
+JOB_STATUS_CHANGED = "job.status_changed"
+JOB_APPROVED = "job.approved"
+JOB_REJECTED = "job.rejected"
+PROVIDER_CONFIGURED = "provider.configured"
+CONFIG_CHANGED = "config.changed"
+QUOTA_EXCEEDED = "quota.exceeded"
+STORAGE_UPLOAD = "storage.upload"
+BACKUP_CREATED = "backup.created"
+BACKUP_RESTORED = "backup.restored"
