@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from audit.views import AuditListView
+from cloudops import health, views
+
+handler404 = "cloudops.exceptions.not_found"
+handler500 = "cloudops.exceptions.server_error"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/cloud/health", health.HealthView.as_view(), name="health"),
+    path("api/cloud/health/live", health.live, name="health-live"),
+    path("api/cloud/health/ready", health.ready, name="health-ready"),
+    path("api/auth/login", views.LoginView.as_view(), name="auth-login"),
+    path("api/auth/logout", views.LogoutView.as_view(), name="auth-logout"),
+    path("api/auth/register", views.RegisterView.as_view(), name="auth-register"),
+    path("api/auth/api-keys", views.ApiKeyListView.as_view(), name="api-keys"),
+    path("api/auth/api-keys/<int:key_id>", views.ApiKeyDetailView.as_view(), name="api-key-detail"),
+    path("api/users/me", views.MeView.as_view(), name="users-me"),
+    path("api/audit", AuditListView.as_view(), name="audit-list"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
