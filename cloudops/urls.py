@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from audit.views import AuditListView
@@ -24,4 +24,6 @@ urlpatterns = [
     path("api/audit", AuditListView.as_view(), name="audit-list"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("providers.urls")),
+    path("", include("storage.urls")),
 ]
