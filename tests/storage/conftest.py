@@ -82,7 +82,10 @@ def endpoint(request: pytest.FixtureRequest) -> Endpoint:
 
 @pytest.fixture(autouse=True)
 def _storage_env(transactional_db: None, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    settings.S3_CREDENTIAL_RESOLVERS = [*django_settings.S3_CREDENTIAL_RESOLVERS, "tests.storage.conftest.writer_credential"]
+    settings.S3_CREDENTIAL_RESOLVERS = [
+        *django_settings.S3_CREDENTIAL_RESOLVERS,
+        "tests.storage.conftest.writer_credential",
+    ]
     settings.SIMPLETUNER_S3_MIN_FREE_BYTES = 0
     yield
     _WRITERS.clear()

@@ -72,7 +72,12 @@ def test_download_file_uses_head_and_ranged_gets(endpoint, s3, writer, tmp_path)
     client.upload_file(str(source), bucket, "model.bin")
     sent = _sent_headers(client)
     target = tmp_path / "down.bin"
-    client.download_file(bucket, "model.bin", str(target), Config=TransferConfig(multipart_threshold=4 * MiB, multipart_chunksize=4 * MiB))
+    client.download_file(
+        bucket,
+        "model.bin",
+        str(target),
+        Config=TransferConfig(multipart_threshold=4 * MiB, multipart_chunksize=4 * MiB),
+    )
     assert target.read_bytes() == source.read_bytes()
     ranges = [h["range"] for h in sent if "range" in h]
     assert any(h.get("if-match") for h in sent if "range" in h) or ranges
@@ -127,9 +132,13 @@ def test_complete_refuses_small_parts_wrong_etags_and_bad_order(http_server, s3,
     assert _complete_error(client, bucket, "k", upload_id, parts) == "EntityTooSmall"
     assert _complete_error(client, bucket, "k", upload_id, [parts[1], parts[0]]) == "InvalidPartOrder"
     assert _complete_error(client, bucket, "k", upload_id, [{"PartNumber": 1, "ETag": '"00"'}]) == "InvalidPart"
-    assert _complete_error(client, bucket, "k", upload_id, [{"PartNumber": 7, "ETag": parts[0]["ETag"]}]) == "InvalidPart"
+    assert (
+        _complete_error(client, bucket, "k", upload_id, [{"PartNumber": 7, "ETag": parts[0]["ETag"]}]) == "InvalidPart"
+    )
     # After the refusals the upload is intact: the last part alone completes.
-    done = client.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=upload_id, MultipartUpload={"Parts": parts[:1]})
+    done = client.complete_multipart_upload(
+        Bucket=bucket, Key="k", UploadId=upload_id, MultipartUpload={"Parts": parts[:1]}
+    )
     assert done["ETag"].endswith('-1"')
     assert objects_on_disk(bucket) == ["k"]
 
@@ -139,7 +148,10 @@ def test_abort_removes_the_parts_and_the_upload(http_server, s3, writer, setting
     bucket = bucket_of(cred)
     client = client_for(s3, http_server, cred)
     upload_id, parts = _upload_two_parts(client, bucket, "k", b"x" * 10, b"y" * 10)
-    assert client.abort_multipart_upload(Bucket=bucket, Key="k", UploadId=upload_id)["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert (
+        client.abort_multipart_upload(Bucket=bucket, Key="k", UploadId=upload_id)["ResponseMetadata"]["HTTPStatusCode"]
+        == 204
+    )
     assert not (Path(settings.OUTPUTS_DIR) / ".s3-uploads" / upload_id).exists()
     assert _complete_error(client, bucket, "k", upload_id, parts) == "NoSuchUpload"
     with pytest.raises(botocore.exceptions.ClientError) as caught:
@@ -175,7 +187,9 @@ def test_list_objects_v2_paginator_with_delimiter_walks_every_page(endpoint, s3,
     prefixes = [c["Prefix"] for p in pages for c in p.get("CommonPrefixes", [])]
     assert found == ["a.txt", "b c+d.txt", "zz"]
     assert prefixes == ["dir/", "z/", "é/"]
-    flat = [o["Key"] for p in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": 3}) for o in p["Contents"]]
+    flat = [
+        o["Key"] for p in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": 3}) for o in p["Contents"]
+    ]
     assert flat == sorted(keys, key=lambda k: k.encode())
     inside = client.list_objects_v2(Bucket=bucket, Prefix="dir/", Delimiter="/")
     assert [o["Key"] for o in inside["Contents"]] == ["dir/1", "dir/2"]
@@ -197,7 +211,9 @@ def test_list_objects_v1_paginator_uses_markers(endpoint, s3, writer) -> None:
     client = client_for(s3, endpoint, cred)
     for key in ["x/1", "x/2", "y+1", "y 2", "z"]:
         client.put_object(Bucket=bucket, Key=key, Body=b"1")
-    pages = list(client.get_paginator("list_objects").paginate(Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 2}))
+    pages = list(
+        client.get_paginator("list_objects").paginate(Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 2})
+    )
     found = [o["Key"] for p in pages for o in p.get("Contents", [])]
     prefixes = [c["Prefix"] for p in pages for c in p.get("CommonPrefixes", [])]
     assert found == ["y 2", "y+1", "z"]
