@@ -53,7 +53,7 @@ class Part:
 
     @property
     def last_modified(self) -> datetime:
-        return datetime.fromtimestamp(self.mtime_ns // 1_000_000_000, tz=UTC)
+        return datetime.fromtimestamp(-(-self.mtime_ns // 1_000_000_000), tz=UTC)
 
 
 def _uploads(root: Path) -> Path:

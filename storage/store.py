@@ -45,8 +45,9 @@ class ObjectInfo:
 
     @property
     def last_modified(self) -> datetime:
-        # S3 dates have second precision; clients compare Last-Modified across calls.
-        return datetime.fromtimestamp(self.mtime_ns // 1_000_000_000, tz=UTC)
+        # S3 dates have second precision. Rounded up, so an object is never older than the
+        # file it was uploaded from (`aws s3 sync` would otherwise upload it again).
+        return datetime.fromtimestamp(-(-self.mtime_ns // 1_000_000_000), tz=UTC)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ credential has (its bucket, a write deadline, usable as X-Upload-Token).
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -28,8 +29,15 @@ _WRITERS: dict[str, Credential] = {}
 
 
 def writer_credential(access_key_id: str) -> Credential | None:
-    """Test resolver: credentials made by the `writer` fixture."""
-    return _WRITERS.get(access_key_id)
+    """Test resolver: credentials made by the `writer` fixture (or, in a server process the
+    test started, the one in CLOUDOPS_TEST_S3_WRITER as "key id:secret:bucket")."""
+    if access_key_id in _WRITERS:
+        return _WRITERS[access_key_id]
+    key_id, _, rest = os.environ.get("CLOUDOPS_TEST_S3_WRITER", "").partition(":")
+    secret, _, bucket = rest.partition(":")
+    if key_id and key_id == access_key_id:
+        return Credential(access_key_id=key_id, secret=secret, buckets=frozenset({bucket}), bearer=True, job_id=bucket)
+    return None
 
 
 @dataclass

@@ -38,6 +38,8 @@ def run_uvicorn(host: str, port: int, cert: str | None, key: str | None) -> None
         access_log=False,
         log_config=None,
         lifespan="off",
+        # On SIGTERM, give in-flight uploads this long to finish, then stop anyway.
+        timeout_graceful_shutdown=10,
         http="httptools",
         loop="uvloop",
     )
