@@ -9,6 +9,7 @@ from storage import views
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^api/cloud/storage/?$", views.service, name="storage-service"),
     re_path(r"^api/cloud/storage/(?P<bucket>[^/]+)/?$", views.bucket, name="storage-bucket"),
-    # (?s): a key may contain any character the key checks then accept or refuse with an S3 error.
-    re_path(r"(?s)^api/cloud/storage/(?P<bucket>[^/]+)/(?P<key>.+)$", views.object_, name="storage-object"),
+    # [\s\S]: a key may contain any character (even a newline); the key checks then accept it
+    # or refuse it with an S3 error, instead of a JSON 404 from Django.
+    re_path(r"^api/cloud/storage/(?P<bucket>[^/]+)/(?P<key>[\s\S]+)$", views.object_, name="storage-object"),
 ]
