@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,10 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 # Bytes gathered before one write: big enough that a thread hop per write is negligible,
 # small enough that memory per upload stays flat.
-WRITE_BATCH = 1024 * 1024
+WRITE_BATCH = 2 * 1024 * 1024
+
+
+_HASH_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-md5")
 
 
 class ClientDisconnected(Exception):
@@ -103,15 +107,19 @@ class _Hashes:
     checksum: Checksum | None = None
     size: int = 0
 
-    def write(self, fd: int, data: bytes) -> None:
+    def write(self, fd: int, data: bytes | bytearray) -> None:
+        # MD5 (for the ETag) is the costliest hash; it runs on a second thread while this one
+        # writes and computes the others (hashlib releases the GIL), so an upload can use two
+        # cores when they are free.
+        md5 = _HASH_POOL.submit(self.md5.update, data)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        self.md5.update(data)
         if self.sha256 is not None:
             self.sha256.update(data)
         if self.checksum is not None:
             self.checksum.update(data)
+        md5.result()
 
 
 async def receive_to_file(stream: RequestBodyStream, spec: BodySpec, fd: int) -> BodyResult:
@@ -137,12 +145,12 @@ async def receive_to_file(stream: RequestBodyStream, spec: BodySpec, fd: int) ->
             if len(batch) >= WRITE_BATCH:
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(asyncio.to_thread(hashes.write, fd, bytes(batch)))
-                batch.clear()
+                pending = asyncio.ensure_future(asyncio.to_thread(hashes.write, fd, batch))
+                batch = bytearray()
         if pending is not None:
             await pending
             pending = None
-        await asyncio.to_thread(hashes.write, fd, bytes(batch))
+        await asyncio.to_thread(hashes.write, fd, batch)
     finally:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)

@@ -208,8 +208,9 @@ async def multipart_upload_part(
     root = output_root(bucket)
     limit = min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
     tmp_path, fd, result = await _receive(root, stream, spec, limit)
+    # No fsync for parts: they are not objects; the assembled object is synced on complete.
+    os.close(fd)
     try:
-        await asyncio.to_thread(_seal, fd, None)
         etag = await asyncio.to_thread(multipart.store_part, root, upload, number, tmp_path, result.md5)
     except BaseException:
         store.discard(tmp_path)

@@ -86,11 +86,12 @@ class S3Context:
 
 
 def _buffered(request: HttpRequest) -> RequestBodyStream:
-    """A stream over an already-read body (Django's test client, or a server without our handler)."""
-    body = request.body
+    """A stream over a body Django already read (its test client, or Django's stock ASGI
+    handler, which spools bodies to a temporary file), read in chunks, never whole."""
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
+        chunk = await asyncio.to_thread(request.read, READ_CHUNK)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunk)}
 
     return RequestBodyStream(receive)
 
