@@ -129,3 +129,30 @@ def test_errors_are_s3_xml_with_a_request_id(endpoint, writer) -> None:
     assert response.headers["content-type"] == "application/xml"
     assert "<Code>AccessDenied</Code>" in response.text
     assert response.headers["x-amz-request-id"] == response.headers["X-Request-ID"]
+
+
+def test_delete_objects_removes_several_keys_in_one_request(http_server, s3, writer) -> None:
+    cred = writer()
+    bucket = bucket_of(cred)
+    client = client_for(s3, http_server, cred)
+    for key in ("a", "b", "c"):
+        client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    result = client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "a"}, {"Key": "c"}, {"Key": "../x"}]})
+    assert sorted(d["Key"] for d in result["Deleted"]) == ["a", "c"]
+    assert [(e["Key"], e["Code"]) for e in result["Errors"]] == [("../x", "InvalidArgument")]
+    assert objects_on_disk(bucket) == ["b"]
+
+
+def test_unsupported_operations_say_not_implemented(http_server, s3, writer) -> None:
+    cred = writer()
+    bucket = bucket_of(cred)
+    client = client_for(s3, http_server, cred)
+    client.put_object(Bucket=bucket, Key="a", Body=b"x")
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client.copy_object(Bucket=bucket, Key="b", CopySource={"Bucket": bucket, "Key": "a"})
+    assert caught.value.response["Error"]["Code"] == "NotImplemented"
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client.get_bucket_versioning(Bucket=bucket)
+    assert caught.value.response["Error"]["Code"] == "NotImplemented"
+    assert client.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert client.create_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
