@@ -73,6 +73,13 @@ class RssSampler(threading.Thread):
             time.sleep(0.02)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (from /proc), a load-independent cost."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(argv: list[str], env: dict[str, str], probe: str, verify: str | bool = True) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
@@ -128,6 +135,7 @@ class Result:
     size: int
     rss_before: int = 0
     rss_peak: int = 0
+    cpu: float = 0.0
 
     @property
     def mib_s(self) -> float:
@@ -169,9 +177,10 @@ def run_ours(source: Path, work: Path, server: str, https: bool, tls: tuple[str,
     proc = start(argv, env, base + "/api/cloud/health/live", verify)
     try:
         sampler = RssSampler(proc.pid)
-        before = sampler.rss()
+        before, cpu = sampler.rss(), cpu_seconds(proc.pid)
         sampler.start()
         seconds = upload(base + "/api/cloud/storage", key_id, secret, bucket, source, verify)
+        cpu = cpu_seconds(proc.pid) - cpu
         sampler.stopped.set()
         sampler.join()
     finally:
@@ -181,7 +190,7 @@ def run_ours(source: Path, work: Path, server: str, https: bool, tls: tuple[str,
         raise SystemExit(f"{server}: the stored object differs from the source")
     shutil.rmtree(home)
     name = f"ours ({server}{', https' if https else ''})"
-    return Result(name, seconds, source.stat().st_size, before, sampler.peak)
+    return Result(name, seconds, source.stat().st_size, before, sampler.peak, cpu)
 
 
 def run_stdlib(source: Path, work: Path) -> Result:
@@ -190,11 +199,13 @@ def run_stdlib(source: Path, work: Path) -> Result:
         [sys.executable, "bench/stdlib_s3.py", str(port), str(folder)], dict(os.environ), f"http://127.0.0.1:{port}/"
     )
     try:
+        cpu = cpu_seconds(proc.pid)
         seconds = upload(f"http://127.0.0.1:{port}", "x", "y", "bucket", source)
+        cpu = cpu_seconds(proc.pid) - cpu
     finally:
         stop(proc)
     shutil.rmtree(folder)
-    return Result("stdlib receiver", seconds, source.stat().st_size)
+    return Result("stdlib receiver", seconds, source.stat().st_size, cpu=cpu)
 
 
 def run_moto(source: Path, work: Path) -> Result:
@@ -207,10 +218,12 @@ def run_moto(source: Path, work: Path) -> Result:
         boto3.client(
             "s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1"
         ).create_bucket(Bucket="bench")
+        cpu = cpu_seconds(proc.pid)
         seconds = upload(endpoint, "x", "y", "bench", source)
+        cpu = cpu_seconds(proc.pid) - cpu
     finally:
         stop(proc)
-    return Result("moto server", seconds, source.stat().st_size)
+    return Result("moto server", seconds, source.stat().st_size, cpu=cpu)
 
 
 def make_source(path: Path, size: int) -> None:
@@ -268,14 +281,14 @@ def main() -> None:
 def report(results: dict[str, Result], size_mib: int) -> None:
     how = "one put_object" if MODE["single_put"] else "upload_file (8 MiB parts, 10 threads)"
     print(f"boto3 {how} of {size_mib} MiB, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'target':28} {'seconds':>8} {'MiB/s':>8} {'RSS before':>11} {'RSS peak':>9} {'growth':>8}")
+    print(f"{'target':28} {'seconds':>8} {'MiB/s':>8} {'CPU s':>6} {'RSS before':>11} {'RSS peak':>9} {'growth':>8}")
     for result in results.values():
         rss = (
             f"{result.rss_before / MiB:10.0f}M {result.rss_peak / MiB:8.0f}M {(result.rss_peak - result.rss_before) / MiB:7.0f}M"
             if result.rss_peak
             else ""
         )
-        print(f"{result.name:28} {result.seconds:8.2f} {result.mib_s:8.1f} {rss}")
+        print(f"{result.name:28} {result.seconds:8.2f} {result.mib_s:8.1f} {result.cpu:6.1f} {rss}")
     ours = results.get("ours")
     if ours:
         for other, goal in (("stdlib", 0.5), ("moto", 1.5)):
