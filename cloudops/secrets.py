@@ -18,8 +18,7 @@ rotated value is seen by every process within one TTL. A failed read is remember
 SIMPLETUNER_SECRETS_RETRY seconds only (never as "no secrets"), then the store is tried again.
 The file is re-read whenever it changes on disk (a stat per lookup), the environment live.
 
-`get_secret` does blocking I/O on a cache miss: from async code call it through
-`asgiref.sync.sync_to_async`.
+`get_secret` does blocking I/O on a cache miss: async code uses `aget_secret`.
 """
 
 from __future__ import annotations
@@ -27,10 +26,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from asgiref.sync import sync_to_async
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
@@ -87,6 +87,9 @@ class EnvironmentProvider:
 
     def check(self) -> None:
         return None
+
+
+_ENVIRONMENT = EnvironmentProvider()
 
 
 @dataclass(frozen=True)
@@ -219,22 +222,26 @@ def _configured_stores() -> list[SecretProvider]:
         return _stores
 
 
-def providers() -> list[SecretProvider]:
-    """The configured providers in priority order (the environment is always there)."""
-    active: list[SecretProvider] = [EnvironmentProvider()]
+def _active() -> Iterator[SecretProvider]:
+    # A generator, so a key found in the environment costs no look at the other stores.
+    yield _ENVIRONMENT
     for store in _configured_stores():
         # The default file counts as configured only while it exists, so creating it later
         # needs no restart; every other store is fixed by settings at start-up.
         configured = getattr(store, "configured", None)
         if configured is None or configured():
-            active.append(store)
-    return active
+            yield store
+
+
+def providers() -> list[SecretProvider]:
+    """The configured providers in priority order (the environment is always there)."""
+    return list(_active())
 
 
 def lookup(key: str) -> SecretLookup:
     """Find `key` in the chain; provider failures are collected, not raised."""
     errors: list[str] = []
-    for provider in providers():
+    for provider in _active():
         try:
             value = provider.get(key)
         except SecretProviderError as exc:
@@ -248,6 +255,11 @@ def lookup(key: str) -> SecretLookup:
 def get_secret(key: str, default: str | None = None) -> str | None:
     found = lookup(key)
     return found.value if found.value is not None else default
+
+
+async def aget_secret(key: str, default: str | None = None) -> str | None:
+    """`get_secret` for async code: a cache miss may wait on a store, so not on the event loop."""
+    return await sync_to_async(get_secret, thread_sensitive=False)(key, default)
 
 
 # --- Reporting (health and `manage.py secrets_check`) --------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -197,6 +198,15 @@ def use_vault(monkeypatch: pytest.MonkeyPatch, settings: SettingsWrapper, clock:
         return path
 
     return configure
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP port that accepts connections and never answers: a hung store."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def sources(*keys: str) -> dict[str, str | None]:

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from pytest_django.fixtures import Settings
@@ -136,15 +135,6 @@ def test_a_store_that_is_never_needed_is_never_contacted(
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_env")
     found = secrets.lookup("REPLICATE_API_TOKEN")
     assert (found.value, found.source, found.errors) == ("r8_env", "environment", ())
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A TCP port that accepts connections and never answers: a hung store."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_a_store_that_never_answers_times_out_instead_of_hanging(

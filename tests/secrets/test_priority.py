@@ -69,3 +69,9 @@ def test_the_server_key_is_read_through_the_chain(
 
     use_vault(bao, {"SIMPLETUNER_SERVER_KEY": "server-key-from-vault"})
     assert keys.server_key() == b"server-key-from-vault"
+
+
+async def test_async_code_reads_through_the_same_chain(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_async")
+    assert await secrets.aget_secret("HF_TOKEN") == "hf_async"
+    assert await secrets.aget_secret("ABSENT", default="d") == "d"

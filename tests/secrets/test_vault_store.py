@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from pytest_django.fixtures import Settings
@@ -88,15 +87,6 @@ def test_a_nested_value_is_refused_naming_the_key_only(bao: ServerProcess, use_v
     error = vault_error("HF_TOKEN")
     assert "the value of HF_TOKEN must be a string, not an object" in error
     assert VALUE not in error
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A TCP port that accepts connections and never answers: a hung store."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_a_vault_that_never_answers_times_out_instead_of_hanging(
