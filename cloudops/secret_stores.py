@@ -248,7 +248,9 @@ class Vault:
     """One KV version 2 secret whose data holds NAME: value pairs.
 
     The token is VAULT_TOKEN (or BAO_TOKEN, or the CLI's ~/.vault-token), read when the client
-    is created; VAULT_CACERT / VAULT_CAPATH / VAULT_CLIENT_CERT are honoured by hvac.
+    is created and again after a permission error. cloudops does not renew it: use a periodic
+    token or let Vault Agent keep ~/.vault-token fresh. VAULT_CACERT / VAULT_CAPATH /
+    VAULT_CLIENT_CERT are honoured by hvac.
     """
 
     def __init__(
@@ -291,7 +293,10 @@ class Vault:
             )
         except hvac.exceptions.InvalidPath:
             raise SecretProviderError(f"{origin} does not exist (or the mount is not KV version 2)")
-        except hvac.exceptions.Forbidden:
+        except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized):
+            # Build the client again next time: a token file (~/.vault-token, as Vault Agent
+            # writes it) may hold a fresh token by then.
+            self._client = None
             raise SecretProviderError(f"{origin}: permission denied (check the token and its policy)")
         except (hvac.exceptions.VaultError, requests.RequestException) as exc:
             raise SecretProviderError(f"{origin}: {type(exc).__name__}: {_short(exc)}")

@@ -189,8 +189,9 @@ class CachedStore:
             raise SecretProviderError(message) from None
         if failed_before:
             logger.info("secrets provider %s is reachable again", self.name, extra={"provider": self.name})
-        self._snapshot = _Snapshot(values=dict(values), fresh_until=self._clock() + self._ttl)
-        return self._snapshot.values  # type: ignore[return-value]
+        fresh = dict(values)
+        self._snapshot = _Snapshot(values=fresh, fresh_until=self._clock() + self._ttl)
+        return fresh
 
 
 # --- The chain -----------------------------------------------------------------------------------

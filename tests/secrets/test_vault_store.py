@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from pytest_django.fixtures import Settings
 
 from cloudops import secrets
-from tests.secrets.conftest import TTL, FakeClock, vault_admin, vault_write
+from tests.secrets.conftest import RETRY, TTL, FakeClock, vault_admin, vault_write
 from tests.secrets.servers import VAULT_ROOT_TOKEN, ServerProcess
 
 pytestmark = pytest.mark.services
@@ -98,3 +100,18 @@ def test_a_vault_that_never_answers_times_out_instead_of_hanging(
     monkeypatch.setenv("VAULT_TOKEN", VAULT_ROOT_TOKEN)
     error = vault_error("HF_TOKEN")
     assert "Timeout" in error
+
+
+def test_a_token_file_is_read_again_after_a_permission_error(
+    bao: ServerProcess, use_vault: Callable[..., str], monkeypatch: pytest.MonkeyPatch, clock: FakeClock, tmp_path: Path
+) -> None:
+    # As Vault Agent does: the token lives in ~/.vault-token and is replaced when it expires.
+    use_vault(bao, {"HF_TOKEN": "hf_agent"})
+    monkeypatch.delenv("VAULT_TOKEN")
+    token_file = Path(os.environ["HOME"]) / ".vault-token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text("s.expired-token")
+    assert "permission denied" in vault_error("HF_TOKEN")
+    token_file.write_text(VAULT_ROOT_TOKEN)
+    clock.advance(RETRY)
+    assert secrets.get_secret("HF_TOKEN") == "hf_agent"
