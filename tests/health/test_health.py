@@ -64,7 +64,10 @@ def test_the_secrets_component_names_the_source_never_the_value(
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_secret_value")
     body = anon.get("/api/cloud/health").json()
     secrets = next(c for c in body["components"] if c["name"] == "secrets")
-    assert secrets["details"] == {"sources": {"REPLICATE_API_TOKEN": "environment"}}
+    assert secrets["details"] == {
+        "sources": {"REPLICATE_API_TOKEN": "environment"},
+        "providers": {"environment": "ok"},
+    }
     assert "r8_secret_value" not in str(body)
 
 
