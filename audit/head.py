@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from audit.chain import HEAD_FIELDS, AuditChainError, AuditKey, AuditKeyMismatch, HeadState
-from audit.models import AuditHead
+from audit.models import AuditEntry, AuditHead
 from cloudops.structured_logging import get_logger
 
 logger = get_logger("audit")
@@ -29,6 +29,12 @@ def head_verified(row: AuditHead, key: AuditKey) -> HeadState:
     """The head, refusing to extend a chain signed with another key or a tampered head."""
     head = head_of(row)
     if head.is_genesis:
+        # Checked only for the very first append: a blank head over existing rows was reset.
+        if AuditEntry.objects.exists():
+            raise AuditChainError(
+                "the audit head checkpoint was reset while entries exist. Run `python manage.py audit_verify`, "
+                "investigate, then `python manage.py audit_reanchor`."
+            )
         return head
     if head.key_id != key.key_id:
         logger.error("audit key mismatch", extra={"configured_key_id": key.key_id, "chain_key_id": head.key_id})

@@ -53,8 +53,11 @@ def _pruned_through() -> int:
 
 @dataclass(frozen=True)
 class AuditTotals:
+    # Entries retained now: drops when retention prunes (a gauge).
     total: int
     last_24h: int
+    # Entries ever appended (the head's sequence): never decreases (a counter).
+    written: int = 0
 
 
 def audit_totals(*, now: datetime | None = None, head: HeadState | None = None) -> AuditTotals:
@@ -77,7 +80,8 @@ def audit_totals(*, now: datetime | None = None, head: HeadState | None = None) 
         .first()
     )
     recent = 0 if first_recent is None else max(0, head.last_sequence - first_recent + 1)
-    return AuditTotals(total=max(0, head.last_sequence - head.pruned_through), last_24h=recent)
+    total = max(0, head.last_sequence - head.pruned_through)
+    return AuditTotals(total=total, last_24h=recent, written=head.last_sequence)
 
 
 def audit_stats(*, now: datetime | None = None) -> dict[str, Any]:

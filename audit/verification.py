@@ -138,7 +138,13 @@ def _verify(key: AuditKey, head: HeadState | None, lo_req: int | None, hi_req: i
 
 
 def _check_head_signature(key: AuditKey, head: HeadState) -> None:
-    if head.is_genesis or head.verifies(key):
+    if head.is_genesis:
+        # A blank head is only ever visible before the first entry commits (the first
+        # append writes both together): with entries present it was reset.
+        if AuditEntry.objects.exists() and (head_state() or head).is_genesis:
+            raise _Broken("bad_head", None, "The head checkpoint was reset to blank while entries exist.")
+        return
+    if head.verifies(key):
         return
     if head.key_id != key.key_id:
         raise _Broken(

@@ -245,3 +245,14 @@ def test_the_mac_is_an_hmac_sha256_of_the_documented_canonical_encoding() -> Non
         f'"prev_mac":"","sequence":1,"target_id":"sk_1","target_type":"api_key","timestamp":"{stamp}","v":1}}'
     )
     assert entry.mac == hmac.new(TEST_KEY.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def test_a_head_reset_to_blank_is_detected_and_appends_are_refused() -> None:
+    seed()
+    tamper.edit_head(last_sequence=0, last_mac="", anchor_sequence=0, anchor_mac="", key_id="", mac="")
+    result = audit_verify()
+    assert (result.ok, result.reason) == (False, "bad_head")
+    assert "reset" in result.message
+    with pytest.raises(AuditChainError, match="reset"):
+        audit_record(event_type="job.submitted")
+    assert AuditEntry.objects.count() == 6
