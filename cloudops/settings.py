@@ -335,10 +335,18 @@ if SIMPLETUNER_VAULT_PATH and not SIMPLETUNER_VAULT_MOUNT:
 HEALTH_CHECKS = [
     "cloudops.health.check_database",
     "cloudops.health.check_secrets",
+    "audit.health.check_audit",
 ]
 READINESS_CHECKS = ["cloudops.health.check_database"]
 # Live checks of each configured provider, added by ?include_providers=true.
 PROVIDER_HEALTH_CHECKS: list[str] = []
+
+# --- Audit trail -----------------------------------------------------------------------------
+# The chain key is SIMPLETUNER_AUDIT_KEY from the secrets chain (audit/chain.py); without it the
+# server generates this file once (mode 0600) and the health `audit` component warns.
+AUDIT_KEY_FILE = CONFIG_DIR / "audit_key"
+# Days of entries `manage.py prune_audit` keeps; 0 keeps everything (nothing is ever pruned).
+SIMPLETUNER_AUDIT_RETENTION_DAYS = _env_int("SIMPLETUNER_AUDIT_RETENTION_DAYS", default=0)
 
 # --- Logging ---------------------------------------------------------------------------------
 SIMPLETUNER_LOG_LEVEL = _env_choice(
