@@ -104,15 +104,18 @@ class AuditKey:
 def audit_key() -> AuditKey:
     """SIMPLETUNER_AUDIT_KEY from the secrets chain, else the generated key file.
 
-    A secret store that fails is an error, not a reason to fall back to the file: a
-    fallback would silently switch keys during an outage.
+    When a secret store fails, an existing key file is still used: the head records the
+    fingerprint of the key that signed the chain, so if the real key lives in the failed
+    store the file key is refused as a mismatch (appends stay fail-closed), and if the
+    chain was signed with the file key an outage of an unrelated store changes nothing.
+    A new key file is never created during an outage.
     """
     found = secrets.lookup(AUDIT_KEY_NAME)
     if found.value is not None:
         return AuditKey(secret=found.value.encode(), source=found.source or "unknown")
-    if found.errors:
-        raise AuditKeyUnavailable(f"{AUDIT_KEY_NAME} could not be read: {'; '.join(found.errors)}")
     path = settings.AUDIT_KEY_FILE
+    if found.errors and not path.exists():
+        raise AuditKeyUnavailable(f"{AUDIT_KEY_NAME} could not be read: {'; '.join(found.errors)}")
     try:
         return AuditKey(secret=read_or_create_key(path).encode(), source="file", path=path)
     except (OSError, KeyFileError) as exc:

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from audit.chain import audit_key
+from audit.chain import AuditKeyMismatch, AuditKeyUnavailable, audit_key
 from audit.services import audit_record
 from audit.verification import audit_verify
 from tests.audit import tamper
@@ -105,3 +105,42 @@ def test_an_unreadable_key_file_is_unhealthy(anon: APIClient, no_configured_key:
         "unhealthy",
         "Audit key unavailable: audited actions are refused",
     )
+
+
+@pytest.fixture
+def secrets_file(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
+    """A secrets file the chain reads; chmod it 0644 to make that store fail for real."""
+    path = tmp_path / "secrets.json"
+    path.write_text("{}")
+    path.chmod(0o600)
+    settings.SIMPLETUNER_SECRETS_FILE = path
+    return path
+
+
+def test_an_outage_of_an_unrelated_store_keeps_a_file_signed_chain_writable(
+    no_configured_key: Path, secrets_file: Path
+) -> None:
+    audit_record(event_type="job.submitted")
+    secrets_file.chmod(0o644)
+    entry = audit_record(event_type="job.cancelled")
+    assert entry.sequence == 2
+    assert audit_verify().ok
+
+
+def test_when_the_store_holding_the_key_fails_appends_are_refused_not_resigned(
+    no_configured_key: Path, secrets_file: Path
+) -> None:
+    secrets_file.write_text('{"SIMPLETUNER_AUDIT_KEY": "' + "s" * 48 + '"}')
+    audit_record(event_type="job.submitted")
+    no_configured_key.write_text("a different generated key\n")
+    no_configured_key.chmod(0o600)
+    secrets_file.chmod(0o644)
+    with pytest.raises(AuditKeyMismatch):
+        audit_record(event_type="job.cancelled")
+
+
+def test_no_key_file_is_created_while_a_store_is_failing(no_configured_key: Path, secrets_file: Path) -> None:
+    secrets_file.chmod(0o644)
+    with pytest.raises(AuditKeyUnavailable):
+        audit_key()
+    assert not no_configured_key.exists()

@@ -14,7 +14,9 @@ from audit.models import AuditEntry
 from audit.selectors import head_state
 from audit.services import Actor, audit_record
 from audit.verification import audit_verify
+from cloudops.models import ApiKey
 from tests.audit import tamper
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -216,6 +218,17 @@ def test_an_api_action_that_cannot_be_audited_is_refused_with_503(staff_client: 
     assert response.status_code == 503
     assert "audit trail cannot be written" in response.json()["detail"]
     assert not AuditEntry.objects.filter(event_type="api_key.created", details__name="ci").exists()
+    # The action and its audit entry are one transaction: no unaudited key exists.
+    assert not ApiKey.objects.filter(name="ci").exists()
+
+
+def test_a_login_that_cannot_be_audited_starts_no_session(anon: APIClient, alice) -> None:  # type: ignore[no-untyped-def]
+    seed(1)
+    tamper.edit_head(mac="0" * 64)
+    response = anon.post("/api/auth/login", {"username": "alice", "password": PASSWORD}, format="json")
+    assert response.status_code == 503
+    assert "sessionid" not in response.cookies
+    assert anon.get("/api/users/me").status_code == 401
 
 
 def test_entries_after_a_tampered_one_are_still_chained_to_it() -> None:
