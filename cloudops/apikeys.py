@@ -9,8 +9,8 @@ import string
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
