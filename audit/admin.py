@@ -1,15 +1,40 @@
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
+from typing import Any
 
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+
+from audit.chain import AuditKeyUnavailable
 from audit.models import AuditEntry
+from audit.selectors import head_state, head_summary, latest_verification
+from audit.verification import AuditRangeError, VerifyResult, audit_verify
+
+
+class VerifyForm(forms.Form):
+    from_sequence = forms.IntegerField(required=False, min_value=1, help_text="empty: the first retained entry")
+    to_sequence = forms.IntegerField(required=False, min_value=1, help_text="empty: the last entry")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        low, high = data.get("from_sequence"), data.get("to_sequence")
+        if low is not None and high is not None and high < low:
+            self.add_error("to_sequence", "Must not be lower than from_sequence.")
+        return data
 
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
-    """Read-only: the audit trail is append-only, in the admin as everywhere else."""
+    """Read-only: the audit trail is append-only, in the admin as everywhere else.
 
+    The changelist shows the latest chain verification and links to a page that runs one.
+    """
+
+    change_list_template = "admin/audit/auditentry/change_list.html"
     list_display = [
         "sequence",
         "timestamp",
@@ -34,3 +59,40 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        verify = path("verify/", self.admin_site.admin_view(self.verify_view), name="audit_auditentry_verify")
+        # First, so "verify/" is not read as an object id.
+        return [verify, *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {**(extra_context or {}), **_chain_context()})
+
+    def verify_view(self, request: HttpRequest) -> HttpResponse:
+        """GET shows the latest result; POST verifies now (the whole chain, or a range)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = VerifyForm(request.POST if request.method == "POST" else None)
+        result: VerifyResult | None = None
+        key_error = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = audit_verify(**form.cleaned_data, trigger="admin")
+            except AuditRangeError as exc:
+                form.add_error(exc.parameter, str(exc))
+            except AuditKeyUnavailable as exc:
+                key_error = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            **_chain_context(),
+            "opts": self.model._meta,
+            "title": "Verify the audit chain",
+            "form": form,
+            "result": result,
+            "key_error": key_error,
+        }
+        return TemplateResponse(request, "admin/audit/auditentry/verify.html", context)
+
+
+def _chain_context() -> dict[str, Any]:
+    return {"last_verification": latest_verification(), "chain_head": head_summary(head_state())}

@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from audit.models import AuditEntry
+from cloudops.serializers import StrictInputSerializer
 
 
 class AuditQuerySerializer(serializers.Serializer):
@@ -41,3 +42,89 @@ class AuditEntryOutputSerializer(serializers.ModelSerializer):
             "api_key": entry.actor_api_key or None,
             "ip": entry.actor_ip or None,
         }
+
+
+class AuditVerifyQuerySerializer(StrictInputSerializer):
+    from_sequence = serializers.IntegerField(required=False, min_value=1)
+    to_sequence = serializers.IntegerField(required=False, min_value=1)
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        low, high = attrs.get("from_sequence"), attrs.get("to_sequence")
+        if low is not None and high is not None and high < low:
+            raise serializers.ValidationError({"to_sequence": "Must not be lower than from_sequence."})
+        return attrs
+
+
+class AuditStatsQuerySerializer(StrictInputSerializer):
+    """No parameters: anything passed is a typo worth a 400."""
+
+
+class AuditHeadOutputSerializer(serializers.Serializer):
+    last_sequence = serializers.IntegerField()
+    last_mac = serializers.CharField()
+    anchor_sequence = serializers.IntegerField()
+    anchor_mac = serializers.CharField()
+    pruned_through = serializers.IntegerField()
+    key_id = serializers.CharField()
+    mac = serializers.CharField()
+
+
+class AuditVerifyOutputSerializer(serializers.Serializer):
+    status = serializers.SerializerMethodField()
+    ok = serializers.BooleanField()
+    reason = serializers.ChoiceField(
+        choices=["edited", "reordered", "missing", "truncated", "forged", "bad_head", "wrong_key"], allow_null=True
+    )
+    first_bad_sequence = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField()
+    from_sequence = serializers.IntegerField(allow_null=True)
+    to_sequence = serializers.IntegerField(allow_null=True)
+    full = serializers.BooleanField(help_text="the whole retained chain, including the tail checks")
+    checked = serializers.IntegerField(help_text="entries whose MAC was checked")
+    unverified = serializers.IntegerField(help_text="entries in the range at or before the anchor (not chained)")
+    duration_ms = serializers.FloatField()
+    head = AuditHeadOutputSerializer(allow_null=True)
+
+    def get_status(self, result: dict) -> str:
+        return "ok" if result["ok"] else "failed"
+
+
+class AuditEdgeOutputSerializer(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    timestamp = serializers.DateTimeField()
+
+
+class AuditHeadSummaryOutputSerializer(serializers.Serializer):
+    last_sequence = serializers.IntegerField()
+    last_mac = serializers.CharField(allow_blank=True)
+    anchor_sequence = serializers.IntegerField()
+    pruned_through = serializers.IntegerField()
+    key_id = serializers.CharField(allow_null=True)
+    configured_key_id = serializers.CharField(allow_null=True)
+    signature_valid = serializers.BooleanField(allow_null=True)
+
+
+class AuditVerificationOutputSerializer(serializers.Serializer):
+    finished_at = serializers.DateTimeField()
+    trigger = serializers.CharField()
+    ok = serializers.BooleanField()
+    reason = serializers.CharField(allow_null=True)
+    first_bad_sequence = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField()
+    from_sequence = serializers.IntegerField(allow_null=True)
+    to_sequence = serializers.IntegerField(allow_null=True)
+    full = serializers.BooleanField()
+    checked = serializers.IntegerField()
+    duration_ms = serializers.FloatField()
+
+
+class AuditStatsOutputSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="retained entries: head sequence minus pruned (no table scan)")
+    last_24h = serializers.IntegerField()
+    by_event_type = serializers.DictField(child=serializers.IntegerField())
+    oldest = AuditEdgeOutputSerializer(allow_null=True)
+    newest = AuditEdgeOutputSerializer(allow_null=True)
+    head = AuditHeadSummaryOutputSerializer()
+    retention_days = serializers.IntegerField()
+    last_verification = AuditVerificationOutputSerializer(allow_null=True)

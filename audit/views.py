@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.selectors import audit_entries
-from audit.serializers import AuditEntryOutputSerializer, AuditQuerySerializer
+from audit.selectors import audit_entries, audit_stats
+from audit.serializers import (
+    AuditEntryOutputSerializer,
+    AuditQuerySerializer,
+    AuditStatsOutputSerializer,
+    AuditStatsQuerySerializer,
+    AuditVerifyOutputSerializer,
+    AuditVerifyQuerySerializer,
+)
+from audit.verification import AuditRangeError, audit_verify
 from cloudops.permissions import IsStaff
 
 
@@ -38,3 +47,35 @@ class AuditListView(APIView):
                 "next_cursor": str(page[-1].sequence) if more and page else None,
             }
         )
+
+
+class AuditVerifyView(APIView):
+    """Verify the HMAC chain, whole or `from_sequence`..`to_sequence`.
+
+    200 with `ok: true`, or `ok: false` with the `reason` and the `first_bad_sequence`.
+    A whole chain of a million entries takes tens of seconds: verify ranges here, or run
+    `manage.py audit_verify` from cron."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(parameters=[AuditVerifyQuerySerializer], responses={200: AuditVerifyOutputSerializer})
+    def get(self, request: Request) -> Response:
+        query = AuditVerifyQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        try:
+            result = audit_verify(**query.validated_data, trigger="api")
+        except AuditRangeError as exc:
+            raise ValidationError({exc.parameter: [str(exc)]}) from exc
+        return Response(AuditVerifyOutputSerializer(result.as_dict()).data)
+
+
+class AuditStatsView(APIView):
+    """Totals, per event type, last 24 h, oldest and newest entries, the chain head and the
+    latest verification."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: AuditStatsOutputSerializer})
+    def get(self, request: Request) -> Response:
+        AuditStatsQuerySerializer(data=request.query_params.dict()).is_valid(raise_exception=True)
+        return Response(AuditStatsOutputSerializer(audit_stats()).data)

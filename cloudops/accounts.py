@@ -32,8 +32,15 @@ def user_login(*, request: HttpRequest, username: str, password: str) -> Abstrac
             target_id=username,
         )
         return None
-    login(request, user)
-    audit_record(event_type=events.AUTH_LOGIN_SUCCESS, request=request, target_type="user", target_id=user.pk)
+    # Audit first: if the audit trail refuses the entry, no session is started.
+    with transaction.atomic():
+        audit_record(
+            event_type=events.AUTH_LOGIN_SUCCESS,
+            actor=Actor(username=user.get_username(), ip=client_ip(request)),
+            target_type="user",
+            target_id=user.pk,
+        )
+        login(request, user)
     return user
 
 
@@ -56,7 +63,7 @@ def user_register(*, request: HttpRequest, username: str, password: str, email: 
     try:
         with transaction.atomic():
             user = user_model.objects.create_user(username=username, email=email, password=password)
+            audit_record(event_type=events.AUTH_REGISTERED, request=request, target_type="user", target_id=user.pk)
     except IntegrityError as exc:
         raise serializers.ValidationError({"username": "A user with that username already exists."}) from exc
-    audit_record(event_type=events.AUTH_REGISTERED, request=request, target_type="user", target_id=user.pk)
     return user

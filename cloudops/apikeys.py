@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -38,29 +39,32 @@ def api_key_create(*, owner: AbstractBaseUser, name: str, request: HttpRequest |
     api_key = ApiKey(owner=owner, name=name, prefix=prefix, salt=secrets.token_hex(16))
     raw_key = api_key_secret(api_key)
     api_key.key_hash = _hash(raw_key)
-    api_key.save()
-    audit_record(
-        event_type=events.API_KEY_CREATED,
-        request=request,
-        target_type="api_key",
-        target_id=api_key.prefix,
-        details={"name": name, "owner": owner.get_username()},
-    )
+    # One transaction: if the audit trail refuses the entry, the key is not created either.
+    with transaction.atomic():
+        api_key.save()
+        audit_record(
+            event_type=events.API_KEY_CREATED,
+            request=request,
+            target_type="api_key",
+            target_id=api_key.prefix,
+            details={"name": name, "owner": owner.get_username()},
+        )
     return api_key, raw_key
 
 
 def api_key_revoke(*, api_key: ApiKey, request: HttpRequest | None = None) -> ApiKey:
     """Revoke a key; revoking a revoked key changes nothing and writes no audit entry."""
-    updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    with transaction.atomic():
+        updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if updated:
+            audit_record(
+                event_type=events.API_KEY_REVOKED,
+                request=request,
+                target_type="api_key",
+                target_id=api_key.prefix,
+                details={"name": api_key.name, "owner": api_key.owner.get_username()},
+            )
     api_key.refresh_from_db()
-    if updated:
-        audit_record(
-            event_type=events.API_KEY_REVOKED,
-            request=request,
-            target_type="api_key",
-            target_id=api_key.prefix,
-            details={"name": api_key.name, "owner": api_key.owner.get_username()},
-        )
     return api_key
 
 

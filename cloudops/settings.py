@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -265,18 +266,87 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Secrets ---------------------------------------------------------------------------------
+# The chain cloudops/secrets.py reads every token and key from, highest priority first:
+# environment, a private file under SIMPLETUNER_HOME, AWS Secrets Manager, Vault/OpenBao.
+# A remote store is used only when its name/path is set. Vault and AWS credentials themselves
+# (VAULT_TOKEN, AWS_ACCESS_KEY_ID, ...) are read by the client when it is created, not here,
+# so they never sit in the settings module.
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def _env_secret_names(name: str, default: str) -> list[str]:
+    names = [item.strip() for item in env.str(name, default=default).split(",") if item.strip()]
+    for item in names:
+        if not _SECRET_NAME.match(item):
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a valid secret name")
+    return list(dict.fromkeys(names))
+
+
+def _env_secrets_file(name: str) -> Path | None:
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser().resolve()
+    if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        raise ImproperlyConfigured(f"{name}={raw!r} must end in .json, .yaml or .yml")
+    return path
+
+
+def _env_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(f"{name}={value!r} must be an http(s) URL")
+    return value.rstrip("/")
+
+
+# Each process caches what a remote store returned for this long; rotation shows within it.
+SIMPLETUNER_SECRETS_TTL = _env_float("SIMPLETUNER_SECRETS_TTL", default=300.0)
+# After a failed read a store is not asked again for this long (the failure is reported and
+# lower-priority stores answer meanwhile), so an outage does not add a timeout to every request.
+SIMPLETUNER_SECRETS_RETRY = _env_float("SIMPLETUNER_SECRETS_RETRY", default=10.0)
+SIMPLETUNER_SECRETS_TIMEOUT = _env_float("SIMPLETUNER_SECRETS_TIMEOUT", default=5.0, minimum=0.1)
+# Unset: $SIMPLETUNER_HOME/secrets.json, secrets.yaml or secrets.yml, whichever exists.
+SIMPLETUNER_SECRETS_FILE = _env_secrets_file("SIMPLETUNER_SECRETS_FILE")
+# Keys that health and `manage.py secrets_check` require; a missing one degrades health.
+SIMPLETUNER_REQUIRED_SECRETS = _env_secret_names("SIMPLETUNER_REQUIRED_SECRETS", "REPLICATE_API_TOKEN")
+
+SIMPLETUNER_AWS_SECRET_NAME = env.str("SIMPLETUNER_AWS_SECRET_NAME", default="").strip()
+# boto3 reads AWS_DEFAULT_REGION, profiles and AWS_ENDPOINT_URL itself; AWS_REGION is the
+# name most other SDKs and platforms (Lambda, ECS) use, so it is honoured too.
+SIMPLETUNER_AWS_REGION = env.str("AWS_REGION", default="").strip() or None
+
+SIMPLETUNER_VAULT_PATH = env.str("SIMPLETUNER_VAULT_PATH", default="").strip().strip("/")
+SIMPLETUNER_VAULT_MOUNT = env.str("SIMPLETUNER_VAULT_MOUNT", default="secret").strip().strip("/")
+# OpenBao's own CLI reads BAO_ADDR / BAO_TOKEN; either spelling works, VAULT_* first.
+_vault_addr_var = "VAULT_ADDR" if env.str("VAULT_ADDR", default="").strip() else "BAO_ADDR"
+_vault_addr = env.str(_vault_addr_var, default="").strip()
+SIMPLETUNER_VAULT_ADDR = _env_url(_vault_addr_var, _vault_addr) if _vault_addr else ""
+SIMPLETUNER_VAULT_NAMESPACE = env.str("VAULT_NAMESPACE", default="").strip() or None
+SIMPLETUNER_VAULT_SKIP_VERIFY = _env_bool("VAULT_SKIP_VERIFY", default=False)
+if SIMPLETUNER_VAULT_PATH and not SIMPLETUNER_VAULT_ADDR:
+    raise ImproperlyConfigured("SIMPLETUNER_VAULT_PATH is set but VAULT_ADDR (or BAO_ADDR) is not")
+if SIMPLETUNER_VAULT_PATH and not SIMPLETUNER_VAULT_MOUNT:
+    raise ImproperlyConfigured("SIMPLETUNER_VAULT_MOUNT must not be empty (the KV v2 mount, default secret)")
+
 # --- Health ----------------------------------------------------------------------------------
 # Dotted paths of check functions; each returns a cloudops.health.Component or None (not
 # configured). Later features append their own checks here.
 HEALTH_CHECKS = [
     "cloudops.health.check_database",
     "cloudops.health.check_secrets",
+    "audit.health.check_audit",
 ]
 READINESS_CHECKS = ["cloudops.health.check_database"]
 # Live checks of each configured provider, added by ?include_providers=true.
 PROVIDER_HEALTH_CHECKS: list[str] = []
-# Secrets whose availability the health document reports (never their values).
-HEALTH_REQUIRED_SECRETS = ["REPLICATE_API_TOKEN"]
+
+# --- Audit trail -----------------------------------------------------------------------------
+# The chain key is SIMPLETUNER_AUDIT_KEY from the secrets chain (audit/chain.py); without it the
+# server generates this file once (mode 0600) and the health `audit` component warns.
+AUDIT_KEY_FILE = CONFIG_DIR / "audit_key"
+# Days of entries `manage.py prune_audit` keeps; 0 keeps everything (nothing is ever pruned).
+SIMPLETUNER_AUDIT_RETENTION_DAYS = _env_int("SIMPLETUNER_AUDIT_RETENTION_DAYS", default=0)
 
 # --- Logging ---------------------------------------------------------------------------------
 SIMPLETUNER_LOG_LEVEL = _env_choice(

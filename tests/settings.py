@@ -24,3 +24,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 _test_db = DATABASES["default"]  # noqa: F405
 if _test_db["ENGINE"] == "django.db.backends.sqlite3" and not _test_db.get("TEST", {}).get("NAME"):
     _test_db["TEST"] = {"NAME": str(SIMPLETUNER_HOME / "config" / "cloud" / "test_jobs.db")}  # noqa: F405
+
+# Serve static files straight from the apps (no collectstatic before tests).
+STATIC_ROOT = SIMPLETUNER_HOME / "static"  # noqa: F405
+STATIC_ROOT.mkdir(exist_ok=True)
+WHITENOISE_USE_FINDERS = True

@@ -44,6 +44,7 @@ def test_readiness_is_503_naming_the_failing_component(anon: APIClient) -> None:
 
 def test_the_health_document_has_the_documented_shape(anon: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_secret_value")
+    monkeypatch.setenv("SIMPLETUNER_AUDIT_KEY", "k" * 48)
     response = anon.get("/api/cloud/health")
     assert response.status_code == 200
     body = response.json()
@@ -52,7 +53,7 @@ def test_the_health_document_has_the_documented_shape(anon: APIClient, monkeypat
     assert body["timestamp"].endswith("Z")
     assert body["uptime_seconds"] >= 0
     names = [c["name"] for c in body["components"]]
-    assert names == ["database", "secrets", "output_storage"]
+    assert names == ["database", "secrets", "audit", "output_storage"]
     database = body["components"][0]
     assert database["status"] == "healthy" and database["latency_ms"] >= 0
     assert "database accessible" in database["message"]
@@ -64,7 +65,10 @@ def test_the_secrets_component_names_the_source_never_the_value(
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_secret_value")
     body = anon.get("/api/cloud/health").json()
     secrets = next(c for c in body["components"] if c["name"] == "secrets")
-    assert secrets["details"] == {"sources": {"REPLICATE_API_TOKEN": "environment"}}
+    assert secrets["details"] == {
+        "sources": {"REPLICATE_API_TOKEN": "environment"},
+        "providers": {"environment": "ok"},
+    }
     assert "r8_secret_value" not in str(body)
 
 
