@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -52,6 +53,11 @@ class Endpoint:
     @property
     def https(self) -> bool:
         return self.base.startswith("https")
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's `verify` for this endpoint (trusting the test CA over HTTPS)."""
+        return ssl.create_default_context(cafile=self.ca) if self.ca else True
 
 
 @pytest.fixture(scope="session")

@@ -124,7 +124,7 @@ def test_empty_objects_work(endpoint, s3, writer) -> None:
 
 
 def test_errors_are_s3_xml_with_a_request_id(endpoint, writer) -> None:
-    response = httpx.get(f"{endpoint.url}/some-bucket/key", verify=endpoint.ca or True)
+    response = httpx.get(f"{endpoint.url}/some-bucket/key", verify=endpoint.verify)
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/xml"
     assert "<Code>AccessDenied</Code>" in response.text

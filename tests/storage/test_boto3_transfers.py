@@ -239,10 +239,10 @@ def test_presigned_get_urls_work_with_the_default_and_s3v4_signers(endpoint, s3,
     v4_url = v4.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "share/me.txt"}, ExpiresIn=60)
     assert "X-Amz-Signature=" in v4_url
     for url in (default_url, v4_url):
-        response = httpx.get(url, verify=endpoint.ca or True)
+        response = httpx.get(url, verify=endpoint.verify)
         assert response.status_code == 200, response.text
         assert response.content == b"hello"
-        tampered = httpx.get(url.replace("share/me.txt", "share/other.txt"), verify=endpoint.ca or True)
+        tampered = httpx.get(url.replace("share/me.txt", "share/other.txt"), verify=endpoint.verify)
         assert tampered.status_code == 403
         assert "<Code>SignatureDoesNotMatch</Code>" in tampered.text
 

@@ -24,7 +24,7 @@ def _put(endpoint, cred, key: str, body: bytes, payload: str, headers: dict[str,
     url = f"{endpoint.url}/{bucket_of(cred)}/{key}"
     sent = {"Content-Length": str(len(body)), **(headers or {})}
     signed = signed_headers("PUT", url, cred, payload, sent)
-    return httpx.put(url, content=body, headers=signed, verify=endpoint.ca or True)
+    return httpx.put(url, content=body, headers=signed, verify=endpoint.verify)
 
 
 def _error_code(response: httpx.Response) -> str:
