@@ -7,6 +7,7 @@ function and renders S3 XML or headers. Errors are S3 XML documents clients unde
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
@@ -18,9 +19,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cloudops.asgi import BODY_SCOPE_KEY
 from cloudops.net import client_ip
-from storage import errors, listing, multipart, services, xml
+from storage import documents, errors, listing, multipart, services, xml
 from storage.auth import Authenticated, authenticate, request_parts
-from storage.body import ClientDisconnected, RequestBodyStream
+from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
 from storage.requests import body_spec, content_type, not_modified, parse_range, user_metadata
 from storage.store import ObjectInfo
 
@@ -176,11 +177,7 @@ async def service(ctx: S3Context) -> HttpResponse:
     if ctx.request.method not in ("GET", "HEAD"):
         raise errors.MethodNotAllowed()
     buckets = await asyncio.to_thread(services.buckets_list, credential=ctx.credential)
-    from datetime import UTC, datetime
-
-    entries = [("Bucket", [("Name", name), ("CreationDate", datetime.fromtimestamp(ts, UTC))]) for name, ts in buckets]
-    owner = [("ID", ctx.credential.access_key_id), ("DisplayName", ctx.credential.username or ctx.credential.job_id)]
-    return xml_response(xml.document("ListAllMyBucketsResult", [("Owner", owner), ("Buckets", entries)]))
+    return xml_response(documents.buckets(ctx.credential, buckets))
 
 
 @s3_view
@@ -231,52 +228,8 @@ async def _list_objects(ctx: S3Context, bucket: str) -> HttpResponse:
         after=after,
         limit=limit,
     )
-    body = _listing_document(bucket, query, result, v2=v2, encode=encoding == "url", limit=limit)
+    body = documents.bucket_listing(bucket, query, result, v2=v2, encode=encoding == "url", limit=limit)
     return xml_response(body)
-
-
-def _listing_document(
-    bucket: str, query: dict[str, str], result: services.Listing, *, v2: bool, encode: bool, limit: int
-) -> bytes:
-    from urllib.parse import quote_plus
-
-    def enc(value: str | None) -> str | None:
-        # botocore url-decodes these with unquote_plus: "+" must travel as %2B, space as "+".
-        return quote_plus(value, safe="/") if encode and value is not None else value
-
-    page = result.page
-    head: list[xml.Child] = [("Name", bucket)]
-    if v2:
-        head += [("Prefix", enc(query.get("prefix", ""))), ("Delimiter", enc(query.get("delimiter") or None))]
-        head += [
-            ("MaxKeys", limit),
-            ("EncodingType", "url" if encode else None),
-            ("KeyCount", len(page.contents) + len(page.prefixes)),
-        ]
-        head += [("IsTruncated", page.truncated), ("ContinuationToken", query.get("continuation-token"))]
-        head += [("NextContinuationToken", listing.encode_token(page.last) if page.truncated and page.last else None)]
-        head += [("StartAfter", enc(query.get("start-after")))]
-    else:
-        # botocore decodes Marker, NextMarker and Delimiter of v1 listings, but not Prefix.
-        head += [("Prefix", query.get("prefix", "")), ("Marker", enc(query.get("marker", "")))]
-        head += [("NextMarker", enc(page.last) if page.truncated else None), ("MaxKeys", limit)]
-        head += [("Delimiter", enc(query.get("delimiter") or None)), ("EncodingType", "url" if encode else None)]
-        head += [("IsTruncated", page.truncated)]
-    contents: list[xml.Child] = [
-        (
-            "Contents",
-            [
-                ("Key", enc(info.key)),
-                ("LastModified", info.last_modified),
-                ("ETag", info.etag),
-                ("Size", info.size),
-                ("StorageClass", "STANDARD"),
-            ],
-        )
-        for info in result.objects
-    ]
-    prefixes: list[xml.Child] = [("CommonPrefixes", [("Prefix", enc(prefix))]) for prefix in page.prefixes]
-    return xml.document("ListBucketResult", head + contents + prefixes)
 
 
 async def _delete_objects(ctx: S3Context, bucket: str) -> HttpResponse:
@@ -384,10 +337,8 @@ async def _get_object(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase
     return response
 
 
-def _checksum_headers(result: Any) -> dict[str, str]:
+def _checksum_headers(result: BodyResult) -> dict[str, str]:
     if result.checksum_algorithm and result.checksum is not None:
-        import base64
-
         return {f"x-amz-checksum-{result.checksum_algorithm}": base64.b64encode(result.checksum).decode()}
     return {}
 
@@ -477,20 +428,7 @@ async def _list_parts(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
     upload, parts = await asyncio.to_thread(
         services.multipart_parts, credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"]
     )
-    marker = (
-        int(ctx.query.get("part-number-marker") or 0) if (ctx.query.get("part-number-marker") or "0").isdigit() else 0
-    )
-    limit = min(int(ctx.query["max-parts"]), 1000) if ctx.query.get("max-parts", "").isdigit() else 1000
-    after = [part for part in parts if part.number > marker]
-    shown, truncated = after[:limit], len(after) > limit
-    children: list[xml.Child] = [("Bucket", bucket), ("Key", key), ("UploadId", upload.upload_id)]
-    children += [("PartNumberMarker", marker), ("NextPartNumberMarker", shown[-1].number if shown else marker)]
-    children += [("MaxParts", limit), ("IsTruncated", truncated), ("StorageClass", "STANDARD")]
-    children += [
-        ("Part", [("PartNumber", p.number), ("LastModified", p.last_modified), ("ETag", p.etag), ("Size", p.size)])
-        for p in shown
-    ]
-    return xml_response(xml.document("ListPartsResult", children))
+    return xml_response(documents.list_parts(bucket, key, upload, parts, ctx.query))
 
 
 _OBJECT_OPERATIONS: dict[tuple[str, str], Callable[[S3Context, str, str], Awaitable[HttpResponseBase]]] = {
