@@ -85,11 +85,21 @@ def check_database() -> Component:
     return _timed("database", probe)
 
 
+def required_secrets() -> list[str]:
+    """HEALTH_REQUIRED_SECRETS plus the keys the features in HEALTH_SECRET_REQUIREMENTS need
+    right now (e.g. REPLICATE_API_TOKEN only while the replicate provider is enabled)."""
+    keys = list(settings.HEALTH_REQUIRED_SECRETS)
+    for path in settings.HEALTH_SECRET_REQUIREMENTS:
+        keys += [key for key in _load(path)() if key not in keys]
+    return keys
+
+
 def check_secrets() -> Component:
     """Which source supplied each required secret (never the value)."""
     sources: dict[str, str | None] = {}
     errors: list[str] = []
-    for key in settings.HEALTH_REQUIRED_SECRETS:
+    keys = required_secrets()
+    for key in keys:
         found = secrets.lookup(key)
         sources[key] = found.source
         errors.extend(found.errors)
@@ -99,6 +109,8 @@ def check_secrets() -> Component:
         message = "A secrets provider is unreachable"
     elif missing:
         status, message = "degraded", f"Not configured: {', '.join(missing)}"
+    elif not keys:
+        status, message = "healthy", "No secrets required by the enabled providers"
     else:
         status, message = "healthy", "API token configured"
     return Component("secrets", status, message, details={"sources": sources}, error="; ".join(errors) or None)
