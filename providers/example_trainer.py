@@ -132,6 +132,7 @@ def main() -> int:
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signum, signal.SIG_IGN)  # stopping already; a repeat must not kill us mid-exit
         log(f"received {signal.Signals(signum).name}, stopping")
         sys.exit(128 + signum)
 

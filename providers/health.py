@@ -7,7 +7,6 @@ import time
 from cloudops.health import Component
 from providers.circuit import circuit_snapshot
 from providers.config import provider_config_get
-from providers.errors import CircuitOpenError
 from providers.registry import get_provider, provider_names
 
 
@@ -36,10 +35,7 @@ def _provider_check(name: str) -> Component | None:
     config = provider_config_get(name)
     if not config.enabled:
         return None
-    try:
-        return get_provider(name).health(provider_config=config)
-    except CircuitOpenError as exc:
-        return Component(f"provider:{name}", "degraded", exc.message)
+    return get_provider(name).health(provider_config=config)
 
 
 def check_local() -> Component | None:

@@ -84,11 +84,15 @@ def runner_alive(runner: dict[str, Any]) -> bool:
     return runner.get("start_ticks") in (None, int(fields[19]))
 
 
-def _signal_group(runner: dict[str, Any], signum: int) -> bool:
+def _signal(runner: dict[str, Any], signum: int, *, group: bool) -> bool:
+    """Signal the runner (which relays SIGTERM once to its group) or its whole group."""
     if not runner_alive(runner):
         return False
     try:
-        os.killpg(runner["pid"], signum)
+        if group:
+            os.killpg(runner["pid"], signum)
+        else:
+            os.kill(runner["pid"], signum)
     except ProcessLookupError:
         return False
     return True
@@ -254,7 +258,7 @@ class LocalProvider:
 
     def cancel(self, *, job: Job, provider_config: ProviderConfig) -> RemoteState | None:
         runner = dict(job.runner)
-        if runner and self._is_mine(job) and _signal_group(runner, signal.SIGTERM):
+        if runner and self._is_mine(job) and _signal(runner, signal.SIGTERM, group=False):
             timer = threading.Timer(settings.SIMPLETUNER_LOCAL_CANCEL_GRACE, kill_if_alive, args=(runner,))
             timer.daemon = True
             timer.start()
@@ -282,7 +286,7 @@ class LocalProvider:
 
 def kill_if_alive(runner: dict[str, Any]) -> bool:
     """SIGKILL the job's process group if it outlived the cancel grace period."""
-    killed = _signal_group(runner, signal.SIGKILL)
+    killed = _signal(runner, signal.SIGKILL, group=True)
     if killed:
         logger.warning("local job ignored SIGTERM; killed", extra={"pid": runner.get("pid")})
     return killed

@@ -22,7 +22,7 @@ from cloudops.health import Component
 from cloudops.secrets import get_secret
 from providers.base import HardwareOption, RemoteState
 from providers.credentials import has_public_url, job_upload_credentials, webhook_url
-from providers.errors import ProviderConfigError, ProviderError, ProviderInputError
+from providers.errors import CircuitOpenError, ProviderConfigError, ProviderError, ProviderInputError
 from providers.http import ProviderHTTP, RetryPolicy
 from providers.models import Job, JobStatus, ProviderConfig
 
@@ -240,7 +240,9 @@ class ReplicateProvider:
             account = self.account(provider_config)
         except ProviderError as exc:
             latency = round((time.perf_counter() - started) * 1000, 2)
-            message = exc.message if isinstance(exc, ProviderConfigError) else "Replicate API check failed"
+            # Our own configuration and an open circuit are safe to name; provider errors are not.
+            known = isinstance(exc, ProviderConfigError | CircuitOpenError)
+            message = exc.message if known else "Replicate API check failed"
             return Component("provider:replicate", "degraded", message, latency, error=exc.message)
         latency = round((time.perf_counter() - started) * 1000, 2)
         who = account.get("username") or "unknown account"

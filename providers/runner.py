@@ -1,7 +1,8 @@
 """Supervisor of one local job: `python runner.py JOB_DIR -- COMMAND...`.
 
 Started by the local provider as the leader of a new session, so the job survives a server
-restart and a cancel can signal the whole process group. It runs COMMAND with stdout and
+restart. A cancel sends SIGTERM to this process, which passes it once to its whole process
+group; the SIGKILL after the grace period goes to the group directly. It runs COMMAND with stdout and
 stderr appended to JOB_DIR/output.log, and when COMMAND ends writes JOB_DIR/exit.json
 (atomically): any server process can then complete or fail the job, even one started after
 this job's server died. Standard library only: it must not import Django.
@@ -39,10 +40,16 @@ def main(argv: list[str]) -> int:
             _write_exit(job_dir, {"returncode": 127, "started_at": started, "finished_at": time.time()})
             return 0
 
+        forwarded: set[int] = set()
+
         def forward(signum: int, frame: FrameType | None) -> None:
-            # A cancel signals the whole group; this also covers a signal sent to us alone.
-            if child.poll() is None:
-                child.send_signal(signum)
+            # A cancel signals this process; pass it once to the whole group (the command and
+            # anything it started). Our own copy of that signal, or a repeat, is ignored, so
+            # the command never receives the same signal twice.
+            if signum in forwarded:
+                return
+            forwarded.add(signum)
+            os.killpg(os.getpgid(0), signum)
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rest_framework.test import APIClient
@@ -37,3 +38,25 @@ def wait_for_status(job_id: str, *statuses: str, timeout: float = 30) -> Job:
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} is {job.status}, not {statuses}, after {timeout}s: {job.error}")
         time.sleep(0.05)
+
+
+def race(code: str, count: int, gate_dir: Path, env: dict[str, str] | None = None) -> list[str]:
+    """Run `code` in `count` Django processes that all start it at the same moment (each
+    signals it is ready, then waits for a shared gate file), and return their stdout."""
+    import textwrap
+
+    from tests.processes import spawn_django, wait_all
+
+    gate = gate_dir / "gate"
+    prelude = f"""
+        import os, pathlib, time
+        pathlib.Path({str(gate_dir)!r}, f"ready-{{os.getpid()}}").touch()
+        while not pathlib.Path({str(gate)!r}).exists():
+            time.sleep(0.005)
+    """
+    procs = [spawn_django(textwrap.dedent(prelude) + textwrap.dedent(code), env=env) for _ in range(count)]
+    deadline = time.monotonic() + 60
+    while len(list(gate_dir.glob("ready-*"))) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    gate.touch()
+    return wait_all(procs)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.contrib.auth.models import AbstractUser
 
@@ -7,7 +9,7 @@ from audit.models import AuditEntry
 from providers.base import RemoteState
 from providers.jobs import job_apply_remote, job_transition
 from providers.models import Job, JobStatus
-from tests.processes import spawn_django, wait_all
+from tests.providers.helpers import race
 
 pytestmark = pytest.mark.django_db
 
@@ -73,19 +75,20 @@ def test_fields_are_written_in_the_same_update(job: Job) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_racing_updates_produce_exactly_one_transition(alice: AbstractUser) -> None:
-    """Two processes try to finish the same running job differently: one wins, once."""
+def test_two_racing_updates_produce_exactly_one_transition(alice: AbstractUser, tmp_path: Path) -> None:
+    """Two processes try, at the same moment, to finish the same running job differently:
+    one wins, once, and its fields are the ones stored."""
     job = Job.objects.create(owner=alice, provider="local", status=JobStatus.RUNNING)
-    code = """
-        import sys
+    code = f"""
+        import os
         from providers.jobs import job_transition
         from providers.models import Job
-        job = Job.objects.get(pk={pk!r})
-        print(job_transition(job=job, to={to!r}, fields={{"error": {to!r}}}))
+        to = "completed" if os.getpid() % 2 else "failed"
+        job = Job.objects.get(pk={job.pk!r})
+        print(job_transition(job=job, to=to, fields={{"error": to}}))
     """
-    procs = [spawn_django(code.format(pk=job.pk, to=to)) for to in ("completed", "failed") * 3]
-    results = [out.strip() for out in wait_all(procs)]
-    assert results.count("True") == 1
+    results = [out.strip() for out in race(code, 2, tmp_path)]
+    assert sorted(results) == ["False", "True"]
     stored = Job.objects.get(pk=job.pk)
     assert stored.status in ("completed", "failed")
     assert stored.error == stored.status  # the winner's fields, never a mix
