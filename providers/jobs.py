@@ -113,6 +113,7 @@ def job_transition(
                     details={"from": current["status"], "to": to, "reason": reason[:500], "source": source},
                 )
         if moved:
+            # Every status change passes here once: the place to publish job events (SSE).
             job.refresh_from_db()
             logger.info(
                 "job status changed",

@@ -33,6 +33,7 @@ from cloudops.health import Component
 from cloudops.structured_logging import LogContext, correlation_scope, get_logger
 from providers.base import HardwareOption, RemoteState
 from providers.credentials import job_upload_credentials, local_webhook_secret, webhook_url
+from providers.errors import ProviderConfigError
 from providers.models import Job, JobStatus, ProviderConfig
 
 logger = get_logger("cloudops.providers.local")
@@ -184,6 +185,12 @@ class LocalProvider:
         return env
 
     def submit(self, *, job: Job, provider_config: ProviderConfig) -> tuple[RemoteState, list[str]]:
+        try:
+            return self._start(job=job, provider_config=provider_config)
+        except OSError as exc:  # e.g. the jobs directory is not writable: the operator must act
+            raise ProviderConfigError(f"cannot start the local job: {exc}", provider=self.name) from exc
+
+    def _start(self, *, job: Job, provider_config: ProviderConfig) -> tuple[RemoteState, list[str]]:
         directory = job_dir(job.id)
         directory.mkdir(parents=True, mode=0o700)
         (directory / "config.json").write_text(json.dumps(job.config, indent=2))

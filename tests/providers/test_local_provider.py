@@ -243,3 +243,15 @@ def test_after_a_restart_a_job_still_running_keeps_running(alice: AbstractUser, 
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_an_unwritable_jobs_directory_fails_the_job_with_a_clear_503(
+    alice_client: APIClient, settings: SettingsWrapper, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.SIMPLETUNER_LOCAL_JOBS_DIR = blocker / "jobs"
+    response = submit(alice_client)
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("cannot start the local job:")
+    assert Job.objects.get(pk=response.json()["job_id"]).status == JobStatus.FAILED
