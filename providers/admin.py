@@ -115,13 +115,20 @@ class ProviderConfigAdmin(admin.ModelAdmin):
                 "SIMPLETUNER_SSL_VERIFY / SIMPLETUNER_HTTP_TIMEOUT for this provider. NO_PROXY always applies.",
             },
         ),
-        ("Advanced configuration: public URL and S3 endpoint",
-         {"fields": ["s3_endpoint_enabled", "s3_public_url", "s3_output_path"]}),
-        ("Cost limit", {"fields": ["cost_limit_enabled", "cost_limit_amount", "cost_limit_period", "cost_limit_action"]}),
-        ("Hardware prices", {"fields": ["hardware"],
-                             "description": '{"gpu-h100": {"price_per_second": 0.001525, "label": "1x H100"}}'}),
+        (
+            "Advanced configuration: public URL and S3 endpoint",
+            {"fields": ["s3_endpoint_enabled", "s3_public_url", "s3_output_path"]},
+        ),
+        (
+            "Cost limit",
+            {"fields": ["cost_limit_enabled", "cost_limit_amount", "cost_limit_period", "cost_limit_action"]},
+        ),
+        (
+            "Hardware prices",
+            {"fields": ["hardware"], "description": '{"gpu-h100": {"price_per_second": 0.001525, "label": "1x H100"}}'},
+        ),
         ("History", {"fields": ["updated_at", "updated_by"]}),
-    ]  # fmt: skip
+    ]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> type:
         form = super().get_form(request, obj, change=change, **kwargs)

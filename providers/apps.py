@@ -15,12 +15,16 @@ def check_provider_clients(app_configs: Any = None, **kwargs: Any) -> list[check
         try:
             cls = import_string(path)
         except ImportError as exc:
-            problems.append(checks.Error(f"PROVIDER_CLIENTS[{name!r}] = {path!r} cannot be imported: {exc}",
-                                         id="providers.E001"))  # fmt: skip
+            problems.append(
+                checks.Error(f"PROVIDER_CLIENTS[{name!r}] = {path!r} cannot be imported: {exc}", id="providers.E001")
+            )
             continue
         if getattr(cls, "name", None) != name:
-            problems.append(checks.Error(f"PROVIDER_CLIENTS[{name!r}] names a client whose name is {cls.name!r}",
-                                         id="providers.E002"))  # fmt: skip
+            problems.append(
+                checks.Error(
+                    f"PROVIDER_CLIENTS[{name!r}] names a client whose name is {cls.name!r}", id="providers.E002"
+                )
+            )
     return problems
 
 

@@ -176,11 +176,26 @@ def validate_merged(provider_config: ProviderConfig, changes: dict[str, Any]) ->
 # --- Services ------------------------------------------------------------------------------------
 
 CONFIG_FIELDS = (
-    "display_name", "enabled", "webhook_allowed_ips", "webhook_require_signature", "ssl_verify", "ssl_ca_bundle",
-    "proxy_url", "http_timeout", "s3_endpoint_enabled", "s3_public_url", "s3_output_path", "cost_limit_enabled",
-    "cost_limit_amount", "cost_limit_period", "cost_limit_action", "hardware", "default_hardware", "model",
+    "display_name",
+    "enabled",
+    "webhook_allowed_ips",
+    "webhook_require_signature",
+    "ssl_verify",
+    "ssl_ca_bundle",
+    "proxy_url",
+    "http_timeout",
+    "s3_endpoint_enabled",
+    "s3_public_url",
+    "s3_output_path",
+    "cost_limit_enabled",
+    "cost_limit_amount",
+    "cost_limit_period",
+    "cost_limit_action",
+    "hardware",
+    "default_hardware",
+    "model",
     "version_override",
-)  # fmt: skip
+)
 
 
 def _values(provider_config: ProviderConfig) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from audit import events
 from audit.services import Actor, audit_record
 from cloudops.structured_logging import LogContext, get_logger
-from providers.base import RemoteState
+from providers.base import HardwareOption, RemoteState
 from providers.config import provider_config_get
 from providers.costs import cost_limit_check, job_cost, resolve_hardware
 from providers.datasets import validate_dataset
@@ -204,9 +204,13 @@ def validate_job_input(*, config: dict[str, Any], dataloader_config: list[Any], 
         secrets = _secret_keys(value)
         if secrets:
             raise ValidationError(
-                {name: [f"{', '.join(secrets)}: credentials do not belong in a job config (it is stored and shown); "
-                        "configure them in the secrets chain (e.g. HF_TOKEN)."]}
-            )  # fmt: skip
+                {
+                    name: [
+                        f"{', '.join(secrets)}: credentials do not belong in a job config (it is stored and shown); "
+                        "configure them in the secrets chain (e.g. HF_TOKEN)."
+                    ]
+                }
+            )
     try:
         validate_dataset(dataset)
     except ValueError as exc:
@@ -241,6 +245,27 @@ def _create_job(*, idempotency_key: str | None, **values: Any) -> tuple[Job, boo
         return existing, False
 
 
+def _admit(
+    *,
+    owner: AbstractBaseUser,
+    provider: str,
+    config: dict[str, Any],
+    dataloader_config: list[Any],
+    dataset: str,
+    hardware: str,
+) -> tuple[ProviderConfig, HardwareOption, list[str]]:
+    """Everything checked before a job is recorded; returns the provider's configuration,
+    the resolved hardware and cost-limit warnings (or raises the 4xx that refuses it)."""
+    provider_config = provider_config_get(provider)
+    if not provider_config.enabled:
+        hint = f'PATCH /api/cloud/providers/{provider} {{"enabled": true}}'
+        raise ValidationError({"provider": [f"{provider} is disabled; a staff user can enable it with {hint}."]})
+    get_provider(provider).validate_submission(config=config, user_is_staff=bool(getattr(owner, "is_staff", False)))
+    validate_job_input(config=config, dataloader_config=dataloader_config, dataset=dataset)
+    option = resolve_hardware(provider_config, hardware)
+    return provider_config, option, cost_limit_check(provider_config)
+
+
 def job_submit(
     *,
     owner: AbstractBaseUser,
@@ -260,34 +285,37 @@ def job_submit(
     with the reason and raises SubmitFailed.
     """
     dataloader_config = dataloader_config or []
-    body = {"provider": provider, "config": config, "dataloader_config": dataloader_config,
-            "hardware": hardware, "name": name, "dataset": dataset}  # fmt: skip
-    fingerprint = _fingerprint(**body)
-    if idempotency_key:
-        existing = _idempotent_match(owner, idempotency_key, fingerprint)
-        if existing is not None:
-            return SubmitResult(job=existing, created=False)
-    provider_config = provider_config_get(provider)
-    if not provider_config.enabled:
-        raise ValidationError({"provider": [f"{provider} is disabled; a staff user can enable it in the admin or "
-                                            f"with PATCH /api/cloud/providers/{provider} {{\"enabled\": true}}."]})  # fmt: skip
-    client = get_provider(provider)
-    client.validate_submission(config=config, user_is_staff=bool(getattr(owner, "is_staff", False)))
-    validate_job_input(config=config, dataloader_config=dataloader_config, dataset=dataset)
-    option = resolve_hardware(provider_config, hardware)
-    warnings = cost_limit_check(provider_config)
+    body = {"provider": provider, "config": config, "dataloader_config": dataloader_config, "name": name}
+    fingerprint = _fingerprint(**body, hardware=hardware, dataset=dataset)
+    if idempotency_key and (existing := _idempotent_match(owner, idempotency_key, fingerprint)):
+        return SubmitResult(job=existing, created=False)
+    provider_config, option, warnings = _admit(
+        owner=owner,
+        provider=provider,
+        config=config,
+        dataloader_config=dataloader_config,
+        dataset=dataset,
+        hardware=hardware,
+    )
     job, created = _create_job(
-        idempotency_key=idempotency_key, owner=owner, provider=provider, config=config,
-        dataloader_config=dataloader_config, hardware=option.id, name=name, dataset=dataset,
+        idempotency_key=idempotency_key,
+        owner=owner,
+        hardware=option.id,
+        dataset=dataset,
         request_fingerprint=fingerprint,
-    )  # fmt: skip
+        **body,
+    )
     if not created:
         return SubmitResult(job=job, created=False)
     audit_record(
-        event_type=events.JOB_SUBMITTED, request=request, actor=None if request else Actor(username=owner.get_username()),
-        target_type="job", target_id=job.pk, action="submit",
+        event_type=events.JOB_SUBMITTED,
+        request=request,
+        actor=None if request else Actor(username=owner.get_username()),
+        target_type="job",
+        target_id=job.pk,
+        action="submit",
         details={"provider": provider, "hardware": option.id, "name": name},
-    )  # fmt: skip
+    )
     with LogContext(job_id=job.pk, provider=provider):
         logger.info("job submitted", extra={"hardware": option.id})
         warnings += _start(job=job, provider_config=provider_config)
@@ -300,8 +328,13 @@ def _start(*, job: Job, provider_config: ProviderConfig) -> list[str]:
         remote, warnings = client.submit(job=job, provider_config=provider_config)
     except ProviderError as exc:
         logger.warning("provider refused the job", extra={"error": exc.message})
-        job_transition(job=job, to=JobStatus.FAILED, reason="submission failed", source="submit",
-                       fields={"error": f"Submission to {job.provider} failed: {exc.message}"})  # fmt: skip
+        job_transition(
+            job=job,
+            to=JobStatus.FAILED,
+            reason="submission failed",
+            source="submit",
+            fields={"error": f"Submission to {job.provider} failed: {exc.message}"},
+        )
         raise SubmitFailed(job, exc) from exc
     job_apply_remote(job=job, remote=remote, source="submit", provider_config=provider_config)
     if job.status == JobStatus.CANCELLED and remote.status not in TERMINAL_STATUSES:
@@ -328,12 +361,25 @@ def job_cancel(*, job: Job, request: HttpRequest | None = None, actor: Actor | N
         if remote is not None and remote.status in TERMINAL_STATUSES and remote.status != JobStatus.CANCELLED:
             job_apply_remote(job=job, remote=remote, source="cancel", provider_config=provider_config)
             raise JobConflict(f"Job {job.pk} already {remote.status} at {job.provider}.")
-        moved = job_transition(job=job, to=JobStatus.CANCELLED, reason=f"cancelled by {who.username or 'system'}",
-                               source="cancel", request=request, actor=actor)  # fmt: skip
+        moved = job_transition(
+            job=job,
+            to=JobStatus.CANCELLED,
+            reason=f"cancelled by {who.username or 'system'}",
+            source="cancel",
+            request=request,
+            actor=actor,
+        )
         if not moved:
             raise JobConflict(f"Job {job.pk} is already {job.status}.")
-        audit_record(event_type=events.JOB_CANCELLED, request=request, actor=actor, target_type="job",
-                     target_id=job.pk, action="cancel", details={"provider": job.provider})  # fmt: skip
+        audit_record(
+            event_type=events.JOB_CANCELLED,
+            request=request,
+            actor=actor,
+            target_type="job",
+            target_id=job.pk,
+            action="cancel",
+            details={"provider": job.provider},
+        )
         logger.info("job cancelled")
     return job
 

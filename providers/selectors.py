@@ -42,5 +42,9 @@ def job_list(
         jobs = jobs.filter(provider=provider)
     if owner:
         jobs = jobs.filter(owner__username=owner)
-    return JobPage(jobs=list(jobs.order_by("-created_at", "-id")[offset : offset + limit]), total=jobs.count(),
-                   limit=limit, offset=offset)  # fmt: skip
+    return JobPage(
+        jobs=list(jobs.order_by("-created_at", "-id")[offset : offset + limit]),
+        total=jobs.count(),
+        limit=limit,
+        offset=offset,
+    )

@@ -124,8 +124,16 @@ class ProviderConfigOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProviderConfig
-        fields = ["name", *validators.CONFIG_FIELDS, "updated_at", "updated_by", "effective", "hardware_prices",
-                  "cost_limit", "circuit_breaker"]  # fmt: skip
+        fields = [
+            "name",
+            *validators.CONFIG_FIELDS,
+            "updated_at",
+            "updated_by",
+            "effective",
+            "hardware_prices",
+            "cost_limit",
+            "circuit_breaker",
+        ]
         read_only_fields = fields
 
     def get_proxy_url(self, obj: ProviderConfig) -> str:
@@ -144,9 +152,13 @@ class ProviderConfigOutputSerializer(serializers.ModelSerializer):
 
     def get_hardware_prices(self, obj: ProviderConfig) -> dict[str, Any]:
         return {
-            hw.id: {"label": hw.label, "price_per_second": hw.price_per_second, "price_per_hour": round(hw.price_per_second * 3600, 4)}
+            hw.id: {
+                "label": hw.label,
+                "price_per_second": hw.price_per_second,
+                "price_per_hour": round(hw.price_per_second * 3600, 4),
+            }
             for hw in hardware_table(obj).values()
-        }  # fmt: skip
+        }
 
     def get_cost_limit(self, obj: ProviderConfig) -> dict[str, Any]:
         return cost_limit_status(obj).as_dict()
@@ -205,10 +217,29 @@ class JobOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "name", "owner", "provider", "external_id", "status", "hardware", "config", "dataloader_config",
-            "dataset", "created_at", "updated_at", "started_at", "completed_at", "last_synced_at",
-            "cancel_requested_at", "run_seconds", "cost_usd", "error", "progress", "output", "upload_progress",
-        ]  # fmt: skip
+            "id",
+            "name",
+            "owner",
+            "provider",
+            "external_id",
+            "status",
+            "hardware",
+            "config",
+            "dataloader_config",
+            "dataset",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "completed_at",
+            "last_synced_at",
+            "cancel_requested_at",
+            "run_seconds",
+            "cost_usd",
+            "error",
+            "progress",
+            "output",
+            "upload_progress",
+        ]
         read_only_fields = fields
 
     def get_output(self, obj: Job) -> dict[str, Any]:

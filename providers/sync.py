@@ -95,8 +95,9 @@ def _fail_abandoned_submissions(now: datetime, result: SyncResult) -> None:
         status__in=(JobStatus.PENDING, JobStatus.UPLOADING), external_id="", created_at__lt=cutoff
     ):
         reason = "The submission never reached the provider (the server stopped during submission?)."
-        if job_transition(job=job, to=JobStatus.FAILED, reason="submission abandoned", source="sync",
-                          fields={"error": reason}):  # fmt: skip
+        if job_transition(
+            job=job, to=JobStatus.FAILED, reason="submission abandoned", source="sync", fields={"error": reason}
+        ):
             result.changed[JobStatus.FAILED] += 1
 
 
@@ -107,9 +108,11 @@ def _kill_lingering_cancelled(now: datetime) -> None:
 
     grace = timedelta(seconds=settings.SIMPLETUNER_LOCAL_CANCEL_GRACE)
     recent = Job.objects.filter(
-        provider="local", status=JobStatus.CANCELLED, cancel_requested_at__lt=now - grace,
+        provider="local",
+        status=JobStatus.CANCELLED,
+        cancel_requested_at__lt=now - grace,
         cancel_requested_at__gt=now - timedelta(days=1),
-    )  # fmt: skip
+    )
     for job in recent.exclude(external_id=""):
         if job.runner.get("host") in (None, socket.gethostname()):
             kill_if_alive(job.runner)

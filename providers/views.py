@@ -120,9 +120,13 @@ class JobListView(APIView):
         query.is_valid(raise_exception=True)
         v = query.validated_data
         page = job_list(
-            user=request.user, statuses=v.get("status"), provider=v.get("provider", ""), owner=v.get("owner", ""),
-            limit=v["limit"], offset=v["offset"],
-        )  # fmt: skip
+            user=request.user,
+            statuses=v.get("status"),
+            provider=v.get("provider", ""),
+            owner=v.get("owner", ""),
+            limit=v["limit"],
+            offset=v["offset"],
+        )
         roots = output_roots()
         return Response(
             {
@@ -153,8 +157,13 @@ def submit(request: Request) -> Response:
         result = job_submit(owner=request.user, idempotency_key=key, request=request, **values)
     except SubmitFailed as failed:
         return provider_error_response(failed.error, job_id=failed.job.pk, **_job_body(failed.job))
-    body = _job_body(result.job, job_id=result.job.pk, status=result.job.status, idempotent_hit=not result.created,
-                     warnings=result.warnings)  # fmt: skip
+    body = _job_body(
+        result.job,
+        job_id=result.job.pk,
+        status=result.job.status,
+        idempotent_hit=not result.created,
+        warnings=result.warnings,
+    )
     return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 

@@ -42,8 +42,11 @@ def _now() -> str:
 
 
 def _error(status: int, title: str, detail: str, **extra: Any) -> Reply:
-    return Reply(status=status, body={"title": title, "detail": detail, "status": status, **extra},
-                 headers={"Content-Type": "application/problem+json"})  # fmt: skip
+    return Reply(
+        status=status,
+        body={"title": title, "detail": detail, "status": status, **extra},
+        headers={"Content-Type": "application/problem+json"},
+    )
 
 
 @dataclass
@@ -156,8 +159,12 @@ class FakeReplicate:
         """POST the prediction to its webhook URL (or `url`), signed as Replicate signs."""
         prediction = self.predictions[prediction_id]
         body = json.dumps(prediction).encode()
-        signed = self.sign(body, msg_id=msg_id or f"msg_{secrets.token_hex(12)}",
-                           timestamp=timestamp if timestamp is not None else int(time.time()), secret=secret)  # fmt: skip
+        signed = self.sign(
+            body,
+            msg_id=msg_id or f"msg_{secrets.token_hex(12)}",
+            timestamp=timestamp if timestamp is not None else int(time.time()),
+            secret=secret,
+        )
         target = url or prediction["webhook"]
         return httpx.post(target, content=body, headers={**signed, **(headers or {})}, timeout=10)
 
@@ -198,8 +205,12 @@ class FakeReplicate:
         return _error(404, "Not found", f"no route for {r.method} {path}")
 
     def _version_object(self) -> dict[str, Any]:
-        return {"id": self.version, "created_at": "2025-01-01T00:00:00.000000Z", "cog_version": "0.13.6",
-                "openapi_schema": {"components": {"schemas": {"Input": {"required": ["config_json"]}}}}}  # fmt: skip
+        return {
+            "id": self.version,
+            "created_at": "2025-01-01T00:00:00.000000Z",
+            "cog_version": "0.13.6",
+            "openapi_schema": {"components": {"schemas": {"Input": {"required": ["config_json"]}}}},
+        }
 
     def _models(self, parts: list[str]) -> Reply:
         if "/".join(parts[:2]) != self.model:
@@ -207,8 +218,15 @@ class FakeReplicate:
         if parts[2:] == ["versions"]:
             return Reply(body={"next": None, "previous": None, "results": [self._version_object()]})
         owner, name = parts[:2]
-        return Reply(body={"url": f"https://replicate.com/{self.model}", "owner": owner, "name": name,
-                           "visibility": "public", "latest_version": self._version_object()})  # fmt: skip
+        return Reply(
+            body={
+                "url": f"https://replicate.com/{self.model}",
+                "owner": owner,
+                "name": name,
+                "visibility": "public",
+                "latest_version": self._version_object(),
+            }
+        )
 
     def _upload(self, r: Recorded) -> Reply:
         message = BytesParser(policy=HTTP).parsebytes(
@@ -220,12 +238,21 @@ class FakeReplicate:
         data = parts[0].get_payload(decode=True) or b""
         file_id = secrets.token_hex(10)
         self.files[file_id] = data
-        return Reply(status=201, body={
-            "id": file_id, "name": parts[0].get_filename(), "content_type": parts[0].get_content_type(),
-            "size": len(data), "etag": hashlib.md5(data).hexdigest(),
-            "checksums": {"sha256": hashlib.sha256(data).hexdigest()}, "metadata": {}, "created_at": _now(),
-            "expires_at": None, "urls": {"get": f"{self.base_url}/files/{file_id}"},
-        })  # fmt: skip
+        return Reply(
+            status=201,
+            body={
+                "id": file_id,
+                "name": parts[0].get_filename(),
+                "content_type": parts[0].get_content_type(),
+                "size": len(data),
+                "etag": hashlib.md5(data).hexdigest(),
+                "checksums": {"sha256": hashlib.sha256(data).hexdigest()},
+                "metadata": {},
+                "created_at": _now(),
+                "expires_at": None,
+                "urls": {"get": f"{self.base_url}/files/{file_id}"},
+            },
+        )
 
     def _predictions(self, r: Recorded, parts: list[str]) -> Reply:
         if not parts and r.method == "POST":
@@ -252,18 +279,32 @@ class FakeReplicate:
         if not isinstance(body, dict) or not isinstance(body.get("input"), dict) or "config_json" not in body["input"]:
             invalid.append({"type": "required", "field": "input.config_json", "description": "config_json is required"})
         if invalid:
-            return _error(422, "Input validation failed", "; ".join(i["description"] for i in invalid),
-                          invalid_fields=invalid)  # fmt: skip
+            return _error(
+                422, "Input validation failed", "; ".join(i["description"] for i in invalid), invalid_fields=invalid
+            )
         prediction_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(26))
         prediction = {
-            "id": prediction_id, "model": self.model, "version": self.version, "input": body["input"], "logs": "",
-            "output": None, "data_removed": False, "error": None, "status": "starting", "created_at": _now(),
-            "started_at": None, "completed_at": None, "webhook": body.get("webhook"),
-            "webhook_events_filter": body.get("webhook_events_filter"), "metrics": {},
-            "urls": {"get": f"{self.base_url}/predictions/{prediction_id}",
-                     "cancel": f"{self.base_url}/predictions/{prediction_id}/cancel",
-                     "web": f"https://replicate.com/p/{prediction_id}"},
-        }  # fmt: skip
+            "id": prediction_id,
+            "model": self.model,
+            "version": self.version,
+            "input": body["input"],
+            "logs": "",
+            "output": None,
+            "data_removed": False,
+            "error": None,
+            "status": "starting",
+            "created_at": _now(),
+            "started_at": None,
+            "completed_at": None,
+            "webhook": body.get("webhook"),
+            "webhook_events_filter": body.get("webhook_events_filter"),
+            "metrics": {},
+            "urls": {
+                "get": f"{self.base_url}/predictions/{prediction_id}",
+                "cancel": f"{self.base_url}/predictions/{prediction_id}/cancel",
+                "web": f"https://replicate.com/p/{prediction_id}",
+            },
+        }
         with self.server.lock:
             self.predictions[prediction_id] = prediction
         return Reply(status=201, body=prediction)

@@ -137,8 +137,9 @@ def test_the_cancel_action_uses_the_same_service(admin_client: Client, alice: Ab
 
 
 def test_a_circuit_can_be_closed_by_hand(admin_client: Client) -> None:
-    breaker = CircuitBreaker.objects.create(provider="replicate", state=CircuitState.OPEN, opened_at=timezone.now(),
-                                            failures_total=7)  # fmt: skip
+    breaker = CircuitBreaker.objects.create(
+        provider="replicate", state=CircuitState.OPEN, opened_at=timezone.now(), failures_total=7
+    )
     admin_client.post(
         "/admin/providers/circuitbreaker/", {"action": "reset_selected", "_selected_action": [breaker.pk]}
     )

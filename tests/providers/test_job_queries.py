@@ -25,8 +25,9 @@ def jobs(alice: AbstractUser, bob: AbstractUser) -> dict[str, Job]:
             ("b1", bob, "local", JobStatus.QUEUED),
         ]
     ):
-        made[name] = Job.objects.create(owner=owner, provider=provider, status=status, name=name,
-                                        created_at=base + timedelta(minutes=index))  # fmt: skip
+        made[name] = Job.objects.create(
+            owner=owner, provider=provider, status=status, name=name, created_at=base + timedelta(minutes=index)
+        )
     return made
 
 
@@ -66,9 +67,14 @@ def test_pagination_has_a_real_total(alice_client: APIClient, jobs: dict[str, Jo
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("status=exploded", "status"), ("limit=0", "limit"), ("limit=501", "limit"), ("offset=-1", "offset"),
-     ("limit=ten", "limit")],
-)  # fmt: skip
+    [
+        ("status=exploded", "status"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("offset=-1", "offset"),
+        ("limit=ten", "limit"),
+    ],
+)
 def test_bad_query_parameters_are_a_400(alice_client: APIClient, query: str, field: str) -> None:
     response = alice_client.get(f"/api/cloud/jobs?{query}")
     assert response.status_code == 400
@@ -82,8 +88,9 @@ def test_listing_needs_authentication(anon: APIClient) -> None:
 def test_a_job_shows_its_details_and_upload_progress(alice_client: APIClient, jobs: dict[str, Job]) -> None:
     job = jobs["a1"]
     uploaded = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
-    Job.objects.filter(pk=job.pk).update(upload_objects=F("upload_objects") + 3,
-                                         upload_bytes=F("upload_bytes") + 5_000_000_000, last_upload_at=uploaded)  # fmt: skip
+    Job.objects.filter(pk=job.pk).update(
+        upload_objects=F("upload_objects") + 3, upload_bytes=F("upload_bytes") + 5_000_000_000, last_upload_at=uploaded
+    )
     response = alice_client.get(f"/api/cloud/jobs/{job.pk}")
     assert response.status_code == 200
     body = response.json()["job"]

@@ -196,8 +196,9 @@ def test_the_key_may_come_in_the_body(alice_client: APIClient) -> None:
 
 def test_the_same_key_with_a_different_body_is_a_409(alice_client: APIClient) -> None:
     submit(alice_client, **{"Idempotency-Key": "k-409"})
-    response = submit(alice_client, {"provider": "local", "config": {**QUICK, "max_train_steps": 2}},
-                      **{"Idempotency-Key": "k-409"})  # fmt: skip
+    response = submit(
+        alice_client, {"provider": "local", "config": {**QUICK, "max_train_steps": 2}}, **{"Idempotency-Key": "k-409"}
+    )
     assert response.status_code == 409
     assert "different request body" in response.json()["detail"]
     assert Job.objects.count() == 1
@@ -237,8 +238,9 @@ def test_concurrent_retries_with_one_key_create_one_job(alice: AbstractUser, tmp
 
 
 def spent(owner: AbstractUser, amount: str) -> None:
-    Job.objects.create(owner=owner, provider="local", status=JobStatus.COMPLETED, completed_at=timezone.now(),
-                       cost_usd=Decimal(amount))  # fmt: skip
+    Job.objects.create(
+        owner=owner, provider="local", status=JobStatus.COMPLETED, completed_at=timezone.now(), cost_usd=Decimal(amount)
+    )
 
 
 def limit(action: str, amount: str = "10") -> None:
@@ -273,8 +275,13 @@ def test_approaching_the_limit_warns_before_it_blocks(alice_client: APIClient, a
 
 
 def test_spend_from_earlier_periods_does_not_count(alice_client: APIClient, alice: AbstractUser) -> None:
-    Job.objects.create(owner=alice, provider="local", status=JobStatus.COMPLETED, cost_usd=Decimal("99"),
-                       completed_at=timezone.now() - timedelta(days=40))  # fmt: skip
+    Job.objects.create(
+        owner=alice,
+        provider="local",
+        status=JobStatus.COMPLETED,
+        cost_usd=Decimal("99"),
+        completed_at=timezone.now() - timedelta(days=40),
+    )
     limit("block")
     assert submit(alice_client).status_code == 201
 

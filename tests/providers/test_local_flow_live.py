@@ -25,8 +25,9 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
     return done.stdout
 
 
@@ -45,8 +46,16 @@ def test_submit_watch_read_logs_and_cancel_on_a_real_server(home: Path, tmp_path
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
     env.update({"SIMPLETUNER_HOME": str(home), "PORT": str(port), "SIMPLETUNER_SYNC_INTERVAL": "1"})
     manage(env, "migrate", "--noinput")
-    manage({**env, "DJANGO_SUPERUSER_USERNAME": "admin", "DJANGO_SUPERUSER_EMAIL": "admin@example.com",
-            "DJANGO_SUPERUSER_PASSWORD": "a long passphrase"}, "createsuperuser", "--noinput")  # fmt: skip
+    manage(
+        {
+            **env,
+            "DJANGO_SUPERUSER_USERNAME": "admin",
+            "DJANGO_SUPERUSER_EMAIL": "admin@example.com",
+            "DJANGO_SUPERUSER_PASSWORD": "a long passphrase",
+        },
+        "createsuperuser",
+        "--noinput",
+    )
     api_key = manage(env, "create_api_key", "--user", "admin", "--name", "laptop").strip().splitlines()[-1]
     with running([sys.executable, "manage.py", "serve"], env, port, tmp_path / "server.log") as base:
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=30)

@@ -66,8 +66,10 @@ def test_the_job_gets_the_environment_a_cloud_job_gets(
 
 def test_the_public_url_and_s3_switch_shape_the_environment(staff_client: APIClient, settings: SettingsWrapper) -> None:
     settings.SIMPLETUNER_PUBLIC_URL = "https://tunnel.example.com"
-    first = wait_for_status(submit(staff_client, {"provider": "local", "config": {"command": DUMP_ENV}}).json()["job_id"],
-                            JobStatus.COMPLETED)  # fmt: skip
+    first = wait_for_status(
+        submit(staff_client, {"provider": "local", "config": {"command": DUMP_ENV}}).json()["job_id"],
+        JobStatus.COMPLETED,
+    )
     assert job_env(first)["AWS_ENDPOINT_URL_S3"] == "https://tunnel.example.com/api/cloud/storage"
     config = provider_config_get("local")
     config.s3_public_url, config.s3_endpoint_enabled = "https://st.example.com", False
@@ -114,8 +116,13 @@ def test_the_trainer_signs_its_webhooks_and_uploads_with_its_credentials(alice_c
         job = wait_for_status(submit(alice_client, body).json()["job_id"], JobStatus.COMPLETED)
     hooks = [r for r in home.requests if r.path == "/api/webhooks/local"]
     events = [Webhook(local_webhook_secret()).verify(r.body, r.headers) for r in hooks]
-    assert [e["type"] for e in events] == ["training.status", "lifecycle.stage", "lifecycle.stage",
-                                          "training.checkpoint", "training.status"]  # fmt: skip
+    assert [e["type"] for e in events] == [
+        "training.status",
+        "lifecycle.stage",
+        "lifecycle.stage",
+        "training.checkpoint",
+        "training.status",
+    ]
     assert events[0]["data"]["status"] == "running" and events[-1]["data"]["status"] == "completed"
     assert all(e["job_id"] == job.pk for e in events)
     (upload,) = [r for r in home.requests if r.method == "PUT"]
@@ -208,8 +215,9 @@ def dead_runner(tmp_path: Path) -> dict:
 
 def test_after_a_restart_a_job_whose_process_is_gone_fails_with_the_reason(alice: AbstractUser, tmp_path: Path) -> None:
     runner = dead_runner(tmp_path)
-    job = Job.objects.create(owner=alice, provider="local", status=JobStatus.RUNNING, runner=runner,
-                             external_id=str(runner["pid"]))  # fmt: skip
+    job = Job.objects.create(
+        owner=alice, provider="local", status=JobStatus.RUNNING, runner=runner, external_id=str(runner["pid"])
+    )
     result = jobs_sync()
     stored = Job.objects.get(pk=job.pk)
     assert stored.status == JobStatus.FAILED
@@ -221,8 +229,9 @@ def test_after_a_restart_a_job_whose_process_is_gone_fails_with_the_reason(alice
 def test_after_a_restart_an_exit_status_left_behind_completes_the_job(alice: AbstractUser, tmp_path: Path) -> None:
     runner = dead_runner(tmp_path)
     (Path(runner["dir"]) / "exit.json").write_text(json.dumps({"returncode": 0, "duration": 42.0}))
-    job = Job.objects.create(owner=alice, provider="local", status=JobStatus.RUNNING, runner=runner,
-                             external_id=str(runner["pid"]))  # fmt: skip
+    job = Job.objects.create(
+        owner=alice, provider="local", status=JobStatus.RUNNING, runner=runner, external_id=str(runner["pid"])
+    )
     jobs_sync()
     stored = Job.objects.get(pk=job.pk)
     assert (stored.status, stored.run_seconds) == (JobStatus.COMPLETED, 42.0)
@@ -234,8 +243,9 @@ def test_after_a_restart_a_job_still_running_keeps_running(alice: AbstractUser, 
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=directory)
     try:
         runner = {"pid": alive.pid, "start_ticks": process_start_ticks(alive.pid), "host": None, "dir": str(directory)}
-        job = Job.objects.create(owner=alice, provider="local", status=JobStatus.RUNNING, runner=runner,
-                                 external_id=str(alive.pid))  # fmt: skip
+        job = Job.objects.create(
+            owner=alice, provider="local", status=JobStatus.RUNNING, runner=runner, external_id=str(alive.pid)
+        )
         jobs_sync()
         assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
         # A recycled pid is not the same process: the recorded start time must match too.

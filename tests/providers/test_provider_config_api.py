@@ -226,3 +226,10 @@ def test_configuration_is_staff_only(alice_client: APIClient) -> None:
     assert response.status_code == 403
     assert response.json() == {"detail": "Staff privileges are required."}
     assert not ProviderConfig.objects.filter(name="replicate", enabled=True).exists()
+
+
+def test_providers_are_neither_created_nor_deleted_through_the_api(anon: APIClient, staff_client: APIClient) -> None:
+    assert anon.post("/api/cloud/providers", data={"name": "azure"}, format="json").status_code == 405
+    assert staff_client.post("/api/cloud/providers", data={"name": "azure"}, format="json").status_code == 405
+    assert staff_client.delete("/api/cloud/providers/replicate").status_code == 405
+    assert not ProviderConfig.objects.filter(name="azure").exists()

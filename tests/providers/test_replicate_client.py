@@ -41,8 +41,9 @@ def slept() -> list[float]:
 
 @pytest.fixture
 def client(slept: list[float]) -> ReplicateProvider:
-    return ReplicateProvider(policy=RetryPolicy(retries=3, backoff=0.01, backoff_max=0.02, retry_after_max=30,
-                                                sleep=slept.append))  # fmt: skip
+    return ReplicateProvider(
+        policy=RetryPolicy(retries=3, backoff=0.01, backoff_max=0.02, retry_after_max=30, sleep=slept.append)
+    )
 
 
 def test_the_account_check_sends_the_bearer_token(

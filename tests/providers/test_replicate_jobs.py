@@ -182,8 +182,13 @@ def test_the_sync_follows_the_prediction_to_completion_and_prices_it(
     job.refresh_from_db()
     assert (job.status, job.logs) == (JobStatus.RUNNING, "step 10/1000")
     assert job.started_at is not None
-    replicate.advance(job.external_id, "succeeded", logs="done", output=["https://replicate.delivery/x/lora.safetensors"],
-                      predict_time=3600)  # fmt: skip
+    replicate.advance(
+        job.external_id,
+        "succeeded",
+        logs="done",
+        output=["https://replicate.delivery/x/lora.safetensors"],
+        predict_time=3600,
+    )
     result = jobs_sync(now=later())
     job.refresh_from_db()
     assert result.changed == {"completed": 1}

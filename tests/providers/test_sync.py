@@ -31,8 +31,14 @@ def prediction_job(owner: AbstractUser, replicate: FakeReplicate, *, synced_ago:
         provider_config_get("replicate"), version=replicate.version, inputs={"config_json": "{}"}, webhook=None
     )
     synced = timezone.now() - synced_ago if synced_ago is not None else None
-    return Job.objects.create(owner=owner, provider="replicate", status=JobStatus.QUEUED, hardware="gpu-l40s",
-                              external_id=created["id"], last_synced_at=synced)  # fmt: skip
+    return Job.objects.create(
+        owner=owner,
+        provider="replicate",
+        status=JobStatus.QUEUED,
+        hardware="gpu-l40s",
+        external_id=created["id"],
+        last_synced_at=synced,
+    )
 
 
 def test_only_jobs_whose_status_is_stale_are_polled(alice: AbstractUser, replicate: FakeReplicate) -> None:
