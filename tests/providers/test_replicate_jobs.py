@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import zipfile
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -15,6 +16,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
+from cloudops.structured_logging import JsonFormatter
 from providers.config import provider_config_get
 from providers.credentials import job_upload_secret
 from providers.models import CircuitBreaker, CircuitState, Job, JobStatus
@@ -271,3 +273,19 @@ def test_reading_a_job_never_calls_the_provider(alice_client: APIClient, replica
     alice_client.get(f"/api/cloud/jobs/{job_id}")
     alice_client.get("/api/cloud/jobs")
     assert len(replicate.requests) == seen
+
+
+def test_no_token_or_upload_credential_reaches_the_logs(
+    alice_client: APIClient, replicate: FakeReplicate, public: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    formatter = JsonFormatter()
+    caplog.set_level(logging.DEBUG)
+    job_id = submit_replicate(alice_client).json()["job_id"]
+    job = Job.objects.get(pk=job_id)
+    replicate.advance(job.external_id, "failed", error="boom", predict_time=5)
+    jobs_sync(now=later())
+    alice_client.post(f"/api/cloud/jobs/{job_id}/cancel")
+    lines = "\n".join(formatter.format(record) for record in caplog.records)
+    assert "job status changed" in lines and replicate.base_url in lines  # the calls were logged
+    for secret in (replicate.token, job.upload_token, job_upload_secret(job)):
+        assert secret not in lines
