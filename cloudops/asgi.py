@@ -1,4 +1,9 @@
-"""ASGI entry point (daphne serves `cloudops.asgi:application`)."""
+"""ASGI entry point (daphne serves `cloudops.asgi:application`).
+
+Only the server process imports this module, so it also starts the server's background
+work: the job sync thread (providers.sync; one process at a time does a pass, under a
+database lease; SIMPLETUNER_BACKGROUND_SYNC=false turns it off here).
+"""
 
 from __future__ import annotations
 
@@ -9,3 +14,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloudops.settings")
 
 application = get_asgi_application()
+
+from providers.sync import start_background_sync  # noqa: E402 - needs the app registry ready
+
+start_background_sync()

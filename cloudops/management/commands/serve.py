@@ -39,4 +39,6 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         argv = daphne_argv(host, port, cert, key)
+        # The server's own URL (SIMPLETUNER_LOCAL_URL's default) follows --port.
+        os.environ["PORT"] = str(port)
         os.execv(argv[0], argv)
