@@ -24,7 +24,7 @@ from audit.head import head_locked, head_sign, head_verified
 from audit.models import AuditEntry
 from audit.selectors import head_state
 from audit.services import Actor, audit_record
-from audit.verification import VerifyResult, audit_verify
+from audit.verification import AuditRangeError, VerifyResult, audit_verify
 
 DELETE_BATCH = 10_000
 
@@ -64,15 +64,22 @@ def audit_prune(
     verify, unless `force` (the `audit.pruned` entry then says so). Safe to run twice.
     """
     days = settings.SIMPLETUNER_AUDIT_RETENTION_DAYS if retention_days is None else retention_days
-    head = head_state() or HeadState()
     if days <= 0:
+        head = head_state() or HeadState()
         return PruneResult(days, None, head.pruned_through, 0, 0, dry_run)
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    through = _prune_boundary(head, cutoff)
-    if through <= head.pruned_through:
-        deleted = 0 if dry_run else _delete_through(head.pruned_through)
-        return PruneResult(days, cutoff, head.pruned_through, 0, deleted, dry_run)
-    verification = audit_verify(from_sequence=head.pruned_through + 1, to_sequence=through, trigger="prune")
+    while True:
+        head = head_state() or HeadState()
+        through = _prune_boundary(head, cutoff)
+        if through <= head.pruned_through:
+            deleted = 0 if dry_run else _delete_through(head.pruned_through)
+            return PruneResult(days, cutoff, head.pruned_through, 0, deleted, dry_run)
+        try:
+            verification = audit_verify(from_sequence=head.pruned_through + 1, to_sequence=through, trigger="prune")
+            break
+        except AuditRangeError:
+            # A concurrent prune moved the start of the chain past ours: plan again from the new head.
+            continue
     if not verification.ok and not force:
         raise AuditPruneRefused(verification)
     if dry_run:

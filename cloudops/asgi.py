@@ -7,6 +7,10 @@ no `Expect: 100-continue`. So requests under the storage mount keep their body u
 handler gives the view a `storage.body.RequestBodyStream` (in `request.scope`) to pull it
 from. Everything else about those requests is plain Django: URL routing, the middleware
 stack (correlation ids, access log, rate limiting) and the async view.
+
+Only the server process imports this module, so it also starts the server's background
+work: the job sync thread (providers.sync; one process at a time does a pass, under a
+database lease; SIMPLETUNER_BACKGROUND_SYNC=false turns it off here).
 """
 
 from __future__ import annotations
@@ -54,3 +58,7 @@ def _application() -> StreamingBodyASGIHandler:
 
 
 application = _application()
+
+from providers.sync import start_background_sync  # noqa: E402 - needs the app registry ready
+
+start_background_sync()

@@ -85,6 +85,15 @@ def check_database() -> Component:
     return _timed("database", probe)
 
 
+def required_secrets() -> list[str]:
+    """SIMPLETUNER_REQUIRED_SECRETS plus the keys the features in HEALTH_SECRET_REQUIREMENTS
+    need right now (e.g. REPLICATE_API_TOKEN only while the replicate provider is enabled)."""
+    keys = list(settings.SIMPLETUNER_REQUIRED_SECRETS)
+    for path in settings.HEALTH_SECRET_REQUIREMENTS:
+        keys += [key for key in _load(path)() if key not in keys]
+    return keys
+
+
 def check_secrets() -> Component:
     """Which provider supplied each required secret (never the value), and which are down.
 
@@ -93,7 +102,7 @@ def check_secrets() -> Component:
     goes to `error`, which only staff see.
     """
     started = time.perf_counter()
-    report = secrets.secrets_check(required=settings.SIMPLETUNER_REQUIRED_SECRETS)
+    report = secrets.secrets_check(required=required_secrets())
     latency = round((time.perf_counter() - started) * 1000, 2)
     details = {
         "sources": {k.key: k.source for k in report.keys},
@@ -113,7 +122,7 @@ def check_secrets() -> Component:
         if count == 1
         else f"{count} required secrets configured"
         if count
-        else "No secrets required"
+        else "No secrets required by the enabled providers"
     )
     return Component("secrets", "healthy", message, latency, details=details)
 

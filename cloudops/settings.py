@@ -309,7 +309,7 @@ SIMPLETUNER_SECRETS_TIMEOUT = _env_float("SIMPLETUNER_SECRETS_TIMEOUT", default=
 # Unset: $SIMPLETUNER_HOME/secrets.json, secrets.yaml or secrets.yml, whichever exists.
 SIMPLETUNER_SECRETS_FILE = _env_secrets_file("SIMPLETUNER_SECRETS_FILE")
 # Keys that health and `manage.py secrets_check` require; a missing one degrades health.
-SIMPLETUNER_REQUIRED_SECRETS = _env_secret_names("SIMPLETUNER_REQUIRED_SECRETS", "REPLICATE_API_TOKEN")
+SIMPLETUNER_REQUIRED_SECRETS = _env_secret_names("SIMPLETUNER_REQUIRED_SECRETS", "")
 
 SIMPLETUNER_AWS_SECRET_NAME = env.str("SIMPLETUNER_AWS_SECRET_NAME", default="").strip()
 # boto3 reads AWS_DEFAULT_REGION, profiles and AWS_ENDPOINT_URL itself; AWS_REGION is the
@@ -340,6 +340,9 @@ HEALTH_CHECKS = [
 READINESS_CHECKS = ["cloudops.health.check_database"]
 # Live checks of each configured provider, added by ?include_providers=true.
 PROVIDER_HEALTH_CHECKS: list[str] = []
+# Secrets the health document requires beyond SIMPLETUNER_REQUIRED_SECRETS: functions returning
+# the keys enabled features need right now (e.g. the Replicate token only while replicate is on).
+HEALTH_SECRET_REQUIREMENTS: list[str] = []
 
 # --- Audit trail -----------------------------------------------------------------------------
 # The chain key is SIMPLETUNER_AUDIT_KEY from the secrets chain (audit/chain.py); without it the
@@ -357,6 +360,80 @@ SIMPLETUNER_LOG_FILE = env.str("SIMPLETUNER_LOG_FILE", default="") or None
 LOGGING = logging_config(
     level=SIMPLETUNER_LOG_LEVEL, json_output=SIMPLETUNER_LOG_FORMAT == "json", log_file=SIMPLETUNER_LOG_FILE
 )
+
+# --- Providers and jobs ----------------------------------------------------------------------
+# Provider clients by name; the name is what jobs and /api/cloud/providers/{provider} use.
+PROVIDER_CLIENTS = {
+    "local": "providers.local.LocalProvider",
+    "replicate": "providers.replicate.ReplicateProvider",
+}
+HEALTH_CHECKS.append("providers.health.check_circuit_breakers")
+PROVIDER_HEALTH_CHECKS += ["providers.health.check_local", "providers.health.check_replicate"]
+HEALTH_SECRET_REQUIREMENTS.append("providers.health.required_secrets")
+
+REPLICATE_API_BASE_URL = env.str("REPLICATE_API_BASE_URL", default="https://api.replicate.com/v1").rstrip("/")
+if urlsplit(REPLICATE_API_BASE_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(f"REPLICATE_API_BASE_URL={REPLICATE_API_BASE_URL!r} must be an http(s) URL")
+# The SimpleTuner trainer on Replicate; a provider's `model` / `version_override` win over it.
+REPLICATE_MODEL = env.str("REPLICATE_MODEL", default="simpletuner/advanced-trainer")
+
+# Outbound HTTP to providers. A provider's own proxy_url / ssl_ca_bundle / ssl_verify /
+# http_timeout (admin or API) win over these; NO_PROXY applies to both.
+OUTBOUND_HTTPS_PROXY = env.str("HTTPS_PROXY", default="") or env.str("https_proxy", default="")
+OUTBOUND_HTTP_PROXY = env.str("HTTP_PROXY", default="") or env.str("http_proxy", default="")
+OUTBOUND_NO_PROXY = env.str("NO_PROXY", default="") or env.str("no_proxy", default="")
+for _name, _proxy in (("HTTPS_PROXY", OUTBOUND_HTTPS_PROXY), ("HTTP_PROXY", OUTBOUND_HTTP_PROXY)):
+    if _proxy and (urlsplit(_proxy).scheme not in ("http", "https") or not urlsplit(_proxy).hostname):
+        raise ImproperlyConfigured(f"{_name}={_proxy!r} must be an http(s)://host:port proxy URL")
+SIMPLETUNER_CA_BUNDLE = env.str("SIMPLETUNER_CA_BUNDLE", default="")
+if SIMPLETUNER_CA_BUNDLE and not Path(SIMPLETUNER_CA_BUNDLE).expanduser().is_file():
+    raise ImproperlyConfigured(f"SIMPLETUNER_CA_BUNDLE={SIMPLETUNER_CA_BUNDLE!r} is not a readable file")
+SIMPLETUNER_SSL_VERIFY = _env_bool("SIMPLETUNER_SSL_VERIFY", default=True)
+SIMPLETUNER_HTTP_TIMEOUT = _env_float("SIMPLETUNER_HTTP_TIMEOUT", default=30.0, minimum=0.001)
+# Retries of idempotent provider calls on 429 / 5xx / connection errors: exponential backoff
+# with full jitter, honouring Retry-After up to SIMPLETUNER_HTTP_RETRY_AFTER_MAX seconds.
+SIMPLETUNER_HTTP_RETRIES = _env_int("SIMPLETUNER_HTTP_RETRIES", default=3)
+SIMPLETUNER_HTTP_BACKOFF = _env_float("SIMPLETUNER_HTTP_BACKOFF", default=0.5)
+SIMPLETUNER_HTTP_BACKOFF_MAX = _env_float("SIMPLETUNER_HTTP_BACKOFF_MAX", default=10.0)
+SIMPLETUNER_HTTP_RETRY_AFTER_MAX = _env_float("SIMPLETUNER_HTTP_RETRY_AFTER_MAX", default=60.0)
+# Circuit breaker per provider, shared by every server process through the database.
+SIMPLETUNER_CIRCUIT_FAILURE_THRESHOLD = _env_int("SIMPLETUNER_CIRCUIT_FAILURE_THRESHOLD", default=5, minimum=1)
+SIMPLETUNER_CIRCUIT_OPEN_SECONDS = _env_float("SIMPLETUNER_CIRCUIT_OPEN_SECONDS", default=60.0)
+SIMPLETUNER_CIRCUIT_HALF_OPEN_PROBES = _env_int("SIMPLETUNER_CIRCUIT_HALF_OPEN_PROBES", default=1, minimum=1)
+
+# Where the server itself answers on this machine; the last fallback for the URLs given to
+# jobs (after a provider's s3_public_url and SIMPLETUNER_PUBLIC_URL).
+SIMPLETUNER_LOCAL_URL = env.str(
+    "SIMPLETUNER_LOCAL_URL",
+    default=f"{'https' if env.str('SIMPLETUNER_SSL_CERT', default='') else 'http'}://127.0.0.1:"
+    f"{_env_int('PORT', default=8080, minimum=1)}",
+).rstrip("/")
+
+# Background sync: polls active jobs whose status has not been pushed for
+# SIMPLETUNER_SYNC_STALE_SECONDS, every SIMPLETUNER_SYNC_INTERVAL seconds, in one process at a
+# time (a lease in the database). Started by the ASGI server process (cloudops/asgi.py);
+# set SIMPLETUNER_BACKGROUND_SYNC=false there to run `manage.py sync_jobs --loop` instead.
+SIMPLETUNER_BACKGROUND_SYNC = _env_bool("SIMPLETUNER_BACKGROUND_SYNC", default=True)
+SIMPLETUNER_SYNC_INTERVAL = _env_float("SIMPLETUNER_SYNC_INTERVAL", default=30.0, minimum=1)
+SIMPLETUNER_SYNC_STALE_SECONDS = _env_float("SIMPLETUNER_SYNC_STALE_SECONDS", default=120.0)
+# A job left `pending` this long (the server died between recording and submitting it) fails.
+SIMPLETUNER_SUBMIT_TIMEOUT = _env_float("SIMPLETUNER_SUBMIT_TIMEOUT", default=3600.0, minimum=1)
+
+# The local provider: one directory per job (config, output.log, exit status), commands.
+SIMPLETUNER_LOCAL_JOBS_DIR = _env_path("SIMPLETUNER_LOCAL_JOBS_DIR", str(SIMPLETUNER_HOME / "jobs"))
+# Who may run a custom `config.command`: staff (default), all (every user) or none.
+SIMPLETUNER_LOCAL_COMMANDS = _env_choice("SIMPLETUNER_LOCAL_COMMANDS", "staff", ("staff", "all", "none"))
+# Seconds between SIGTERM and SIGKILL when a local job is cancelled.
+SIMPLETUNER_LOCAL_CANCEL_GRACE = _env_float("SIMPLETUNER_LOCAL_CANCEL_GRACE", default=10.0)
+# Server variables a local job inherits; nothing else (no tokens, no DATABASE_URL) leaks to it.
+SIMPLETUNER_LOCAL_ENV_PASSTHROUGH = env.list(
+    "SIMPLETUNER_LOCAL_ENV_PASSTHROUGH",
+    default=["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "CUDA_VISIBLE_DEVICES", "HF_HOME"],
+)
+# Datasets a job may name with `dataset` (a .zip or a directory, uploaded for Replicate).
+SIMPLETUNER_DATASETS_DIR = _env_path("SIMPLETUNER_DATASETS_DIR", str(SIMPLETUNER_HOME / "datasets"))
+# Job logs kept in the database and returned by /logs: the last this many bytes.
+SIMPLETUNER_JOB_LOG_MAX_BYTES = _env_int("SIMPLETUNER_JOB_LOG_MAX_BYTES", default=65536, minimum=1024)
 
 # --- Output storage (S3-compatible endpoint) ---------------------------------------------------
 # Objects live at {root}/{bucket}/{key}; the root is OUTPUTS_DIR unless a provider's

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from providers import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/cloud/providers", views.ProviderListView.as_view(), name="providers"),
+    path("api/cloud/providers/<str:provider>", views.ProviderDetailView.as_view(), name="provider-detail"),
+    # Existing SimpleTuner UIs call the /config path.
+    path("api/cloud/providers/<str:provider>/config", views.ProviderDetailView.as_view(), name="provider-config"),
+    path("api/cloud/jobs", views.JobListView.as_view(), name="jobs"),
+    path("api/cloud/jobs/submit", views.JobSubmitView.as_view(), name="jobs-submit"),
+    path("api/cloud/jobs/<str:job_id>", views.JobDetailView.as_view(), name="job-detail"),
+    path("api/cloud/jobs/<str:job_id>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
+    path("api/cloud/jobs/<str:job_id>/logs", views.JobLogsView.as_view(), name="job-logs"),
+]

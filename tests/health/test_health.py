@@ -8,8 +8,17 @@ from rest_framework.test import APIClient
 
 from cloudops import health
 from cloudops.health import Component
+from providers.config import provider_config_get
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def replicate_enabled() -> None:
+    """REPLICATE_API_TOKEN is a required secret only while the replicate provider is enabled."""
+    config = provider_config_get("replicate")
+    config.enabled = True
+    config.save()
 
 
 def broken_check() -> Component:
@@ -42,7 +51,9 @@ def test_readiness_is_503_naming_the_failing_component(anon: APIClient) -> None:
     assert "hunter2" not in response.content.decode()
 
 
-def test_the_health_document_has_the_documented_shape(anon: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_health_document_has_the_documented_shape(
+    anon: APIClient, monkeypatch: pytest.MonkeyPatch, replicate_enabled: None
+) -> None:
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_secret_value")
     monkeypatch.setenv("SIMPLETUNER_AUDIT_KEY", "k" * 48)
     response = anon.get("/api/cloud/health")
@@ -53,14 +64,14 @@ def test_the_health_document_has_the_documented_shape(anon: APIClient, monkeypat
     assert body["timestamp"].endswith("Z")
     assert body["uptime_seconds"] >= 0
     names = [c["name"] for c in body["components"]]
-    assert names == ["database", "secrets", "audit", "output_storage"]
+    assert names == ["database", "secrets", "audit", "circuit_breakers", "output_storage"]
     database = body["components"][0]
     assert database["status"] == "healthy" and database["latency_ms"] >= 0
     assert "database accessible" in database["message"]
 
 
 def test_the_secrets_component_names_the_source_never_the_value(
-    anon: APIClient, monkeypatch: pytest.MonkeyPatch
+    anon: APIClient, monkeypatch: pytest.MonkeyPatch, replicate_enabled: None
 ) -> None:
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_secret_value")
     body = anon.get("/api/cloud/health").json()
@@ -72,7 +83,9 @@ def test_the_secrets_component_names_the_source_never_the_value(
     assert "r8_secret_value" not in str(body)
 
 
-def test_a_missing_token_degrades_but_does_not_fail(anon: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_token_degrades_but_does_not_fail(
+    anon: APIClient, monkeypatch: pytest.MonkeyPatch, replicate_enabled: None
+) -> None:
     monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
     response = anon.get("/api/cloud/health")
     assert response.status_code == 200
@@ -80,6 +93,18 @@ def test_a_missing_token_degrades_but_does_not_fail(anon: APIClient, monkeypatch
     assert body["status"] == "degraded"
     secrets = next(c for c in body["components"] if c["name"] == "secrets")
     assert secrets["message"] == "Not configured: REPLICATE_API_TOKEN"
+
+
+def test_the_replicate_token_is_not_required_while_replicate_is_disabled(
+    anon: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    monkeypatch.setenv("SIMPLETUNER_AUDIT_KEY", "k" * 48)
+    body = anon.get("/api/cloud/health").json()
+    secrets = next(c for c in body["components"] if c["name"] == "secrets")
+    assert secrets["status"] == "healthy"
+    assert secrets["message"] == "No secrets required by the enabled providers"
+    assert body["status"] == "healthy"
 
 
 @override_settings(HEALTH_CHECKS=["tests.health.test_health.broken_check"])

@@ -47,7 +47,7 @@ def test_the_defaults(tmp_path: Path) -> None:
         "SIMPLETUNER_SECRETS_RETRY": "10.0",
         "SIMPLETUNER_SECRETS_TIMEOUT": "5.0",
         "SIMPLETUNER_SECRETS_FILE": "None",
-        "SIMPLETUNER_REQUIRED_SECRETS": "['REPLICATE_API_TOKEN']",
+        "SIMPLETUNER_REQUIRED_SECRETS": "[]",
         "SIMPLETUNER_AWS_SECRET_NAME": "",
         "SIMPLETUNER_AWS_REGION": "None",
         "SIMPLETUNER_VAULT_ADDR": "",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from cloudops.health import required_secrets
 from cloudops.secrets import KNOWN_SECRETS, SecretsReport, secrets_check
 
 EXIT_MISSING = 1
@@ -35,7 +35,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, key: list[str], as_json: bool, **options: Any) -> None:
-        required = list(settings.SIMPLETUNER_REQUIRED_SECRETS)
+        # The same list health requires: the operator's keys plus what enabled providers need.
+        required = required_secrets()
         report = secrets_check(required=required, optional=[*KNOWN_SECRETS, *key])
         self.stdout.write(_as_json(report) if as_json else _as_tables(report))
         if report.unavailable:

@@ -68,6 +68,8 @@ class Command(BaseCommand):
             "First API key: .venv/bin/python manage.py create_api_key --user <admin>\n"
         )
         self.stdout.flush()
+        # The server's own URL (SIMPLETUNER_LOCAL_URL's default) follows --port.
+        os.environ["PORT"] = str(port)
         if server == "daphne":
             argv = daphne_argv(host, port, cert, key)
             os.execv(argv[0], argv)

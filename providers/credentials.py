@@ -1,0 +1,75 @@
+"""Credentials and URLs handed to jobs: upload credentials, webhook URL and signing secret.
+
+Nothing here is stored: the upload secret and the local webhook secret are derived from the
+server key (cloudops.keys), so the database alone never reveals them. Never log or return
+these values from the API.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from cloudops.keys import derive, derive_token
+from providers.models import Job, ProviderConfig
+
+STORAGE_PATH = "/api/cloud/storage"
+# S3 request signing needs a region; the storage endpoint accepts any, jobs use this one.
+S3_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class UploadCredentials:
+    access_key_id: str
+    secret_access_key: str
+    bucket: str
+    endpoint_url: str
+    region: str = S3_REGION
+
+    def __repr__(self) -> str:  # never print the secret by accident
+        return f"UploadCredentials(access_key_id={self.access_key_id!r}, bucket={self.bucket!r}, ...)"
+
+
+def _provider_config(job: Job) -> ProviderConfig | None:
+    return ProviderConfig.objects.filter(name=job.provider).first()
+
+
+def public_base_url(provider_config: ProviderConfig | None) -> str:
+    """Where jobs reach this server: the provider's s3_public_url, else SIMPLETUNER_PUBLIC_URL,
+    else the server's own local URL (fine for local jobs, unreachable for cloud ones)."""
+    configured = provider_config.s3_public_url if provider_config is not None else ""
+    return (configured or settings.SIMPLETUNER_PUBLIC_URL or settings.SIMPLETUNER_LOCAL_URL).rstrip("/")
+
+
+def has_public_url(provider_config: ProviderConfig | None) -> bool:
+    """Whether a cloud job could reach us (a public URL is configured, not just the local one)."""
+    return bool(
+        (provider_config.s3_public_url if provider_config is not None else "") or settings.SIMPLETUNER_PUBLIC_URL
+    )
+
+
+def webhook_url(provider_config: ProviderConfig) -> str:
+    return f"{public_base_url(provider_config)}/api/webhooks/{provider_config.name}"
+
+
+def job_upload_secret(job: Job) -> str:
+    """The job's S3 secret access key, recomputed from the server key and its upload token."""
+    return derive_token("upload", job.upload_token)
+
+
+def job_upload_credentials(job: Job, provider_config: ProviderConfig | None = None) -> UploadCredentials:
+    provider_config = provider_config if provider_config is not None else _provider_config(job)
+    return UploadCredentials(
+        access_key_id=job.upload_token,
+        secret_access_key=job_upload_secret(job),
+        bucket=job.id,
+        endpoint_url=public_base_url(provider_config) + STORAGE_PATH,
+    )
+
+
+def local_webhook_secret() -> str:
+    """The Standard Webhooks secret (`whsec_<base64>`) local jobs sign their webhooks with.
+    One per server, derived from the server key; the webhook endpoint verifies with it."""
+    return "whsec_" + base64.b64encode(derive("webhook", "local")).decode()

@@ -1,0 +1,53 @@
+"""Health components of this app (listed in settings.HEALTH_CHECKS / PROVIDER_HEALTH_CHECKS)."""
+
+from __future__ import annotations
+
+import time
+
+from django.db import DatabaseError
+
+from cloudops.health import Component
+from providers.circuit import circuit_snapshot
+from providers.config import provider_config_get
+from providers.registry import get_provider, provider_names
+
+
+def required_secrets() -> list[str]:
+    """Secrets the enabled providers need: REPLICATE_API_TOKEN only while replicate is enabled."""
+    if "replicate" not in provider_names():
+        return []
+    try:
+        enabled = provider_config_get("replicate").enabled
+    except DatabaseError:
+        # Before `migrate` (e.g. `secrets_check` on a new install): the provider's default.
+        enabled = get_provider("replicate").enabled_by_default
+    return ["REPLICATE_API_TOKEN"] if enabled else []
+
+
+def check_circuit_breakers() -> Component:
+    started = time.perf_counter()
+    circuits = circuit_snapshot()
+    latency = round((time.perf_counter() - started) * 1000, 2)
+    details = {c.provider: {"state": c.state, "failures_total": c.failures_total} for c in circuits}
+    tripped = [c for c in circuits if c.state != "closed"]
+    if not tripped:
+        return Component("circuit_breakers", "healthy", "All provider circuits closed", latency, details=details)
+    names = ", ".join(f"{c.provider} ({c.state.replace('_', '-')})" for c in tripped)
+    return Component("circuit_breakers", "degraded", f"Circuit not closed: {names}", latency, details=details)
+
+
+def _provider_check(name: str) -> Component | None:
+    if name not in provider_names():
+        return None
+    config = provider_config_get(name)
+    if not config.enabled:
+        return None
+    return get_provider(name).health(provider_config=config)
+
+
+def check_local() -> Component | None:
+    return _provider_check("local")
+
+
+def check_replicate() -> Component | None:
+    return _provider_check("replicate")

@@ -1,0 +1,210 @@
+"""Provider configuration, jobs, circuit-breaker state and the background-sync lease."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+_BASE32_LOWER = "abcdefghijklmnopqrstuvwxyz234567"
+_BASE32_UPPER = _BASE32_LOWER.upper()
+
+
+def new_job_id() -> str:
+    """`job-` and 20 random base32 characters (100 bits).
+
+    Always a valid S3 bucket name (lowercase letters, digits and one hyphen; 24 characters;
+    starts and ends alphanumeric; never IP-like), because the id is the job's output bucket.
+    """
+    return "job-" + "".join(secrets.choice(_BASE32_LOWER) for _ in range(20))
+
+
+def new_upload_token() -> str:
+    """An AWS-style access key id (20 characters, `STU` prefix) for the job's S3 uploads."""
+    return "STU" + "".join(secrets.choice(_BASE32_UPPER) for _ in range(17))
+
+
+class CostLimitPeriod(models.TextChoices):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class CostLimitAction(models.TextChoices):
+    WARN = "warn"
+    BLOCK = "block"
+
+
+class ProviderConfig(models.Model):
+    """Runtime configuration of one provider, edited in the admin or through the API.
+
+    Network fields left empty (None / "") inherit the environment: SIMPLETUNER_SSL_VERIFY,
+    SIMPLETUNER_CA_BUNDLE, HTTPS_PROXY / HTTP_PROXY and SIMPLETUNER_HTTP_TIMEOUT. A value set
+    here wins over the environment for this provider's calls.
+    """
+
+    name = models.CharField(max_length=32, unique=True)
+    display_name = models.CharField(max_length=100, blank=True)
+    enabled = models.BooleanField(default=True)
+    # Webhook security: read by the inbound webhook endpoint.
+    webhook_allowed_ips = models.JSONField(default=list, blank=True)
+    webhook_require_signature = models.BooleanField(default=True)
+    # Outbound HTTP.
+    ssl_verify = models.BooleanField(null=True, blank=True)
+    ssl_ca_bundle = models.CharField(max_length=1024, blank=True, default="")
+    proxy_url = models.CharField(max_length=2048, blank=True, default="")
+    http_timeout = models.FloatField(null=True, blank=True)
+    # The S3-compatible upload endpoint given to this provider's jobs.
+    s3_endpoint_enabled = models.BooleanField(default=True)
+    s3_public_url = models.CharField(max_length=2048, blank=True, default="")
+    s3_output_path = models.CharField(max_length=1024, blank=True, default="")
+    # Spending limit over a calendar period (UTC).
+    cost_limit_enabled = models.BooleanField(default=False)
+    cost_limit_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    cost_limit_period = models.CharField(max_length=8, choices=CostLimitPeriod.choices, default=CostLimitPeriod.MONTHLY)
+    cost_limit_action = models.CharField(max_length=8, choices=CostLimitAction.choices, default=CostLimitAction.WARN)
+    # Price overrides merged over the provider's default table: {id: {"price_per_second", "label"}}.
+    hardware = models.JSONField(default=dict, blank=True)
+    default_hardware = models.CharField(max_length=64, blank=True, default="")
+    # Which trainer the provider runs (Replicate: "owner/name" and an optional version id).
+    model = models.CharField(max_length=200, blank=True, default="")
+    version_override = models.CharField(max_length=128, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "provider"
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending"
+    UPLOADING = "uploading"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset(set(JobStatus) - TERMINAL_STATUSES)
+# Statuses only move to a higher rank; terminal statuses share the top rank, so they are final.
+STATUS_RANK: dict[str, int] = {
+    JobStatus.PENDING: 0,
+    JobStatus.UPLOADING: 1,
+    JobStatus.QUEUED: 2,
+    JobStatus.RUNNING: 3,
+    JobStatus.COMPLETED: 4,
+    JobStatus.FAILED: 4,
+    JobStatus.CANCELLED: 4,
+}
+
+
+class Job(models.Model):
+    """One training job.
+
+    The id is the job's S3 output bucket. `upload_token` is the access key id of the job's
+    upload credentials (also accepted alone as the legacy `X-Upload-Token`, so it is a
+    credential and never appears in API responses); the secret is derived from it with the
+    server key (providers.credentials) and never stored. Status changes go through
+    providers.jobs.job_transition only.
+    """
+
+    id = models.CharField(primary_key=True, max_length=63, default=new_job_id, editable=False)
+    name = models.CharField(max_length=200, blank=True, default="")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    provider = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
+    hardware = models.CharField(max_length=64, blank=True, default="")
+    config = models.JSONField(default=dict, blank=True)
+    dataloader_config = models.JSONField(default=list, blank=True)
+    dataset = models.CharField(max_length=1024, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Last time the provider told us anything (webhook or poll); the sync polls stale jobs.
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    run_seconds = models.FloatField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"))
+    error = models.TextField(blank=True, default="")
+    logs = models.TextField(blank=True, default="")
+    progress = models.JSONField(default=dict, blank=True)
+    output_url = models.CharField(max_length=2048, blank=True, default="")
+    # The local runner's process (pid, start time, host), to check it across restarts.
+    runner = models.JSONField(default=dict, blank=True)
+    upload_token = models.CharField(max_length=32, unique=True, default=new_upload_token, editable=False)
+    upload_objects = models.IntegerField(default=0)
+    upload_bytes = models.BigIntegerField(default=0)
+    last_upload_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # NULL keys never collide (on every backend), so only keyed submissions are unique.
+            models.UniqueConstraint(fields=["owner", "idempotency_key"], name="job_owner_idempotency_key"),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
+            models.Index(fields=["status", "last_synced_at"], name="job_status_synced"),
+            models.Index(fields=["provider", "created_at"], name="job_provider_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class CircuitState(models.TextChoices):
+    CLOSED = "closed"
+    HALF_OPEN = "half_open"
+    OPEN = "open"
+
+
+# The value exported as simpletuner_circuit_breaker_state (same encoding as SimpleTuner's).
+CIRCUIT_STATE_VALUE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+
+class CircuitBreaker(models.Model):
+    """The breaker of one provider, shared by every server process (providers.circuit)."""
+
+    provider = models.CharField(max_length=32, unique=True)
+    state = models.CharField(max_length=10, choices=CircuitState.choices, default=CircuitState.CLOSED)
+    consecutive_failures = models.IntegerField(default=0)
+    failures_total = models.BigIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    probe_started_at = models.DateTimeField(null=True, blank=True)
+    probes_in_flight = models.IntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["provider"]
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.state}"
+
+
+class Lease(models.Model):
+    """A named, expiring lock held by one process (e.g. the background sync)."""
+
+    name = models.CharField(primary_key=True, max_length=64)
+    holder = models.CharField(max_length=128)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder}"

@@ -1,0 +1,198 @@
+"""Background sync: poll active jobs whose status has not been pushed for a while.
+
+Webhooks are the first source of status; this is the fallback. One pass runs in exactly one
+process at a time, under a lease row in the database (renewed after every job, so a slow
+pass never overlaps another process's). It never runs on the request path: the served
+process starts `start_background_sync()` from cloudops/asgi.py (a daemon thread), and
+`manage.py sync_jobs` runs one pass (or `--loop`) for cron or a dedicated worker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from cloudops.structured_logging import correlation_scope, get_logger
+from providers.errors import CircuitOpenError, ProviderError
+from providers.jobs import job_refresh, job_transition
+from providers.models import ACTIVE_STATUSES, Job, JobStatus, Lease
+
+logger = get_logger("cloudops.providers.sync")
+
+LEASE_NAME = "jobs-sync"
+MAX_JOBS_PER_PASS = 500
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _lease_ttl() -> timedelta:
+    # Long enough for one job's poll (timeout x retries) between renewals.
+    return timedelta(seconds=max(3 * settings.SIMPLETUNER_SYNC_INTERVAL, 300))
+
+
+def lease_acquire(name: str, holder: str, *, now: datetime | None = None) -> bool:
+    """Take or renew the lease; False while another holder's lease is unexpired."""
+    now = now or timezone.now()
+    expires = now + _lease_ttl()
+    taken = Lease.objects.filter(Q(holder=holder) | Q(expires_at__lt=now), name=name).update(
+        holder=holder, expires_at=expires
+    )
+    if taken:
+        return True
+    try:
+        with transaction.atomic():
+            Lease.objects.create(name=name, holder=holder, expires_at=expires)
+    except IntegrityError:
+        return False
+    return True
+
+
+def lease_release(name: str, holder: str) -> None:
+    Lease.objects.filter(name=name, holder=holder).delete()
+
+
+@dataclass
+class SyncResult:
+    ran: bool
+    holder: str = ""
+    checked: int = 0
+    changed: Counter[str] = field(default_factory=Counter)
+    errors: int = 0
+
+    def summary(self) -> str:
+        if not self.ran:
+            return f"another process holds the sync lease ({self.holder}); nothing done"
+        moved = ", ".join(f"{count} {status}" for status, count in sorted(self.changed.items())) or "no changes"
+        return f"checked {self.checked} jobs: {moved}; {self.errors} errors"
+
+
+def _due_jobs(now: datetime) -> list[Job]:
+    """Active jobs to poll: local ones every pass (a cheap process check), others once their
+    last word from the provider is older than SIMPLETUNER_SYNC_STALE_SECONDS."""
+    stale_before = now - timedelta(seconds=settings.SIMPLETUNER_SYNC_STALE_SECONDS)
+    due = Q(provider="local") | Q(last_synced_at__isnull=True) | Q(last_synced_at__lt=stale_before)
+    # No external id: nothing was started at the provider yet, so there is nothing to poll.
+    jobs = Job.objects.filter(due, status__in=ACTIVE_STATUSES).exclude(external_id="")
+    return list(jobs.order_by(F("last_synced_at").asc(nulls_first=True))[:MAX_JOBS_PER_PASS])
+
+
+def _fail_abandoned_submissions(now: datetime, result: SyncResult) -> None:
+    """Jobs still `pending`/`uploading` with nothing at the provider long after submission: the process
+    submitting them died in between."""
+    cutoff = now - timedelta(seconds=settings.SIMPLETUNER_SUBMIT_TIMEOUT)
+    for job in Job.objects.filter(
+        status__in=(JobStatus.PENDING, JobStatus.UPLOADING), external_id="", created_at__lt=cutoff
+    ):
+        reason = "The submission never reached the provider (the server stopped during submission?)."
+        if job_transition(
+            job=job, to=JobStatus.FAILED, reason="submission abandoned", source="sync", fields={"error": reason}
+        ):
+            result.changed[JobStatus.FAILED] += 1
+
+
+def _kill_lingering_cancelled(now: datetime) -> None:
+    """Cancelled local jobs that ignored SIGTERM past the grace period (e.g. their server
+    restarted before its SIGKILL timer fired)."""
+    from providers.local import kill_if_alive
+
+    grace = timedelta(seconds=settings.SIMPLETUNER_LOCAL_CANCEL_GRACE)
+    recent = Job.objects.filter(
+        provider="local",
+        status=JobStatus.CANCELLED,
+        cancel_requested_at__lt=now - grace,
+        cancel_requested_at__gt=now - timedelta(days=1),
+    )
+    for job in recent.exclude(external_id=""):
+        if job.runner.get("host") in (None, socket.gethostname()):
+            kill_if_alive(job.runner)
+
+
+def jobs_sync(*, holder: str | None = None, now: datetime | None = None) -> SyncResult:
+    """One pass, under the lease. Safe to run from several processes at once: all but one
+    return at once with ran=False."""
+    holder = holder or default_holder()
+    now = now or timezone.now()
+    if not lease_acquire(LEASE_NAME, holder, now=now):
+        current = Lease.objects.filter(name=LEASE_NAME).first()
+        return SyncResult(ran=False, holder=current.holder if current else "")
+    result = SyncResult(ran=True, holder=holder)
+    try:
+        _sync_jobs(now, result, holder)
+        _fail_abandoned_submissions(now, result)
+        _kill_lingering_cancelled(now)
+    finally:
+        lease_release(LEASE_NAME, holder)
+    if result.checked or result.changed:
+        logger.info("sync pass done", extra={"checked": result.checked, "changed": dict(result.changed)})
+    return result
+
+
+def _sync_jobs(now: datetime, result: SyncResult, holder: str) -> None:
+    broken: set[str] = set()
+    for job in _due_jobs(now):
+        if job.provider in broken:
+            continue
+        result.checked += 1
+        try:
+            if job_refresh(job=job, source="sync"):
+                result.changed[job.status] += 1
+        except CircuitOpenError:
+            broken.add(job.provider)
+            result.errors += 1
+        except ProviderError as exc:
+            result.errors += 1
+            logger.warning("sync could not poll a job", extra={"job_id": job.pk, "error": exc.message})
+        if not lease_acquire(LEASE_NAME, holder):
+            logger.warning("sync lease lost mid-pass; stopping", extra={"holder": holder})
+            return
+
+
+# --- The in-process loop ------------------------------------------------------------------------
+
+_loop_lock = threading.Lock()
+_loop_thread: threading.Thread | None = None
+_stop = threading.Event()
+
+
+def _loop() -> None:
+    while not _stop.is_set():
+        try:
+            with correlation_scope():
+                jobs_sync()
+        except Exception:  # keep looping: the next pass may succeed (database back, etc.)
+            logger.exception("background sync pass failed")
+        finally:
+            connection.close()
+        _stop.wait(settings.SIMPLETUNER_SYNC_INTERVAL)
+
+
+def start_background_sync() -> bool:
+    """Start this process's sync thread once (a no-op when disabled or already running)."""
+    global _loop_thread
+    if not settings.SIMPLETUNER_BACKGROUND_SYNC:
+        return False
+    with _loop_lock:
+        if _loop_thread is not None and _loop_thread.is_alive():
+            return False
+        _stop.clear()
+        _loop_thread = threading.Thread(target=_loop, name="jobs-sync", daemon=True)
+        _loop_thread.start()
+    logger.info("background job sync started", extra={"interval_s": settings.SIMPLETUNER_SYNC_INTERVAL})
+    return True
+
+
+def stop_background_sync(timeout: float = 10) -> None:
+    _stop.set()
+    if _loop_thread is not None:
+        _loop_thread.join(timeout)
