@@ -452,7 +452,7 @@ SIMPLETUNER_S3_FSYNC = _env_bool("SIMPLETUNER_S3_FSYNC", default=True)
 # Accept the legacy `X-Upload-Token: <access key id>` header (bearer, no signature).
 SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN = _env_bool("SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN", default=True)
 # Functions turning an access key id into a storage.credentials.Credential (first match wins).
-S3_CREDENTIAL_RESOLVERS = ["storage.credentials.api_key_credential"]
+S3_CREDENTIAL_RESOLVERS = ["storage.credentials.api_key_credential", "storage.credentials.job_credential"]
 HEALTH_CHECKS.append("storage.health.check_output_storage")
 
 # --- HTTPS and the server ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from django.conf import settings
@@ -18,6 +18,8 @@ from django.utils.module_loading import import_string
 
 from cloudops.apikeys import api_key_secret
 from cloudops.models import ApiKey
+from providers.credentials import job_upload_secret
+from providers.models import Job, ProviderConfig
 from storage import errors
 
 
@@ -40,14 +42,18 @@ class Credential:
     writable_until: datetime | None = None
     bearer: bool = False
     job_id: str = ""
+    # Why this otherwise valid credential may do nothing (e.g. the provider's S3 endpoint is off).
+    denied: str = ""
 
     def can_read(self, bucket: str) -> bool:
-        return self.read_all or bucket in self.buckets
+        return not self.denied and (self.read_all or bucket in self.buckets)
 
     def can_list_buckets(self) -> bool:
-        return self.read_all or bool(self.buckets)
+        return not self.denied and (self.read_all or bool(self.buckets))
 
     def check_write(self, bucket: str, now: datetime) -> None:
+        if self.denied:
+            raise errors.AccessDenied(self.denied)
         if bucket not in self.buckets:
             raise errors.AccessDenied(f"This credential may not write to bucket {bucket!r}.")
         if self.writable_until is not None and now > self.writable_until:
@@ -94,4 +100,31 @@ def api_key_credential(access_key_id: str) -> Credential | None:
         username=api_key.owner.get_username(),
         api_key_prefix=api_key.prefix,
         read_all=api_key.owner.is_staff,
+    )
+
+
+def job_credential(access_key_id: str) -> Credential | None:
+    """A job's upload credentials: access key id = its upload token, secret derived from it.
+
+    The job owns one bucket, its id. It may write there while it is active and for
+    SIMPLETUNER_UPLOAD_GRACE_SECONDS after it ended (final checkpoints arrive after the last
+    status webhook), then only read. A provider with `s3_endpoint_enabled` off denies all.
+    """
+    job = Job.objects.select_related("owner").filter(upload_token=access_key_id).first()
+    if job is None:
+        return None
+    writable_until = None
+    if job.is_terminal:
+        ended = job.completed_at or job.updated_at
+        writable_until = ended + timedelta(seconds=settings.SIMPLETUNER_UPLOAD_GRACE_SECONDS)
+    enabled = ProviderConfig.objects.filter(name=job.provider).values_list("s3_endpoint_enabled", flat=True).first()
+    return Credential(
+        access_key_id=job.upload_token,
+        secret=job_upload_secret(job),
+        username=job.owner.get_username(),
+        buckets=frozenset({job.id}),
+        writable_until=writable_until,
+        bearer=True,
+        job_id=job.id,
+        denied="" if enabled in (None, True) else f"The S3 endpoint is disabled for provider {job.provider!r}.",
     )

@@ -1,26 +1,32 @@
 """Storage operations: permission checks, limits, storing and reading objects, multipart.
 
-Called by the S3 views (and management commands). Blocking file-system work runs in worker
-threads; the request body streams from the network to disk without being held in memory.
+Called by the S3 views (and management commands). The sync functions may query the database,
+so views call them with sync_to_async (the request's own thread, whose connections Django
+closes); the request body streams from the network to disk in plain worker threads, without
+being held in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models import F
 
 from audit import events
 from audit.services import Actor, audit_record
 from cloudops.structured_logging import get_logger
+from providers.models import Job, ProviderConfig
 from storage import errors, listing, multipart, store
 from storage.auth import now
 from storage.body import BodyResult, BodySpec, RequestBodyStream, receive_to_file
 from storage.credentials import Credential
+from storage.paths import UPLOADS_DIR
 
 MAX_PART_BYTES = 5 * 1024**3  # S3's own limit per part
 
@@ -30,13 +36,27 @@ logger = get_logger("cloudops.storage")
 # --- Where buckets live ----------------------------------------------------------------------------
 
 
+def _provider_root(path: str) -> Path:
+    return Path(path).expanduser() if path else settings.OUTPUTS_DIR
+
+
 def output_root(bucket: str) -> Path:
-    """The root that holds `bucket` (a job's provider may move it with s3_output_path)."""
-    return settings.OUTPUTS_DIR
+    """The root that holds `bucket`: its job's provider `s3_output_path`, else OUTPUTS_DIR."""
+    provider = Job.objects.filter(id=bucket).values_list("provider", flat=True).first()
+    if provider is None:
+        return settings.OUTPUTS_DIR
+    path = ProviderConfig.objects.filter(name=provider).values_list("s3_output_path", flat=True).first()
+    return _provider_root(path or "")
 
 
 def output_roots() -> list[Path]:
-    return [settings.OUTPUTS_DIR]
+    paths = ProviderConfig.objects.values_list("s3_output_path", flat=True)
+    return list(dict.fromkeys([settings.OUTPUTS_DIR, *(_provider_root(path) for path in paths)]))
+
+
+def _bucket_exists(root: Path, bucket: str) -> bool:
+    # A job's bucket exists from submission on, before its first upload.
+    return store.bucket_exists(root, bucket) or Job.objects.filter(id=bucket).exists()
 
 
 # --- Buckets ---------------------------------------------------------------------------------------
@@ -44,7 +64,7 @@ def output_roots() -> list[Path]:
 
 def buckets_list(*, credential: Credential) -> list[tuple[str, float]]:
     if not credential.can_list_buckets():
-        raise errors.AccessDenied("This credential may not list buckets.")
+        raise errors.AccessDenied(credential.denied or "This credential may not list buckets.")
     found: dict[str, float] = {}
     for root in output_roots():
         for name, created in store.bucket_names(root):
@@ -56,9 +76,9 @@ def buckets_list(*, credential: Credential) -> list[tuple[str, float]]:
 
 def bucket_check_readable(*, credential: Credential, bucket: str) -> Path:
     if not credential.can_read(bucket):
-        raise errors.AccessDenied(f"This credential may not read bucket {bucket!r}.")
+        raise errors.AccessDenied(credential.denied or f"This credential may not read bucket {bucket!r}.")
     root = output_root(bucket)
-    if bucket not in credential.buckets and not store.bucket_exists(root, bucket):
+    if bucket not in credential.buckets and not _bucket_exists(root, bucket):
         raise errors.NoSuchBucket(BucketName=bucket)
     return root
 
@@ -138,7 +158,7 @@ async def object_put(
     client_ip: str,
 ) -> tuple[store.ObjectInfo, BodyResult]:
     credential.check_write(bucket, now())
-    root = output_root(bucket)
+    root = await sync_to_async(output_root)(bucket)
     store.key_segments(key)  # refuse a bad key before reading the body
     tmp_path, fd, result = await _receive(root, stream, spec, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
     try:
@@ -161,6 +181,8 @@ async def object_stored(*, credential: Credential, bucket: str, info: store.Obje
         info.size,
         extra={"bucket": bucket, "key": info.key, "size": info.size},
     )
+    if credential.job_id:
+        await sync_to_async(job_upload_progress)(job_id=credential.job_id, size=info.size)
     await sync_to_async(audit_record)(
         event_type=events.STORAGE_UPLOAD,
         actor=Actor(username=credential.username, api_key=credential.api_key_prefix, ip=client_ip),
@@ -171,7 +193,31 @@ async def object_stored(*, credential: Credential, bucket: str, info: store.Obje
     )
 
 
+def job_upload_progress(*, job_id: str, size: int) -> None:
+    """Count one stored object for its job (one UPDATE with F(): concurrent uploads add up)."""
+    Job.objects.filter(id=job_id).update(
+        upload_objects=F("upload_objects") + 1, upload_bytes=F("upload_bytes") + size, last_upload_at=now()
+    )
+
+
 # --- Multipart -------------------------------------------------------------------------------------
+
+
+CLEANUP_INTERVAL = 3600
+
+
+def _cleanup_now_and_then(root: Path) -> None:
+    """Abandoned uploads also go without cron: the first CreateMultipartUpload of each hour
+    (a marker file's time, shared by every process) sweeps the root."""
+    marker = root / UPLOADS_DIR / ".last-cleanup"
+    try:
+        if time.time() - marker.stat().st_mtime < CLEANUP_INTERVAL:
+            return
+    except FileNotFoundError:
+        pass
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    multipart.cleanup(root, older_than=settings.SIMPLETUNER_S3_MULTIPART_TTL_SECONDS)
 
 
 def multipart_create(
@@ -179,8 +225,10 @@ def multipart_create(
 ) -> multipart.Upload:
     credential.check_write(bucket, now())
     store.key_segments(key)
+    root = output_root(bucket)
+    _cleanup_now_and_then(root)
     return multipart.create(
-        output_root(bucket),
+        root,
         bucket=bucket,
         key=key,
         content_type=content_type,
@@ -204,8 +252,8 @@ async def multipart_upload_part(
     stream: RequestBodyStream,
     spec: BodySpec,
 ) -> tuple[str, BodyResult]:
-    upload = await asyncio.to_thread(_upload_for_writer, credential, bucket, key, upload_id)
-    root = output_root(bucket)
+    upload = await sync_to_async(_upload_for_writer)(credential, bucket, key, upload_id)
+    root = await sync_to_async(output_root)(bucket)
     limit = min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
     tmp_path, fd, result = await _receive(root, stream, spec, limit)
     # No fsync for parts: they are not objects; the assembled object is synced on complete.
@@ -221,8 +269,8 @@ async def multipart_upload_part(
 async def multipart_complete(
     *, credential: Credential, bucket: str, key: str, upload_id: str, listed: list[tuple[int, str]], client_ip: str
 ) -> store.ObjectInfo:
-    root = output_root(bucket)
     credential.check_write(bucket, now())
+    root = await sync_to_async(output_root)(bucket)
     previous = await asyncio.to_thread(multipart.completed_before, root, upload_id, bucket, key)
     if previous is not None:
         return previous

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
@@ -176,7 +177,7 @@ def _unsupported(query: dict[str, str]) -> None:
 async def service(ctx: S3Context) -> HttpResponse:
     if ctx.request.method not in ("GET", "HEAD"):
         raise errors.MethodNotAllowed()
-    buckets = await asyncio.to_thread(services.buckets_list, credential=ctx.credential)
+    buckets = await sync_to_async(services.buckets_list)(credential=ctx.credential)
     return xml_response(documents.buckets(ctx.credential, buckets))
 
 
@@ -185,19 +186,19 @@ async def bucket(ctx: S3Context, bucket: str) -> HttpResponse:
     method, query = ctx.request.method, ctx.query
     _unsupported(query)
     if method == "GET" and "location" in query:
-        await asyncio.to_thread(services.bucket_check_readable, credential=ctx.credential, bucket=bucket)
+        await sync_to_async(services.bucket_check_readable)(credential=ctx.credential, bucket=bucket)
         return xml_response(xml.document("LocationConstraint", []))
     if method == "GET" and "uploads" in query:
         raise errors.NotImplementedError_("ListMultipartUploads is not implemented by this endpoint.")
     if method == "GET":
         return await _list_objects(ctx, bucket)
     if method == "HEAD":
-        await asyncio.to_thread(services.bucket_check_readable, credential=ctx.credential, bucket=bucket)
+        await sync_to_async(services.bucket_check_readable)(credential=ctx.credential, bucket=bucket)
         response = HttpResponse(status=200)
         response["Content-Length"] = "0"
         return response
     if method == "PUT":
-        await asyncio.to_thread(services.bucket_create, credential=ctx.credential, bucket=bucket)
+        await sync_to_async(services.bucket_create)(credential=ctx.credential, bucket=bucket)
         response = HttpResponse(status=200)
         response["Location"] = f"/{bucket}"
         return response
@@ -219,8 +220,7 @@ async def _list_objects(ctx: S3Context, bucket: str) -> HttpResponse:
         after = listing.decode_token(token) if token else query.get("start-after") or None
     else:
         after = query.get("marker") or None
-    result = await asyncio.to_thread(
-        services.objects_list,
+    result = await sync_to_async(services.objects_list)(
         credential=ctx.credential,
         bucket=bucket,
         prefix=prefix,
@@ -237,7 +237,7 @@ async def _delete_objects(ctx: S3Context, bucket: str) -> HttpResponse:
     results: list[xml.Child] = []
     for key in keys:
         try:
-            await asyncio.to_thread(services.object_delete, credential=ctx.credential, bucket=bucket, key=key)
+            await sync_to_async(services.object_delete)(credential=ctx.credential, bucket=bucket, key=key)
             if not quiet:
                 results.append(("Deleted", [("Key", key)]))
         except errors.S3Error as error:
@@ -309,7 +309,7 @@ class FileChunks:
 
 
 async def _get_object(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
-    fd, info = await asyncio.to_thread(services.object_open, credential=ctx.credential, bucket=bucket, key=key)
+    fd, info = await sync_to_async(services.object_open)(credential=ctx.credential, bucket=bucket, key=key)
     try:
         unchanged = not_modified(ctx.headers, info)
         selected = None if unchanged else parse_range(ctx.headers.get("range"), info.size)
@@ -363,13 +363,12 @@ async def _put_object(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
 
 
 async def _delete_object(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
-    await asyncio.to_thread(services.object_delete, credential=ctx.credential, bucket=bucket, key=key)
+    await sync_to_async(services.object_delete)(credential=ctx.credential, bucket=bucket, key=key)
     return HttpResponse(status=204)
 
 
 async def _create_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
-    upload = await asyncio.to_thread(
-        services.multipart_create,
+    upload = await sync_to_async(services.multipart_create)(
         credential=ctx.credential,
         bucket=bucket,
         key=key,
@@ -418,15 +417,15 @@ async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpRespons
 
 
 async def _abort_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
-    await asyncio.to_thread(
-        services.multipart_abort, credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"]
+    await sync_to_async(services.multipart_abort)(
+        credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"]
     )
     return HttpResponse(status=204)
 
 
 async def _list_parts(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
-    upload, parts = await asyncio.to_thread(
-        services.multipart_parts, credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"]
+    upload, parts = await sync_to_async(services.multipart_parts)(
+        credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"]
     )
     return xml_response(documents.list_parts(bucket, key, upload, parts, ctx.query))
 
