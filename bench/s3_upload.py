@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -150,24 +149,49 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+JOB_CODE = """
+from django.contrib.auth import get_user_model
+from providers.config import provider_config_get
+from providers.credentials import job_upload_secret
+from providers.models import Job
+provider_config_get("local")
+owner = get_user_model().objects.create_user("bench")
+job = Job.objects.create(owner=owner, provider="local", status="running")
+print(job.id, job.upload_token, job_upload_secret(job))
+"""
+
+
+def running_job(env: dict[str, str]) -> tuple[str, str, str]:
+    """A running job in the bench server's database: (bucket, access key id, secret)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", JOB_CODE],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    bucket, key_id, secret = done.stdout.split()[-3:]
+    return bucket, key_id, secret
+
+
 def run_ours(source: Path, work: Path, server: str, https: bool, tls: tuple[str, str, str] | None) -> Result:
     """Our server through `manage.py serve`; server "stock-django" is uvicorn serving Django's
     own ASGI handler (bodies spooled before the view), to measure that design."""
     home = work / f"home-{server}{'-https' if https else ''}"
-    bucket, key_id, secret = "job-bench", "BENCH" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(
         SIMPLETUNER_HOME=str(home),
-        DJANGO_SETTINGS_MODULE="bench.settings",
-        BENCH_S3_WRITER=f"{key_id}:{secret}:{bucket}",
         SIMPLETUNER_SERVER=server if server != "stock-django" else "uvicorn",
         SIMPLETUNER_LOG_LEVEL="WARNING",
+        SIMPLETUNER_BACKGROUND_SYNC="false",
     )
     verify: str | bool = True
     if https and tls:
         env.update(SIMPLETUNER_SSL_CERT=tls[0], SIMPLETUNER_SSL_KEY=tls[1])
         verify = tls[2]
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    bucket, key_id, secret = running_job(env)
     port = free_port()
     base = f"{'https' if https else 'http'}://127.0.0.1:{port}"
     argv = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]

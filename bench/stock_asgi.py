@@ -7,5 +7,5 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloudops.settings")
 application = get_asgi_application()

@@ -1,19 +1,17 @@
 """Fixtures for the S3 endpoint: a live server (HTTP and HTTPS), credentials and real clients.
 
-Until job upload credentials exist (the jobs app), a test-only resolver stands in for them:
-`writer(bucket)` makes a credential that owns one bucket, exactly the shape a job's upload
-credential has (its bucket, a write deadline, usable as X-Upload-Token).
+`writer()` submits nothing to a provider but creates a real running job of the `local`
+provider and returns its upload credential, as the server resolves it (its bucket is the
+job id; `expire()` ends the job so the grace period applies).
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -22,23 +20,12 @@ import trustme
 from botocore.config import Config
 from django.conf import settings as django_settings
 
-from storage.credentials import Credential
+from providers.config import provider_config_get
+from providers.models import Job, JobStatus
+from storage.credentials import Credential, job_credential
 from tests.storage.server import serving
 
 MOUNT = "/api/cloud/storage"
-_WRITERS: dict[str, Credential] = {}
-
-
-def writer_credential(access_key_id: str) -> Credential | None:
-    """Test resolver: credentials made by the `writer` fixture (or, in a server process the
-    test started, the one in CLOUDOPS_TEST_S3_WRITER as "key id:secret:bucket")."""
-    if access_key_id in _WRITERS:
-        return _WRITERS[access_key_id]
-    key_id, _, rest = os.environ.get("CLOUDOPS_TEST_S3_WRITER", "").partition(":")
-    secret, _, bucket = rest.partition(":")
-    if key_id and key_id == access_key_id:
-        return Credential(access_key_id=key_id, secret=secret, buckets=frozenset({bucket}), bearer=True, job_id=bucket)
-    return None
 
 
 @dataclass
@@ -96,41 +83,30 @@ def endpoint(request: pytest.FixtureRequest) -> Endpoint:
 
 @pytest.fixture(autouse=True)
 def _storage_env(transactional_db: None, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    settings.S3_CREDENTIAL_RESOLVERS = [
-        *django_settings.S3_CREDENTIAL_RESOLVERS,
-        "tests.storage.conftest.writer_credential",
-    ]
     settings.SIMPLETUNER_S3_MIN_FREE_BYTES = 0
     yield
-    _WRITERS.clear()
     # The machine is shared: leave no test objects behind.
     shutil.rmtree(django_settings.OUTPUTS_DIR, ignore_errors=True)
 
 
 @pytest.fixture
-def writer() -> Callable[..., Credential]:
-    def make(bucket: str | None = None, *, writable_until: datetime | None = None) -> Credential:
-        bucket = bucket or "job-" + secrets.token_hex(6)
-        access_key_id = "UT" + secrets.token_hex(10).upper()
-        credential = Credential(
-            access_key_id=access_key_id,
-            secret=secrets.token_urlsafe(30),
-            username="",
-            buckets=frozenset({bucket}),
-            writable_until=writable_until,
-            bearer=True,
-            job_id=bucket,
-        )
-        _WRITERS[access_key_id] = credential
+def writer(make_user) -> Callable[[], Credential]:  # type: ignore[no-untyped-def]
+    owner = make_user("trainer")
+    provider_config_get("local")
+
+    def make() -> Credential:
+        job = Job.objects.create(owner=owner, provider="local", status=JobStatus.RUNNING)
+        credential = job_credential(job.upload_token)
+        assert credential is not None
         return credential
 
     return make
 
 
-def expire(credential: Credential, when: datetime) -> Credential:
-    updated = replace(credential, writable_until=when)
-    _WRITERS[credential.access_key_id] = updated
-    return updated
+def expire(credential: Credential, when: datetime) -> None:
+    """End the credential's job so that its grace period ends at `when`."""
+    grace = timedelta(seconds=django_settings.SIMPLETUNER_UPLOAD_GRACE_SECONDS)
+    Job.objects.filter(id=credential.job_id).update(status=JobStatus.COMPLETED, completed_at=when - grace)
 
 
 def bucket_of(credential: Credential) -> str:

@@ -48,7 +48,7 @@ def test_a_job_cannot_touch_another_jobs_bucket(endpoint, s3, writer) -> None:
 
 
 def test_a_finished_job_writes_during_the_grace_period_then_gets_access_denied(http_server, s3, writer) -> None:
-    cred = writer(writable_until=timezone.now() + timedelta(minutes=5))
+    cred = writer()
     bucket = bucket_of(cred)
     client = client_for(s3, http_server, cred)
     client.put_object(Bucket=bucket, Key="final.pt", Body=b"x")

@@ -40,10 +40,8 @@ def _client(base: str, key_id: str, secret: str, ca: str | None = None):  # type
 def _serve(tmp_path: Path, cred, **extra: str):  # type: ignore[no-untyped-def]
     port = free_port()
     env = django_env(
-        DJANGO_SETTINGS_MODULE="tests.storage.live_settings",
         PORT=str(port),
         HOST="127.0.0.1",
-        CLOUDOPS_TEST_S3_WRITER=f"{cred.access_key_id}:{cred.secret}:{bucket_of(cred)}",
         **extra,
     )
     return port, env
