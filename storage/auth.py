@@ -17,9 +17,9 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
-from cloudops.asgi import STORAGE_MOUNT
 from storage import errors, signing
 from storage.credentials import Credential, credential_resolve
+from storage.mount import STORAGE_MOUNT
 
 UPLOAD_TOKEN_HEADER = "x-upload-token"
 

@@ -2,7 +2,7 @@
 
 Django reads a whole request body into a temporary file before any view runs, and daphne
 holds it all in memory before Django sees it (django/daphne#483). For the storage endpoint
-cloudops.asgi hands the view a `RequestBodyStream` instead: the view authenticates first
+storage.asgi hands the view a `RequestBodyStream` instead: the view authenticates first
 (so a bad signature costs no upload, and `Expect: 100-continue` is answered only then),
 then pulls the body chunk by chunk into a temporary file while hashing it. Memory per
 upload stays at a few MiB whatever the object size.

@@ -18,11 +18,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
-from cloudops.asgi import BODY_SCOPE_KEY
 from cloudops.net import client_ip
 from storage import documents, errors, listing, multipart, services, xml
 from storage.auth import Authenticated, authenticate, request_parts
 from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
+from storage.mount import BODY_SCOPE_KEY
 from storage.requests import body_spec, content_type, not_modified, parse_range, user_metadata
 from storage.store import ObjectInfo
 

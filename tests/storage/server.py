@@ -19,8 +19,10 @@ from tests.server.live import free_port
 
 @contextmanager
 def serving(*, cert: Path | None = None, key: Path | None = None) -> Iterator[str]:
-    from cloudops.asgi import application
+    # Our handler, not cloudops.asgi: importing that starts the server's background sync.
+    from storage.asgi import StreamingBodyASGIHandler
 
+    application = StreamingBodyASGIHandler()
     port = free_port()
     config = uvicorn.Config(
         application,
