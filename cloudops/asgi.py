@@ -1,4 +1,7 @@
-"""ASGI entry point (daphne serves `cloudops.asgi:application`).
+"""ASGI entry point (`cloudops.asgi:application`, served by uvicorn or daphne).
+
+The application is Django's ASGI handler with one change: requests to the S3 endpoint keep
+their body as a stream for the view (storage.asgi explains why).
 
 Only the server process imports this module, so it also starts the server's background
 work: the job sync thread (providers.sync; one process at a time does a pass, under a
@@ -13,7 +16,11 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloudops.settings")
 
-application = get_asgi_application()
+get_asgi_application()  # django.setup(), exactly as Django's own entry point does it
+
+from storage.asgi import StreamingBodyASGIHandler  # noqa: E402 - needs the app registry ready
+
+application = StreamingBodyASGIHandler()
 
 from providers.sync import start_background_sync  # noqa: E402 - needs the app registry ready
 

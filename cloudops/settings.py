@@ -434,3 +434,36 @@ SIMPLETUNER_LOCAL_ENV_PASSTHROUGH = env.list(
 SIMPLETUNER_DATASETS_DIR = _env_path("SIMPLETUNER_DATASETS_DIR", str(SIMPLETUNER_HOME / "datasets"))
 # Job logs kept in the database and returned by /logs: the last this many bytes.
 SIMPLETUNER_JOB_LOG_MAX_BYTES = _env_int("SIMPLETUNER_JOB_LOG_MAX_BYTES", default=65536, minimum=1024)
+
+# --- Output storage (S3-compatible endpoint) ---------------------------------------------------
+# Objects live at {root}/{bucket}/{key}; the root is OUTPUTS_DIR unless a provider's
+# s3_output_path says otherwise. Limits fail uploads with S3 errors before a byte is written.
+SIMPLETUNER_S3_MAX_OBJECT_BYTES = _env_int("SIMPLETUNER_S3_MAX_OBJECT_BYTES", default=5 * 1024**4, minimum=1)
+SIMPLETUNER_S3_MIN_FREE_BYTES = _env_int("SIMPLETUNER_S3_MIN_FREE_BYTES", default=1024**3)
+# Job credentials keep working this long after the job ends, for its final uploads.
+SIMPLETUNER_UPLOAD_GRACE_SECONDS = _env_int("SIMPLETUNER_UPLOAD_GRACE_SECONDS", default=3600)
+# Multipart uploads (and stray temporary files) untouched this long are removed by
+# `manage.py storage_cleanup`.
+SIMPLETUNER_S3_MULTIPART_TTL_SECONDS = _env_int("SIMPLETUNER_S3_MULTIPART_TTL_SECONDS", default=86400, minimum=60)
+SIMPLETUNER_S3_MAX_SKEW_SECONDS = _env_int("SIMPLETUNER_S3_MAX_SKEW_SECONDS", default=900, minimum=1)
+# fsync each object before it becomes visible, so a power loss cannot leave a torn file behind
+# a committed name. Turn off only on storage that is already synchronous.
+SIMPLETUNER_S3_FSYNC = _env_bool("SIMPLETUNER_S3_FSYNC", default=True)
+# Accept the legacy `X-Upload-Token: <access key id>` header (bearer, no signature).
+SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN = _env_bool("SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN", default=True)
+# Functions turning an access key id into a storage.credentials.Credential (first match wins).
+S3_CREDENTIAL_RESOLVERS = ["storage.credentials.api_key_credential", "storage.credentials.job_credential"]
+HEALTH_CHECKS.append("storage.health.check_output_storage")
+
+# --- HTTPS and the server ----------------------------------------------------------------------
+# With both set, `manage.py serve` (and `make run`) speak TLS themselves.
+SIMPLETUNER_SSL_CERT = env.str("SIMPLETUNER_SSL_CERT", default="") or None
+SIMPLETUNER_SSL_KEY = env.str("SIMPLETUNER_SSL_KEY", default="") or None
+if bool(SIMPLETUNER_SSL_CERT) != bool(SIMPLETUNER_SSL_KEY):
+    raise ImproperlyConfigured("SIMPLETUNER_SSL_CERT and SIMPLETUNER_SSL_KEY must be set together")
+for _name, _file in (("SIMPLETUNER_SSL_CERT", SIMPLETUNER_SSL_CERT), ("SIMPLETUNER_SSL_KEY", SIMPLETUNER_SSL_KEY)):
+    if _file and not os.access(_file, os.R_OK):
+        raise ImproperlyConfigured(f"{_name}={_file!r} is not a readable file")
+# uvicorn applies back-pressure to request bodies; daphne holds each one whole in memory
+# (django/daphne#483), which multi-GB uploads cannot afford. See the README's figures.
+SIMPLETUNER_SERVER = _env_choice("SIMPLETUNER_SERVER", "uvicorn", ("uvicorn", "daphne"))

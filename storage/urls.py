@@ -1,7 +1,15 @@
-"""URL routes of this app, included from cloudops/urls.py."""
+"""URL routes of this app, included from cloudops/urls.py: S3 path-style addressing."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, re_path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from storage import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    re_path(r"^api/cloud/storage/?$", views.service, name="storage-service"),
+    re_path(r"^api/cloud/storage/(?P<bucket>[^/]+)/?$", views.bucket, name="storage-bucket"),
+    # [\s\S]: a key may contain any character (even a newline); the key checks then accept it
+    # or refuse it with an S3 error, instead of a JSON 404 from Django.
+    re_path(r"^api/cloud/storage/(?P<bucket>[^/]+)/(?P<key>[\s\S]+)$", views.object_, name="storage-object"),
+]

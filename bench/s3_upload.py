@@ -1,0 +1,328 @@
+"""Upload throughput and server memory of the S3 endpoint, against two reference receivers.
+
+One run uploads the same file with boto3's `upload_file` (its defaults: 8 MiB multipart parts,
+10 threads) to:
+  (a) our server under the production server (`manage.py serve`: uvicorn),
+  (b) bench/stdlib_s3.py, a standard-library receiver that just writes to disk,
+  (c) moto in server mode,
+and prints MiB/s, the ratios, and our server's resident memory before and at its peak.
+Goals: >= 0.5x the stdlib receiver, >= 1.5x moto, RSS growth < 128 MiB.
+
+    .venv/bin/python bench/s3_upload.py                  # 1 GiB
+    .venv/bin/python bench/s3_upload.py --size-mib 256 --targets ours,ours-daphne,ours-https
+
+Extra targets: `ours-daphne` (the same server under daphne), `ours-https` (uvicorn with TLS,
+where boto3 sends aws-chunked bodies with CRC32 trailers) and `stock-django` (uvicorn serving
+Django's stock ASGI handler, which spools each body to a temporary file before the view).
+`--single-put` sends the whole file in one put_object, which shows per-request buffering. Files go to a temporary folder on
+the same disk as the checkout (bench/out/) and are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import httpx
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's resident set size every 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.stopped = pid, 0, threading.Event()
+
+    def rss(self) -> int:
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.peak = max(self.peak, self.rss())
+            except OSError:
+                return
+            time.sleep(0.02)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (from /proc), a load-independent cost."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start(argv: list[str], env: dict[str, str], probe: str, verify: str | bool = True) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{argv} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            httpx.get(probe, timeout=1, verify=verify)
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    stop(proc)
+    raise SystemExit(f"{argv} did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+MODE = {"single_put": False}
+
+
+def upload(endpoint: str, key_id: str, secret: str, bucket: str, source: Path, verify: str | bool = True) -> float:
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        verify=verify,
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=20),
+    )
+    started = time.perf_counter()
+    if MODE["single_put"]:
+        with source.open("rb") as body:
+            client.put_object(Bucket=bucket, Key="bench/upload.bin", Body=body)
+    else:
+        client.upload_file(str(source), bucket, "bench/upload.bin", Config=TransferConfig())
+    return time.perf_counter() - started
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float
+    size: int
+    rss_before: int = 0
+    rss_peak: int = 0
+    cpu: float = 0.0
+
+    @property
+    def mib_s(self) -> float:
+        return self.size / MiB / self.seconds
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(8 * MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+JOB_CODE = """
+from django.contrib.auth import get_user_model
+from providers.config import provider_config_get
+from providers.credentials import job_upload_secret
+from providers.models import Job
+provider_config_get("local")
+owner = get_user_model().objects.create_user("bench")
+job = Job.objects.create(owner=owner, provider="local", status="running")
+print(job.id, job.upload_token, job_upload_secret(job))
+"""
+
+
+def running_job(env: dict[str, str]) -> tuple[str, str, str]:
+    """A running job in the bench server's database: (bucket, access key id, secret)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", JOB_CODE],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    bucket, key_id, secret = done.stdout.split()[-3:]
+    return bucket, key_id, secret
+
+
+def run_ours(source: Path, work: Path, server: str, https: bool, tls: tuple[str, str, str] | None) -> Result:
+    """Our server through `manage.py serve`; server "stock-django" is uvicorn serving Django's
+    own ASGI handler (bodies spooled before the view), to measure that design."""
+    home = work / f"home-{server}{'-https' if https else ''}"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(
+        SIMPLETUNER_HOME=str(home),
+        SIMPLETUNER_SERVER=server if server != "stock-django" else "uvicorn",
+        SIMPLETUNER_LOG_LEVEL="WARNING",
+        SIMPLETUNER_BACKGROUND_SYNC="false",
+    )
+    verify: str | bool = True
+    if https and tls:
+        env.update(SIMPLETUNER_SSL_CERT=tls[0], SIMPLETUNER_SSL_KEY=tls[1])
+        verify = tls[2]
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    bucket, key_id, secret = running_job(env)
+    port = free_port()
+    base = f"{'https' if https else 'http'}://127.0.0.1:{port}"
+    argv = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if server == "stock-django":
+        argv = [sys.executable, "-m", "uvicorn", "bench.stock_asgi:application", "--port", str(port), "--no-access-log"]
+        argv += ["--http", "httptools", "--loop", "uvloop", "--lifespan", "off"]
+    proc = start(argv, env, base + "/api/cloud/health/live", verify)
+    try:
+        sampler = RssSampler(proc.pid)
+        before, cpu = sampler.rss(), cpu_seconds(proc.pid)
+        sampler.start()
+        seconds = upload(base + "/api/cloud/storage", key_id, secret, bucket, source, verify)
+        cpu = cpu_seconds(proc.pid) - cpu
+        sampler.stopped.set()
+        sampler.join()
+    finally:
+        stop(proc)
+    stored = home / "outputs" / bucket / "bench" / "upload.bin"
+    if sha256(stored) != sha256(source):
+        raise SystemExit(f"{server}: the stored object differs from the source")
+    shutil.rmtree(home)
+    name = f"ours ({server}{', https' if https else ''})"
+    return Result(name, seconds, source.stat().st_size, before, sampler.peak, cpu)
+
+
+def run_stdlib(source: Path, work: Path) -> Result:
+    folder, port = work / "stdlib", free_port()
+    proc = start(
+        [sys.executable, "bench/stdlib_s3.py", str(port), str(folder)], dict(os.environ), f"http://127.0.0.1:{port}/"
+    )
+    try:
+        cpu = cpu_seconds(proc.pid)
+        seconds = upload(f"http://127.0.0.1:{port}", "x", "y", "bucket", source)
+        cpu = cpu_seconds(proc.pid) - cpu
+    finally:
+        stop(proc)
+    shutil.rmtree(folder)
+    return Result("stdlib receiver", seconds, source.stat().st_size, cpu=cpu)
+
+
+def run_moto(source: Path, work: Path) -> Result:
+    port = free_port()
+    proc = start(
+        [sys.executable, "-m", "moto.server", "-p", str(port)], dict(os.environ), f"http://127.0.0.1:{port}/moto-api/"
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1"
+        ).create_bucket(Bucket="bench")
+        cpu = cpu_seconds(proc.pid)
+        seconds = upload(endpoint, "x", "y", "bench", source)
+        cpu = cpu_seconds(proc.pid) - cpu
+    finally:
+        stop(proc)
+    return Result("moto server", seconds, source.stat().st_size, cpu=cpu)
+
+
+def make_source(path: Path, size: int) -> None:
+    block = os.urandom(16 * MiB)
+    with path.open("wb") as f:
+        written = 0
+        while written < size:
+            written += f.write(block[: min(len(block), size - written)])
+
+
+def tls_files(work: Path) -> tuple[str, str, str]:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    paths = (work / "cert.pem", work / "key.pem", work / "ca.pem")
+    cert.cert_chain_pems[0].write_to_path(str(paths[0]))
+    cert.private_key_pem.write_to_path(str(paths[1]))
+    ca.cert_pem.write_to_path(str(paths[2]))
+    return str(paths[0]), str(paths[1]), str(paths[2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--targets", default="ours,stdlib,moto")
+    parser.add_argument(
+        "--single-put", action="store_true", help="one put_object of the whole file instead of upload_file"
+    )
+    args = parser.parse_args()
+    MODE["single_put"] = args.single_put
+    work = ROOT / "bench" / "out" / f"run-{os.getpid()}"
+    work.mkdir(parents=True)
+    try:
+        source = work / "source.bin"
+        make_source(source, args.size_mib * MiB)
+        tls = tls_files(work)
+        runners: dict[str, Callable[[], Result]] = {
+            "ours": lambda: run_ours(source, work, "uvicorn", False, None),
+            "ours-https": lambda: run_ours(source, work, "uvicorn", True, tls),
+            "ours-daphne": lambda: run_ours(source, work, "daphne", False, None),
+            "stock-django": lambda: run_ours(source, work, "stock-django", False, None),
+            "stdlib": lambda: run_stdlib(source, work),
+            "moto": lambda: run_moto(source, work),
+        }
+        results = {}
+        for target in args.targets.split(","):
+            results[target] = runners[target]()
+            print(f"  done: {results[target].name}", file=sys.stderr)
+        report(results, args.size_mib)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(results: dict[str, Result], size_mib: int) -> None:
+    how = "one put_object" if MODE["single_put"] else "upload_file (8 MiB parts, 10 threads)"
+    print(f"boto3 {how} of {size_mib} MiB, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'target':28} {'seconds':>8} {'MiB/s':>8} {'CPU s':>6} {'RSS before':>11} {'RSS peak':>9} {'growth':>8}")
+    for result in results.values():
+        rss = (
+            f"{result.rss_before / MiB:10.0f}M {result.rss_peak / MiB:8.0f}M {(result.rss_peak - result.rss_before) / MiB:7.0f}M"
+            if result.rss_peak
+            else ""
+        )
+        print(f"{result.name:28} {result.seconds:8.2f} {result.mib_s:8.1f} {result.cpu:6.1f} {rss}")
+    ours = results.get("ours")
+    if ours:
+        for other, goal in (("stdlib", 0.5), ("moto", 1.5)):
+            if other in results:
+                ratio = ours.mib_s / results[other].mib_s
+                verdict = "ok" if ratio >= goal else "BELOW GOAL"
+                print(f"ours / {other}: {ratio:.2f}x (goal >= {goal}x) {verdict}")
+        growth = (ours.rss_peak - ours.rss_before) / MiB
+        print(f"ours RSS growth: {growth:.0f} MiB (goal < 128 MiB) {'ok' if growth < 128 else 'ABOVE GOAL'}")
+
+
+if __name__ == "__main__":
+    main()

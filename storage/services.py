@@ -1,0 +1,311 @@
+"""Storage operations: permission checks, limits, storing and reading objects, multipart.
+
+Called by the S3 views (and management commands). The sync functions may query the database,
+so views call them with sync_to_async (the request's own thread, whose connections Django
+closes); the request body streams from the network to disk in plain worker threads, without
+being held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db.models import F
+
+from audit import events
+from audit.services import Actor, audit_record
+from cloudops.structured_logging import get_logger
+from providers.models import Job, ProviderConfig
+from storage import errors, listing, multipart, store
+from storage.auth import now
+from storage.body import BodyResult, BodySpec, RequestBodyStream, receive_to_file
+from storage.credentials import Credential
+from storage.paths import UPLOADS_DIR
+
+MAX_PART_BYTES = 5 * 1024**3  # S3's own limit per part
+
+logger = get_logger("cloudops.storage")
+
+
+# --- Where buckets live ----------------------------------------------------------------------------
+
+
+def _provider_root(path: str) -> Path:
+    return Path(path).expanduser() if path else settings.OUTPUTS_DIR
+
+
+def output_root(bucket: str) -> Path:
+    """The root that holds `bucket`: its job's provider `s3_output_path`, else OUTPUTS_DIR."""
+    provider = Job.objects.filter(id=bucket).values_list("provider", flat=True).first()
+    if provider is None:
+        return settings.OUTPUTS_DIR
+    path = ProviderConfig.objects.filter(name=provider).values_list("s3_output_path", flat=True).first()
+    return _provider_root(path or "")
+
+
+def output_roots() -> list[Path]:
+    paths = ProviderConfig.objects.values_list("s3_output_path", flat=True)
+    return list(dict.fromkeys([settings.OUTPUTS_DIR, *(_provider_root(path) for path in paths)]))
+
+
+def _bucket_exists(root: Path, bucket: str) -> bool:
+    # A job's bucket exists from submission on, before its first upload.
+    return store.bucket_exists(root, bucket) or Job.objects.filter(id=bucket).exists()
+
+
+# --- Buckets ---------------------------------------------------------------------------------------
+
+
+def buckets_list(*, credential: Credential) -> list[tuple[str, float]]:
+    if not credential.can_list_buckets():
+        raise errors.AccessDenied(credential.denied or "This credential may not list buckets.")
+    found: dict[str, float] = {}
+    for root in output_roots():
+        for name, created in store.bucket_names(root):
+            found.setdefault(name, created)
+    for name in credential.buckets:  # a job's own bucket exists before its first upload
+        found.setdefault(name, now().timestamp())
+    return sorted((name, created) for name, created in found.items() if credential.can_read(name))
+
+
+def bucket_check_readable(*, credential: Credential, bucket: str) -> Path:
+    if not credential.can_read(bucket):
+        raise errors.AccessDenied(credential.denied or f"This credential may not read bucket {bucket!r}.")
+    root = output_root(bucket)
+    if bucket not in credential.buckets and not _bucket_exists(root, bucket):
+        raise errors.NoSuchBucket(BucketName=bucket)
+    return root
+
+
+def bucket_create(*, credential: Credential, bucket: str) -> None:
+    """CreateBucket succeeds only for a credential's own bucket (clients often call it first)."""
+    credential.check_write(bucket, now())
+    (output_root(bucket) / bucket).mkdir(parents=True, exist_ok=True)
+
+
+@dataclass
+class Listing:
+    page: listing.Page
+    objects: list[store.ObjectInfo]
+
+
+def objects_list(
+    *, credential: Credential, bucket: str, prefix: str, delimiter: str, after: str | None, limit: int
+) -> Listing:
+    root = bucket_check_readable(credential=credential, bucket=bucket)
+    keys = store.walk_keys(root, bucket, prefix)
+    page = listing.paginate(keys, prefix=prefix, delimiter=delimiter, after=after, limit=limit)
+    return Listing(page, [store.describe(root, bucket, key, st) for key, st in page.contents])
+
+
+# --- Objects ---------------------------------------------------------------------------------------
+
+
+def object_open(*, credential: Credential, bucket: str, key: str) -> tuple[int, store.ObjectInfo]:
+    root = bucket_check_readable(credential=credential, bucket=bucket)
+    return store.open_object(root, bucket, key)
+
+
+def object_delete(*, credential: Credential, bucket: str, key: str) -> bool:
+    credential.check_write(bucket, now())
+    return store.delete_object(output_root(bucket), bucket, key)
+
+
+async def _receive(root: Path, stream: RequestBodyStream, spec: BodySpec, limit: int) -> tuple[Path, int, BodyResult]:
+    """Stream the body into a new temporary file; the caller owns (and must close) the fd."""
+    if spec.length > limit:
+        raise errors.EntityTooLarge(
+            f"Your proposed upload ({spec.length} bytes) exceeds the maximum allowed size ({limit} bytes).",
+            ProposedSize=str(spec.length),
+            MaxSizeAllowed=str(limit),
+        )
+    await asyncio.to_thread(store.check_free_space, root, spec.length, settings.SIMPLETUNER_S3_MIN_FREE_BYTES)
+    fd, tmp_path = await asyncio.to_thread(store.temp_file, root)
+    try:
+        result = await receive_to_file(stream, spec, fd)
+    except BaseException:
+        os.close(fd)
+        store.discard(tmp_path)
+        raise
+    return tmp_path, fd, result
+
+
+def _seal(fd: int, attrs: store.ObjectAttrs | None) -> None:
+    try:
+        if attrs is not None:
+            store.set_attrs(fd, attrs)
+        if settings.SIMPLETUNER_S3_FSYNC:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+async def object_put(
+    *,
+    credential: Credential,
+    bucket: str,
+    key: str,
+    stream: RequestBodyStream,
+    spec: BodySpec,
+    content_type: str,
+    metadata: dict[str, str],
+    client_ip: str,
+) -> tuple[store.ObjectInfo, BodyResult]:
+    credential.check_write(bucket, now())
+    root = await sync_to_async(output_root)(bucket)
+    store.key_segments(key)  # refuse a bad key before reading the body
+    tmp_path, fd, result = await _receive(root, stream, spec, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
+    try:
+        attrs = store.ObjectAttrs(f'"{result.md5.hex()}"', content_type, metadata)
+        await asyncio.to_thread(_seal, fd, attrs)
+        info = await asyncio.to_thread(store.commit, root, bucket, key, tmp_path)
+    except BaseException:
+        store.discard(tmp_path)
+        raise
+    await object_stored(credential=credential, bucket=bucket, info=info, client_ip=client_ip)
+    return info, result
+
+
+async def object_stored(*, credential: Credential, bucket: str, info: store.ObjectInfo, client_ip: str) -> None:
+    """A complete object landed (never called per part): audit it and count it for its job."""
+    logger.info(
+        "stored %s/%s (%d bytes)",
+        bucket,
+        info.key,
+        info.size,
+        extra={"bucket": bucket, "key": info.key, "size": info.size},
+    )
+    if credential.job_id:
+        await sync_to_async(job_upload_progress)(job_id=credential.job_id, size=info.size)
+    await sync_to_async(audit_record)(
+        event_type=events.STORAGE_UPLOAD,
+        actor=Actor(username=credential.username, api_key=credential.api_key_prefix, ip=client_ip),
+        target_type="job" if credential.job_id else "bucket",
+        target_id=credential.job_id or bucket,
+        action="put",
+        details={"bucket": bucket, "key": info.key, "size": info.size, "etag": info.etag.strip('"')},
+    )
+
+
+def job_upload_progress(*, job_id: str, size: int) -> None:
+    """Count one stored object for its job (one UPDATE with F(): concurrent uploads add up)."""
+    Job.objects.filter(id=job_id).update(
+        upload_objects=F("upload_objects") + 1, upload_bytes=F("upload_bytes") + size, last_upload_at=now()
+    )
+
+
+# --- Multipart -------------------------------------------------------------------------------------
+
+
+CLEANUP_INTERVAL = 3600
+
+
+def _cleanup_now_and_then(root: Path) -> None:
+    """Abandoned uploads also go without cron: the first CreateMultipartUpload of each hour
+    (a marker file's time, shared by every process) sweeps the root."""
+    marker = root / UPLOADS_DIR / ".last-cleanup"
+    try:
+        if time.time() - marker.stat().st_mtime < CLEANUP_INTERVAL:
+            return
+    except FileNotFoundError:
+        pass
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    multipart.cleanup(root, older_than=settings.SIMPLETUNER_S3_MULTIPART_TTL_SECONDS)
+
+
+def multipart_create(
+    *, credential: Credential, bucket: str, key: str, content_type: str, metadata: dict[str, str]
+) -> multipart.Upload:
+    credential.check_write(bucket, now())
+    store.key_segments(key)
+    root = output_root(bucket)
+    _cleanup_now_and_then(root)
+    return multipart.create(
+        root,
+        bucket=bucket,
+        key=key,
+        content_type=content_type,
+        metadata=metadata,
+        initiator=credential.access_key_id,
+    )
+
+
+def _upload_for_writer(credential: Credential, bucket: str, key: str, upload_id: str) -> multipart.Upload:
+    credential.check_write(bucket, now())
+    return multipart.load(output_root(bucket), upload_id, bucket, key)
+
+
+async def multipart_upload_part(
+    *,
+    credential: Credential,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    number: int,
+    stream: RequestBodyStream,
+    spec: BodySpec,
+) -> tuple[str, BodyResult]:
+    upload = await sync_to_async(_upload_for_writer)(credential, bucket, key, upload_id)
+    root = await sync_to_async(output_root)(bucket)
+    limit = min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
+    tmp_path, fd, result = await _receive(root, stream, spec, limit)
+    # No fsync for parts: they are not objects; the assembled object is synced on complete.
+    os.close(fd)
+    try:
+        etag = await asyncio.to_thread(multipart.store_part, root, upload, number, tmp_path, result.md5)
+    except BaseException:
+        store.discard(tmp_path)
+        raise
+    return etag, result
+
+
+async def multipart_complete(
+    *, credential: Credential, bucket: str, key: str, upload_id: str, listed: list[tuple[int, str]], client_ip: str
+) -> store.ObjectInfo:
+    credential.check_write(bucket, now())
+    root = await sync_to_async(output_root)(bucket)
+    previous = await asyncio.to_thread(multipart.completed_before, root, upload_id, bucket, key)
+    if previous is not None:
+        return previous
+    upload = await asyncio.to_thread(multipart.load, root, upload_id, bucket, key)
+    info = await asyncio.to_thread(
+        multipart.complete,
+        root,
+        upload,
+        listed,
+        max_object_bytes=settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES,
+        min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
+    )
+    await object_stored(credential=credential, bucket=bucket, info=info, client_ip=client_ip)
+    return info
+
+
+def multipart_abort(*, credential: Credential, bucket: str, key: str, upload_id: str) -> None:
+    upload = _upload_for_writer(credential, bucket, key, upload_id)
+    multipart.abort(output_root(bucket), upload)
+
+
+def multipart_parts(
+    *, credential: Credential, bucket: str, key: str, upload_id: str
+) -> tuple[multipart.Upload, list[multipart.Part]]:
+    root = bucket_check_readable(credential=credential, bucket=bucket)
+    upload = multipart.load(root, upload_id, bucket, key)
+    return upload, multipart.parts(root, upload)
+
+
+def storage_cleanup(*, older_than: float | None = None) -> tuple[int, int]:
+    """Remove abandoned multipart uploads and stray temporary files from every output root."""
+    ttl = settings.SIMPLETUNER_S3_MULTIPART_TTL_SECONDS if older_than is None else older_than
+    uploads = temps = 0
+    for root in output_roots():
+        removed_uploads, removed_temps = multipart.cleanup(root, older_than=ttl)
+        uploads += removed_uploads
+        temps += removed_temps
+    return uploads, temps

@@ -1,0 +1,287 @@
+"""The file store: objects are plain files at `{root}/{bucket}/{key}`.
+
+Uploads are written to a temporary file under `{root}/.s3-tmp` (the same filesystem, so the
+final rename is atomic) and renamed into place only once complete and verified: a crash, a
+disconnect or a bad checksum never leaves a partial object visible. An object's ETag, content
+type and user metadata travel with the file as one extended attribute, set before the rename,
+so file and metadata change together. Files written by other means (or on filesystems without
+user xattrs) still work: they get an ETag derived from inode, size and mtime.
+
+Everything here is blocking file-system work; the views call it through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import mimetypes
+import os
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from storage import errors
+from storage.paths import TMP_DIR, UPLOADS_DIR, is_conflict, key_segments, open_parent, validate_bucket
+
+XATTR = "user.cloudops.s3"
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+
+
+@dataclass
+class ObjectInfo:
+    key: str
+    size: int
+    mtime_ns: int
+    etag: str = ""
+    content_type: str = DEFAULT_CONTENT_TYPE
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def last_modified(self) -> datetime:
+        # S3 dates have second precision. Rounded up, so an object is never older than the
+        # file it was uploaded from (`aws s3 sync` would otherwise upload it again).
+        return datetime.fromtimestamp(-(-self.mtime_ns // 1_000_000_000), tz=UTC)
+
+
+@dataclass(frozen=True)
+class ObjectAttrs:
+    """What is stored beside the bytes: S3's ETag (quoted), content type, x-amz-meta-*."""
+
+    etag: str
+    content_type: str = DEFAULT_CONTENT_TYPE
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return json.dumps({"etag": self.etag, "content_type": self.content_type, "meta": self.metadata}).encode()
+
+
+def _synthetic_etag(st: os.stat_result) -> str:
+    return '"' + hashlib.md5(f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}".encode()).hexdigest() + '"'
+
+
+def _info(key: str, st: os.stat_result, raw_attrs: bytes | None) -> ObjectInfo:
+    info = ObjectInfo(key=key, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    attrs = {}
+    if raw_attrs:
+        with contextlib.suppress(ValueError):
+            attrs = json.loads(raw_attrs)
+    info.etag = attrs.get("etag") or _synthetic_etag(st)
+    info.content_type = attrs.get("content_type") or mimetypes.guess_type(key)[0] or DEFAULT_CONTENT_TYPE
+    info.metadata = attrs.get("meta") or {}
+    return info
+
+
+def _read_xattr(target: int | str) -> bytes | None:
+    try:
+        return (
+            os.getxattr(target, XATTR, follow_symlinks=False) if isinstance(target, str) else os.getxattr(target, XATTR)
+        )
+    except OSError:
+        return None
+
+
+# --- Writing -------------------------------------------------------------------------------------
+
+
+def temp_file(root: Path) -> tuple[int, Path]:
+    """A new private temporary file on the same filesystem as the objects under `root`."""
+    tmp_dir = root / TMP_DIR
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+    return fd, Path(name)
+
+
+def discard(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def set_attrs(fd: int, attrs: ObjectAttrs) -> None:
+    with contextlib.suppress(OSError):  # no user xattrs here: the object gets a synthetic ETag
+        os.setxattr(fd, XATTR, attrs.encode())
+
+
+def check_free_space(root: Path, incoming: int, min_free: int) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    if free - incoming < min_free:
+        raise errors.InsufficientStorage(
+            f"Not enough free disk space: {incoming} bytes would leave less than the configured minimum free "
+            f"({min_free} bytes; SIMPLETUNER_S3_MIN_FREE_BYTES)."
+        )
+
+
+def commit(root: Path, bucket: str, key: str, tmp_path: Path) -> ObjectInfo:
+    """Rename a complete, verified temporary file into place as `bucket/key` (atomic)."""
+    segments = key_segments(key)
+    for attempt in range(3):
+        try:
+            with open_parent(root, validate_bucket(bucket), segments, create=True) as parent_fd:
+                os.replace(tmp_path, segments[-1], dst_dir_fd=parent_fd)
+                st = os.stat(segments[-1], dir_fd=parent_fd, follow_symlinks=False)
+                return _info(key, st, _read_xattr_at(parent_fd, segments[-1]))
+        except FileNotFoundError:
+            # A concurrent delete removed an empty folder on our path; walk it again.
+            if attempt == 2 or not tmp_path.exists():
+                raise
+        except OSError as exc:
+            if is_conflict(exc):
+                raise errors.KeyConflict() from exc
+            raise
+    raise AssertionError("unreachable")
+
+
+def _read_xattr_at(dir_fd: int, name: str) -> bytes | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        return _read_xattr(fd)
+    finally:
+        os.close(fd)
+
+
+# --- Reading -------------------------------------------------------------------------------------
+
+
+def open_object(root: Path, bucket: str, key: str) -> tuple[int, ObjectInfo]:
+    """An open descriptor on the object and its info; NoSuchKey unless it is a regular file."""
+    segments = key_segments(key)
+    try:
+        with open_parent(root, validate_bucket(bucket), segments, create=False) as parent_fd:
+            fd = os.open(segments[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EISDIR):
+            raise errors.NoSuchKey(Key=key) from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise errors.NoSuchKey(Key=key)
+    return fd, _info(key, st, _read_xattr(fd))
+
+
+def stat_object(root: Path, bucket: str, key: str) -> ObjectInfo:
+    fd, info = open_object(root, bucket, key)
+    os.close(fd)
+    return info
+
+
+def delete_object(root: Path, bucket: str, key: str) -> bool:
+    """Remove the object and the folders it leaves empty; False if there was none."""
+    segments = key_segments(key)
+    try:
+        with open_parent(root, validate_bucket(bucket), segments, create=False) as parent_fd:
+            st = os.stat(segments[-1], dir_fd=parent_fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            os.unlink(segments[-1], dir_fd=parent_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return False
+        raise
+    _prune_empty_dirs(root / bucket, segments[:-1])
+    return True
+
+
+def _prune_empty_dirs(bucket_dir: Path, folders: list[str]) -> None:
+    while folders:
+        try:
+            bucket_dir.joinpath(*folders).rmdir()
+        except OSError:
+            return  # not empty (or already gone): S3 has no folders, we just tidy up
+        folders = folders[:-1]
+
+
+# --- Listing -------------------------------------------------------------------------------------
+
+
+def bucket_exists(root: Path, bucket: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(root / validate_bucket(bucket)).st_mode)
+    except (OSError, errors.S3Error):
+        return False
+
+
+def bucket_names(root: Path) -> list[tuple[str, float]]:
+    """(name, creation time) of each bucket folder under `root`."""
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return []
+    names = []
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            continue
+        with contextlib.suppress(errors.S3Error):
+            names.append((validate_bucket(entry.name), entry.stat(follow_symlinks=False).st_mtime))
+    return sorted(names)
+
+
+def walk_keys(root: Path, bucket: str, prefix: str) -> list[tuple[str, os.stat_result]]:
+    """Every (key, stat) in the bucket starting with `prefix`, in S3 order (UTF-8 bytes).
+
+    Only the folder the prefix points into is walked. Symlinks are neither listed nor followed.
+    """
+    folder, _, _ = prefix.rpartition("/")
+    try:
+        segments = key_segments(folder + "/x") if folder else ["x"]
+    except errors.S3Error:
+        return []  # a prefix no valid key can have
+    found: list[tuple[str, os.stat_result]] = []
+    try:
+        with open_parent(root, validate_bucket(bucket), segments, create=False) as start_fd:
+            _walk(start_fd, folder + "/" if folder else "", found)
+    except OSError:
+        return []
+    # Python compares str by code point, which is the UTF-8 byte order S3 uses.
+    return sorted((item for item in found if item[0].startswith(prefix)), key=lambda item: item[0])
+
+
+def _walk(dir_fd: int, key_prefix: str, found: list[tuple[str, os.stat_result]]) -> None:
+    with os.scandir(dir_fd) as entries:
+        children = list(entries)
+    for entry in children:
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISREG(st.st_mode):
+            found.append((key_prefix + entry.name, st))
+        elif stat.S_ISDIR(st.st_mode):
+            try:
+                child = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                _walk(child, key_prefix + entry.name + "/", found)
+            finally:
+                os.close(child)
+
+
+def describe(root: Path, bucket: str, key: str, st: os.stat_result) -> ObjectInfo:
+    """ObjectInfo for a listed key (reads its stored ETag)."""
+    path = str(root.joinpath(bucket, *key.split("/")))
+    return _info(key, st, _read_xattr(path))
+
+
+# --- Maintenance ---------------------------------------------------------------------------------
+
+
+def stale_entries(root: Path, older_than: float, now: float | None = None) -> Iterator[Path]:
+    """Temporary files and multipart upload folders untouched for `older_than` seconds."""
+    now = time.time() if now is None else now
+    for name in (TMP_DIR, UPLOADS_DIR):
+        try:
+            entries = list(os.scandir(root / name))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                    yield Path(entry.path)

@@ -1,0 +1,443 @@
+"""The S3 endpoint: path-style `/api/cloud/storage[/{bucket}[/{key}]]`, plain async Django views.
+
+Each view authenticates, picks the S3 operation from method and query, calls one service
+function and renders S3 XML or headers. Errors are S3 XML documents clients understand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.utils.http import http_date
+from django.views.decorators.csrf import csrf_exempt
+
+from cloudops.net import client_ip
+from storage import documents, errors, listing, multipart, services, xml
+from storage.auth import Authenticated, authenticate, request_parts
+from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
+from storage.mount import BODY_SCOPE_KEY
+from storage.requests import body_spec, content_type, not_modified, parse_range, user_metadata
+from storage.store import ObjectInfo
+
+READ_CHUNK = 1024 * 1024
+SMALL_BODY_LIMIT = 4 * 1024 * 1024  # CompleteMultipartUpload / DeleteObjects documents
+DRAIN_LIMIT = 1024 * 1024
+# Sub-resources of buckets and objects this endpoint does not implement (answered NotImplemented).
+UNSUPPORTED = frozenset(
+    [
+        "acl",
+        "policy",
+        "cors",
+        "lifecycle",
+        "versioning",
+        "versions",
+        "website",
+        "tagging",
+        "logging",
+        "notification",
+        "replication",
+        "encryption",
+        "object-lock",
+        "retention",
+        "legal-hold",
+        "torrent",
+        "restore",
+        "select",
+        "analytics",
+        "metrics",
+        "inventory",
+        "accelerate",
+        "requestPayment",
+        "ownershipControls",
+        "publicAccessBlock",
+        "intelligent-tiering",
+        "attributes",
+    ]
+)
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+View = Callable[..., Awaitable[HttpResponseBase]]
+
+
+class S3Context:
+    """One request's parsed parts, identity and body stream."""
+
+    def __init__(self, request: HttpRequest, auth: Authenticated) -> None:
+        self.request = request
+        self.auth = auth
+        self.credential = auth.credential
+        parts = request_parts(request)
+        self.headers = parts.headers
+        self.query = dict(parts.query)
+        self.stream: RequestBodyStream = request.scope.get(BODY_SCOPE_KEY) or _buffered(request)  # type: ignore[attr-defined]
+        self.client_ip = client_ip(request)
+
+
+def _buffered(request: HttpRequest) -> RequestBodyStream:
+    """A stream over a body Django already read (its test client, or Django's stock ASGI
+    handler, which spools bodies to a temporary file), read in chunks, never whole."""
+
+    async def receive() -> dict[str, Any]:
+        chunk = await asyncio.to_thread(request.read, READ_CHUNK)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunk)}
+
+    return RequestBodyStream(receive)
+
+
+def _request_id(request: HttpRequest) -> str:
+    return getattr(request, "correlation_id", "") or ""
+
+
+def xml_response(body: bytes, status: int = 200) -> HttpResponse:
+    return HttpResponse(body, status=status, content_type="application/xml")
+
+
+def error_response(request: HttpRequest, error: errors.S3Error) -> HttpResponse:
+    body = (
+        b""
+        if request.method == "HEAD"
+        else xml.error_document(error, resource=request.path, request_id=_request_id(request))
+    )
+    response = xml_response(body, error.status)
+    if request.method == "HEAD":
+        response["Content-Length"] = "0"
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+async def _settle_body(request: HttpRequest, response: HttpResponse) -> None:
+    """An error answered before the body was read: keep the connection usable if cheap.
+
+    A client waiting on `Expect: 100-continue` never sends the body; a small body is drained;
+    for a big one the connection is closed, as S3 does.
+    """
+    stream = request.scope.get(BODY_SCOPE_KEY) if hasattr(request, "scope") else None  # type: ignore[attr-defined]
+    if stream is None or stream.consumed:
+        return
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        response["Connection"] = "close"
+        return
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = DRAIN_LIMIT + 1
+    if length > DRAIN_LIMIT or "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        response["Connection"] = "close"
+        return
+    try:
+        async for _ in stream.chunks():
+            pass
+    except ClientDisconnected:
+        pass
+
+
+def s3_view(view: View) -> View:
+    @csrf_exempt
+    @wraps(view)
+    async def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+        try:
+            auth = await authenticate(request)
+            response = await view(S3Context(request, auth), **kwargs)
+        except errors.S3Error as error:
+            response = error_response(request, error)
+            await _settle_body(request, response)
+        except ClientDisconnected:
+            response = HttpResponse(status=400)  # nobody is listening any more
+        response["x-amz-request-id"] = _request_id(request)
+        return response
+
+    return wrapper
+
+
+def _unsupported(query: dict[str, str]) -> None:
+    found = UNSUPPORTED.intersection(query)
+    if found:
+        raise errors.NotImplementedError_(f"The {sorted(found)[0]!r} sub-resource is not implemented by this endpoint.")
+
+
+# --- Service and buckets -----------------------------------------------------------------------------
+
+
+@s3_view
+async def service(ctx: S3Context) -> HttpResponse:
+    if ctx.request.method not in ("GET", "HEAD"):
+        raise errors.MethodNotAllowed()
+    buckets = await sync_to_async(services.buckets_list)(credential=ctx.credential)
+    return xml_response(documents.buckets(ctx.credential, buckets))
+
+
+@s3_view
+async def bucket(ctx: S3Context, bucket: str) -> HttpResponse:
+    method, query = ctx.request.method, ctx.query
+    _unsupported(query)
+    if method == "GET" and "location" in query:
+        await sync_to_async(services.bucket_check_readable)(credential=ctx.credential, bucket=bucket)
+        return xml_response(xml.document("LocationConstraint", []))
+    if method == "GET" and "uploads" in query:
+        raise errors.NotImplementedError_("ListMultipartUploads is not implemented by this endpoint.")
+    if method == "GET":
+        return await _list_objects(ctx, bucket)
+    if method == "HEAD":
+        await sync_to_async(services.bucket_check_readable)(credential=ctx.credential, bucket=bucket)
+        response = HttpResponse(status=200)
+        response["Content-Length"] = "0"
+        return response
+    if method == "PUT":
+        await sync_to_async(services.bucket_create)(credential=ctx.credential, bucket=bucket)
+        response = HttpResponse(status=200)
+        response["Location"] = f"/{bucket}"
+        return response
+    if method == "POST" and "delete" in query:
+        return await _delete_objects(ctx, bucket)
+    raise errors.MethodNotAllowed()
+
+
+async def _list_objects(ctx: S3Context, bucket: str) -> HttpResponse:
+    query = ctx.query
+    v2 = query.get("list-type") == "2"
+    encoding = query.get("encoding-type")
+    if encoding not in (None, "url"):
+        raise errors.InvalidArgument("Invalid Encoding Method specified in Request", ArgumentName="encoding-type")
+    prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+    limit = listing.max_keys(query.get("max-keys"))
+    if v2:
+        token = query.get("continuation-token")
+        after = listing.decode_token(token) if token else query.get("start-after") or None
+    else:
+        after = query.get("marker") or None
+    result = await sync_to_async(services.objects_list)(
+        credential=ctx.credential,
+        bucket=bucket,
+        prefix=prefix,
+        delimiter=delimiter,
+        after=after,
+        limit=limit,
+    )
+    body = documents.bucket_listing(bucket, query, result, v2=v2, encode=encoding == "url", limit=limit)
+    return xml_response(body)
+
+
+async def _delete_objects(ctx: S3Context, bucket: str) -> HttpResponse:
+    keys, quiet = xml.parse_delete(await ctx.stream.read_all(SMALL_BODY_LIMIT))
+    results: list[xml.Child] = []
+    for key in keys:
+        try:
+            await sync_to_async(services.object_delete)(credential=ctx.credential, bucket=bucket, key=key)
+            if not quiet:
+                results.append(("Deleted", [("Key", key)]))
+        except errors.S3Error as error:
+            results.append(("Error", [("Key", key), ("Code", error.code), ("Message", error.message)]))
+    return xml_response(xml.document("DeleteResult", results))
+
+
+# --- Objects ----------------------------------------------------------------------------------------
+
+
+@s3_view
+async def object_(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
+    method, query = ctx.request.method, ctx.query
+    _unsupported(query)
+    if "x-amz-copy-source" in ctx.headers:
+        raise errors.NotImplementedError_("Server-side copy is not implemented by this endpoint.")
+    handler = _OBJECT_OPERATIONS.get((method or "", _multipart_mode(query)))
+    if handler is None:
+        raise errors.MethodNotAllowed()
+    return await handler(ctx, bucket, key)
+
+
+def _multipart_mode(query: dict[str, str]) -> str:
+    if "uploads" in query:
+        return "uploads"
+    if "uploadId" in query:
+        return "part" if "partNumber" in query else "upload"
+    return ""
+
+
+def object_headers(info: ObjectInfo, query: dict[str, str]) -> dict[str, str]:
+    headers = {
+        "ETag": info.etag,
+        "Last-Modified": http_date(info.last_modified.timestamp()),
+        "Content-Type": info.content_type,
+        "Accept-Ranges": "bytes",
+    }
+    headers.update({f"x-amz-meta-{name}": value for name, value in info.metadata.items()})
+    headers.update({header: query[param] for param, header in RESPONSE_OVERRIDES.items() if query.get(param)})
+    return headers
+
+
+class FileChunks:
+    """An object's bytes, read from disk in a worker thread as the client takes them.
+
+    Async iteration matters: Django buffers a sync iterator whole under ASGI.
+    """
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self.fd, self.offset, self.remaining = fd, offset, length
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while self.remaining > 0:
+                data = await asyncio.to_thread(os.pread, self.fd, min(READ_CHUNK, self.remaining), self.offset)
+                if not data:
+                    return
+                self.offset += len(data)
+                self.remaining -= len(data)
+                yield data
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+
+async def _get_object(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
+    fd, info = await sync_to_async(services.object_open)(credential=ctx.credential, bucket=bucket, key=key)
+    try:
+        unchanged = not_modified(ctx.headers, info)
+        selected = None if unchanged else parse_range(ctx.headers.get("range"), info.size)
+    except BaseException:
+        os.close(fd)
+        raise
+    headers = object_headers(info, ctx.query)
+    if unchanged or ctx.request.method == "HEAD":
+        os.close(fd)
+        response = HttpResponse(status=304 if unchanged else 206 if selected else 200)
+        first, last = selected or (0, info.size - 1)
+        if selected:
+            headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+        headers["Content-Length"] = "0" if unchanged else str(last - first + 1)
+    else:
+        first, last = selected or (0, info.size - 1)
+        chunks = FileChunks(fd, first, last - first + 1)
+        response = StreamingHttpResponse(chunks, status=206 if selected else 200)
+        response._resource_closers.append(chunks.close)
+        headers["Content-Length"] = str(last - first + 1)
+        if selected:
+            headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _checksum_headers(result: BodyResult) -> dict[str, str]:
+    if result.checksum_algorithm and result.checksum is not None:
+        return {f"x-amz-checksum-{result.checksum_algorithm}": base64.b64encode(result.checksum).decode()}
+    return {}
+
+
+async def _put_object(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    info, result = await services.object_put(
+        credential=ctx.credential,
+        bucket=bucket,
+        key=key,
+        stream=ctx.stream,
+        spec=body_spec(ctx.headers, ctx.auth),
+        content_type=content_type(ctx.headers),
+        metadata=user_metadata(ctx.headers),
+        client_ip=ctx.client_ip,
+    )
+    response = HttpResponse(status=200)
+    response["ETag"] = info.etag
+    response["Content-Length"] = "0"
+    for name, value in _checksum_headers(result).items():
+        response[name] = value
+    return response
+
+
+async def _delete_object(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    await sync_to_async(services.object_delete)(credential=ctx.credential, bucket=bucket, key=key)
+    return HttpResponse(status=204)
+
+
+async def _create_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    upload = await sync_to_async(services.multipart_create)(
+        credential=ctx.credential,
+        bucket=bucket,
+        key=key,
+        content_type=content_type(ctx.headers),
+        metadata=user_metadata(ctx.headers),
+    )
+    body = xml.document(
+        "InitiateMultipartUploadResult", [("Bucket", bucket), ("Key", key), ("UploadId", upload.upload_id)]
+    )
+    return xml_response(body)
+
+
+async def _upload_part(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    etag, result = await services.multipart_upload_part(
+        credential=ctx.credential,
+        bucket=bucket,
+        key=key,
+        upload_id=ctx.query["uploadId"],
+        number=multipart.part_number(ctx.query.get("partNumber")),
+        stream=ctx.stream,
+        spec=body_spec(ctx.headers, ctx.auth),
+    )
+    response = HttpResponse(status=200)
+    response["ETag"] = etag
+    response["Content-Length"] = "0"
+    for name, value in _checksum_headers(result).items():
+        response[name] = value
+    return response
+
+
+async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    listed = xml.parse_complete(await ctx.stream.read_all(SMALL_BODY_LIMIT))
+    info = await services.multipart_complete(
+        credential=ctx.credential,
+        bucket=bucket,
+        key=key,
+        upload_id=ctx.query["uploadId"],
+        listed=listed,
+        client_ip=ctx.client_ip,
+    )
+    location = ctx.request.build_absolute_uri(ctx.request.path)
+    body = xml.document(
+        "CompleteMultipartUploadResult", [("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", info.etag)]
+    )
+    return xml_response(body)
+
+
+async def _abort_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    await sync_to_async(services.multipart_abort)(
+        credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"]
+    )
+    return HttpResponse(status=204)
+
+
+async def _list_parts(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    upload, parts = await sync_to_async(services.multipart_parts)(
+        credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"]
+    )
+    return xml_response(documents.list_parts(bucket, key, upload, parts, ctx.query))
+
+
+_OBJECT_OPERATIONS: dict[tuple[str, str], Callable[[S3Context, str, str], Awaitable[HttpResponseBase]]] = {
+    ("GET", ""): _get_object,
+    ("HEAD", ""): _get_object,
+    ("PUT", ""): _put_object,
+    ("DELETE", ""): _delete_object,
+    ("POST", "uploads"): _create_upload,
+    ("PUT", "part"): _upload_part,
+    ("POST", "upload"): _complete_upload,
+    ("DELETE", "upload"): _abort_upload,
+    ("GET", "upload"): _list_parts,
+}
