@@ -204,7 +204,8 @@ elif _db["ENGINE"] == "django.db.backends.mysql":
 _db["CONN_MAX_AGE"] = _env_int("CONN_MAX_AGE", default=0)
 _db["CONN_HEALTH_CHECKS"] = True
 # Parallel checkouts on one machine share the database servers; each can name its own test DB.
-if env.str("CLOUDOPS_TEST_DB_NAME", default=""):
+# (SQLite test databases are files in each run's own SIMPLETUNER_HOME: see tests/settings.py.)
+if env.str("CLOUDOPS_TEST_DB_NAME", default="") and _db["ENGINE"] != "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": env.str("CLOUDOPS_TEST_DB_NAME")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
