@@ -370,7 +370,11 @@ def job_cancel(*, job: Job, request: HttpRequest | None = None, actor: Actor | N
             actor=actor,
         )
         if not moved:
-            raise JobConflict(f"Job {job.pk} is already {job.status}.")
+            job.refresh_from_db()
+            # The provider may have reported the cancellation first (a local job's watcher
+            # records the exit our SIGTERM caused): that is the outcome asked for, not a conflict.
+            if job.status != JobStatus.CANCELLED:
+                raise JobConflict(f"Job {job.pk} is already {job.status}.")
         audit_record(
             event_type=events.JOB_CANCELLED,
             request=request,

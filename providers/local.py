@@ -99,6 +99,31 @@ def _signal(runner: dict[str, Any], signum: int, *, group: bool) -> bool:
     return True
 
 
+def orphans(runner: dict[str, Any]) -> list[int]:
+    """Live processes of the runner's group working inside the job directory.
+
+    A runner killed before it could set up its signal relay leaves its command running;
+    the group id and the working directory together prove those processes are this job's.
+    """
+    pgid, job_dir = runner.get("pid"), runner.get("dir")
+    if not pgid or not job_dir or not Path("/proc/self/stat").exists():
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is None or fields[0] == "Z" or int(fields[2]) != pgid:
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd == job_dir or cwd.startswith(job_dir.rstrip(os.sep) + os.sep):
+            found.append(int(entry.name))
+    return found
+
+
 def read_tail(path: Path, max_bytes: int) -> tuple[str, bool]:
     """The last `max_bytes` of a file as text, and whether earlier content was cut."""
     try:
@@ -234,6 +259,9 @@ class LocalProvider:
         # The runner writes exit.json before it exits, so a dead runner's status is final now.
         exit_status = _read_json(directory / "exit.json")
         logs, _ = read_tail(directory / "output.log", settings.SIMPLETUNER_JOB_LOG_MAX_BYTES)
+        if exit_status is None and job.cancel_requested_at is not None:
+            # Our SIGTERM reached the runner before it could relay it (it was just starting).
+            return RemoteState(status=JobStatus.CANCELLED, logs=logs, progress=progress)
         if exit_status is None:
             return RemoteState(
                 status=JobStatus.FAILED,
@@ -242,14 +270,20 @@ class LocalProvider:
                 logs=logs,
                 progress=progress,
             )
-        return self._finished(exit_status, logs, progress)
+        return self._finished(exit_status, logs, progress, cancel_requested=job.cancel_requested_at is not None)
 
-    def _finished(self, exit_status: dict[str, Any], logs: str, progress: dict[str, Any]) -> RemoteState:
+    def _finished(
+        self, exit_status: dict[str, Any], logs: str, progress: dict[str, Any], *, cancel_requested: bool
+    ) -> RemoteState:
         code = int(exit_status.get("returncode", -1))
         duration = exit_status.get("duration")
         run_seconds = float(duration) if duration is not None else None
         if code == 0:
             return RemoteState(status=JobStatus.COMPLETED, logs=logs, run_seconds=run_seconds, progress=progress)
+        if cancel_requested:
+            # The exit our SIGTERM caused: whoever records it first (this watcher or job_cancel)
+            # records a cancellation, not a failure.
+            return RemoteState(status=JobStatus.CANCELLED, logs=logs, run_seconds=run_seconds, progress=progress)
         if code < 0:
             reason = f"The command was killed by {signal.Signals(-code).name}."
         else:
@@ -292,8 +326,15 @@ class LocalProvider:
 
 
 def kill_if_alive(runner: dict[str, Any]) -> bool:
-    """SIGKILL the job's process group if it outlived the cancel grace period."""
+    """SIGKILL the job's process group if it outlived the cancel grace period (also when the
+    runner itself is gone but left its command running)."""
     killed = _signal(runner, signal.SIGKILL, group=True)
+    if not killed and orphans(runner):
+        try:
+            os.killpg(runner["pid"], signal.SIGKILL)
+            killed = True
+        except ProcessLookupError:
+            pass
     if killed:
         logger.warning("local job ignored SIGTERM; killed", extra={"pid": runner.get("pid")})
     return killed

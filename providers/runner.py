@@ -32,27 +32,38 @@ def main(argv: list[str]) -> int:
         return 2
     job_dir, command = Path(argv[0]), argv[2:]
     started = time.time()
+    forwarded: set[int] = set()
+    pending: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        # A cancel signals this process; pass it once to the whole group (the command and
+        # anything it started). Our own copy of that signal, or a repeat, is ignored, so
+        # the command never receives the same signal twice. Before the command exists there
+        # is nothing to relay: the signal is remembered and the command never starts.
+        if signum in forwarded:
+            return
+        forwarded.add(signum)
+        if child is None:
+            pending.append(signum)
+        else:
+            os.killpg(os.getpgid(0), signum)
+
+    # Installed before the command starts, so a cancel can never orphan it.
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     with (job_dir / "output.log").open("ab", buffering=0) as log:
+        if pending:
+            _write_exit(job_dir, {"returncode": 128 + pending[0], "started_at": started, "finished_at": time.time()})
+            return 0
         try:
             child = subprocess.Popen(command, cwd=job_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         except OSError as exc:
             log.write(f"cannot start {command[0]!r}: {exc}\n".encode())
             _write_exit(job_dir, {"returncode": 127, "started_at": started, "finished_at": time.time()})
             return 0
-
-        forwarded: set[int] = set()
-
-        def forward(signum: int, frame: FrameType | None) -> None:
-            # A cancel signals this process; pass it once to the whole group (the command and
-            # anything it started). Our own copy of that signal, or a repeat, is ignored, so
-            # the command never receives the same signal twice.
-            if signum in forwarded:
-                return
-            forwarded.add(signum)
-            os.killpg(os.getpgid(0), signum)
-
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
+        if pending:  # signalled while the command was starting: relay it now, once
+            os.killpg(os.getpgid(0), pending[0])
         returncode = child.wait()
     finished = time.time()
     _write_exit(

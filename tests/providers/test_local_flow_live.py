@@ -76,7 +76,8 @@ def test_submit_watch_read_logs_and_cancel_on_a_real_server(home: Path, tmp_path
         job_id = long_job.json()["job_id"]
         assert wait_for(client, job_id, "running")["status"] == "running"
         cancelled = client.post(f"/api/cloud/jobs/{job_id}/cancel")
-        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
         listing = client.get("/api/cloud/jobs?status=completed,cancelled").json()
         assert listing["total"] == 2
         deadline = time.monotonic() + 20

@@ -13,14 +13,17 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractUser
+from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
 from audit.models import AuditEntry
+from audit.services import Actor
 from providers.config import provider_config_get
 from providers.credentials import job_upload_secret, local_webhook_secret
-from providers.local import process_start_ticks, runner_alive
+from providers.jobs import job_cancel
+from providers.local import kill_if_alive, orphans, process_start_ticks, runner_alive
 from providers.models import Job, JobStatus
 from providers.sync import jobs_sync
 from tests.fakes.http import LoopbackServer, Recorded, Reply
@@ -235,6 +238,49 @@ def test_after_a_restart_an_exit_status_left_behind_completes_the_job(alice: Abs
     jobs_sync()
     stored = Job.objects.get(pk=job.pk)
     assert (stored.status, stored.run_seconds) == (JobStatus.COMPLETED, 42.0)
+
+
+def test_an_exit_after_a_cancel_request_is_a_cancellation_not_a_failure(alice: AbstractUser, tmp_path: Path) -> None:
+    runner = dead_runner(tmp_path)
+    (Path(runner["dir"]) / "exit.json").write_text(json.dumps({"returncode": 128 + signal.SIGTERM}))
+    job = Job.objects.create(
+        owner=alice,
+        provider="local",
+        status=JobStatus.RUNNING,
+        runner=runner,
+        external_id=str(runner["pid"]),
+        cancel_requested_at=timezone.now(),
+    )
+    jobs_sync()
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.status, stored.error) == (JobStatus.CANCELLED, "")
+
+
+def test_cancel_succeeds_when_the_runner_recorded_the_cancellation_first(alice: AbstractUser, tmp_path: Path) -> None:
+    # The race seen live: the watcher records the exit our SIGTERM caused between the
+    # provider call and job_cancel's own transition. The caller still asked for exactly this.
+    runner = dead_runner(tmp_path)
+    job = Job.objects.create(
+        owner=alice, provider="local", status=JobStatus.RUNNING, runner=runner, external_id=str(runner["pid"])
+    )
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
+    cancelled = job_cancel(job=job, actor=Actor(username="alice"))
+    assert cancelled.status == JobStatus.CANCELLED
+    assert AuditEntry.objects.filter(event_type="job.cancelled", target_id=job.pk).count() == 1
+
+
+def test_the_grace_kill_reaches_a_command_whose_runner_died(tmp_path: Path) -> None:
+    # A runner killed before it set up its relay leaves its command running in its group.
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    spawn_and_exit = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])"
+    leader = subprocess.Popen([sys.executable, "-c", spawn_and_exit], cwd=job_dir, start_new_session=True)
+    runner = {"pid": leader.pid, "start_ticks": process_start_ticks(leader.pid), "dir": str(job_dir)}
+    leader.wait()
+    assert not runner_alive(runner)
+    wait_until(lambda: len(orphans(runner)) == 1)
+    assert kill_if_alive(runner)
+    wait_until(lambda: orphans(runner) == [])
 
 
 def test_after_a_restart_a_job_still_running_keeps_running(alice: AbstractUser, tmp_path: Path) -> None:
