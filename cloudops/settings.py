@@ -434,3 +434,11 @@ SIMPLETUNER_LOCAL_ENV_PASSTHROUGH = env.list(
 SIMPLETUNER_DATASETS_DIR = _env_path("SIMPLETUNER_DATASETS_DIR", str(SIMPLETUNER_HOME / "datasets"))
 # Job logs kept in the database and returned by /logs: the last this many bytes.
 SIMPLETUNER_JOB_LOG_MAX_BYTES = _env_int("SIMPLETUNER_JOB_LOG_MAX_BYTES", default=65536, minimum=1024)
+
+# --- Backup and restore ----------------------------------------------------------------------
+# The SQLite database's backups (providers/store): where `manage.py backup` writes by default,
+# what `list_backups` shows, and where `restore` keeps the safety copy of the database it
+# replaces. Created on first use, mode 0700 (backups hold the whole database).
+SIMPLETUNER_BACKUP_DIR = _env_path("SIMPLETUNER_BACKUP_DIR", str(SIMPLETUNER_HOME / "backups"))
+# Longest a restore waits for the migrations that bring an older backup up to date.
+SIMPLETUNER_RESTORE_MIGRATE_TIMEOUT = _env_float("SIMPLETUNER_RESTORE_MIGRATE_TIMEOUT", default=3600.0, minimum=1)

