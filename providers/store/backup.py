@@ -26,6 +26,7 @@ from providers.store.files import (
     publish,
     publish_new,
     remove_quietly,
+    remove_stale_temps,
     sha256_of,
     temp_beside,
 )
@@ -67,6 +68,7 @@ def database_backup(
         directory, final, gz = _destination(target, backup_dir, gz)
     except OSError as exc:
         raise StoreError(f"cannot write a backup to {target or backup_dir}: {exc}") from exc
+    remove_stale_temps(directory, now)
     tmp = temp_beside(directory / "jobs_backup.db")
     staged = [tmp]
     try:

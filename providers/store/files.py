@@ -55,6 +55,15 @@ def temp_beside(final: Path) -> Path:
             continue
 
 
+def remove_stale_temps(directory: Path, now: datetime, max_age_seconds: float = 86400) -> list[Path]:
+    """Temporary files of backups that were killed, untouched for a day (a running one writes)."""
+    stale = [
+        path for path in directory.glob(".jobs_*.tmp-*") if now.timestamp() - path.stat().st_mtime > max_age_seconds
+    ]
+    remove_quietly(*stale)
+    return stale
+
+
 def remove_quietly(*paths: Path) -> None:
     for path in paths:
         for candidate in (path, *(path.with_name(path.name + s) for s in ("-journal", "-wal", "-shm"))):

@@ -46,8 +46,13 @@ def database_info(*, database: Path, backup_dir: Path, using: str) -> dict[str, 
         "sqlite_version": sqlite3.sqlite_version,
     }
     if info["exists"]:
-        info.update(_pages(using))
-        info.update(_contents(using))
+        try:
+            info.update(_pages(using))
+        except DatabaseError as exc:
+            # Damaged: say so (the sizes above still help); see the README's troubleshooting.
+            info["error"] = str(exc)
+        else:
+            info.update(_contents(using))
     info.update(_backups(backup_dir))
     info["server_pids"] = lock_holders(serving_lock_path(database))
     return info

@@ -25,7 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import zlib
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -52,7 +52,7 @@ from providers.store.files import (
     sha256_of,
     temp_beside,
 )
-from providers.store.lock import ExclusiveLock, exclusive_serving_lock
+from providers.store.lock import ExclusiveLock, exclusive_serving_lock, serving_lock_path
 from providers.store.sqlite import connect, convert_page_size, copy_into_live, has_sqlite_header, page_size, snapshot
 from providers.store.validate import AuditCheck, Inspection, check_audit_head, inspect_copy
 
@@ -88,7 +88,8 @@ def database_restore(
     using: str,
 ) -> RestoreResult:
     source = _checked_source(source, database, using)
-    with exclusive_serving_lock(database) as lock:
+    with ExitStack() as stack:
+        lock = _take_lock(stack, database)
         if not lock.acquired and not force:
             raise RestoreRefused("server_running", _server_running(database, lock))
         if lock.acquired:
@@ -115,11 +116,17 @@ def database_restore(
             server_pids=lock.holders,
             reanchored=audit_check.problem is not None,
         )
-        logger.warning(
-            "database restored",
-            extra={"database": str(database), "source": str(source), "safety_copy": str(safety), "forced": force},
-        )
+        logger.warning("database restored", extra={"source": str(source), "safety_copy": str(safety)})
+        # Still under the lock: no server starts before the restore is in the audit trail.
         return _audited(result, previous=previous, audit_problem=audit_check.problem, actor=actor)
+
+
+def _take_lock(stack: ExitStack, database: Path) -> ExclusiveLock:
+    try:
+        return stack.enter_context(exclusive_serving_lock(database))
+    except OSError as exc:
+        path = serving_lock_path(database)
+        raise StoreError(f"cannot open the serving lock {path} ({exc}); nothing was changed") from exc
 
 
 def _checked_source(source: Path, database: Path, using: str) -> Path:

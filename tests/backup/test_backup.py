@@ -241,3 +241,19 @@ def test_the_guides_python_example_works(backup_dir: Path, tmp_path: Path, make_
     assert [f"{b.name}: {b.stat().st_size / 1024:.1f} KB" for b in backups][0].startswith("jobs_backup_")
     assert info["job_count"] == 2 and info["size_mb"] > 0
     assert info["path"] == str(store.db_path)
+
+
+def test_a_backup_removes_what_killed_backups_left_a_day_ago_but_not_a_running_ones_file(
+    backup_dir: Path, make_jobs: Callable[..., list[str]]
+) -> None:
+    make_jobs(1)
+    backup_dir.mkdir()
+    stale = backup_dir / ".jobs_backup.db.tmp-0badc0de"
+    running = backup_dir / ".jobs_backup.db.gz.tmp-0000beef"
+    stale.write_bytes(b"half a backup")
+    running.write_bytes(b"a backup being written right now")
+    _aged(stale, 2)
+
+    made = JobStore().backup()
+
+    assert not stale.exists() and running.exists() and made.exists()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from providers.store import JobStore
 from providers.store.cli import require_sqlite
@@ -21,15 +21,17 @@ class Command(BaseCommand):
         info = store.get_database_info()
         if as_json:
             self.stdout.write(json.dumps(info, indent=2, sort_keys=True))
-            return
-        for line in _lines(info):
-            self.stdout.write(line)
+        else:
+            for line in _lines(info):
+                self.stdout.write(line)
+        if info.get("error"):
+            raise CommandError(f"the database cannot be read: {info['error']} (see PRAGMA integrity_check)")
 
 
 def _lines(info: dict[str, Any]) -> list[str]:
     schema = ", ".join(f"{app} {name}" for app, name in info.get("schema_version", {}).items()) or "(not migrated)"
     pending = info.get("pending_migrations") or []
-    state = "current" if info.get("schema_current") else f"{len(pending)} migration(s) pending: run migrate"
+    state = "current" if info.get("schema_current") else f"{len(pending) or 'all'} migration(s) pending: run migrate"
     servers = ", ".join(map(str, info["server_pids"])) or "none"
     rows = [
         ("path", info["path"] + ("" if info["exists"] else "  (does not exist)")),
