@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, BinaryIO
 
 BACKUP_PREFIX = "jobs_backup_"
 SAFETY_PREFIX = "jobs_pre_restore_"
@@ -128,9 +129,33 @@ def gzip_to(source: Path, target: Path) -> None:
         shutil.copyfileobj(src, dst, _CHUNK)
 
 
-def gunzip_to(source: Path, target: Path) -> None:
-    with gzip.open(source, "rb") as src, target.open("wb") as dst:
-        shutil.copyfileobj(src, dst, _CHUNK)
+def copy_hashing(source: Path, target: Path, *, gunzip: bool) -> str:
+    """Copy (or decompress) `source` into `target`; returns the sha256 of `source`'s bytes.
+
+    One read of the source, so the digest describes exactly the bytes that were restored.
+    """
+    digest = hashlib.sha256()
+    with source.open("rb") as raw, target.open("wb") as dst:
+        reader = _Hashing(raw, digest)
+        src = gzip.GzipFile(fileobj=reader, mode="rb") if gunzip else reader
+        while chunk := src.read(_CHUNK):
+            dst.write(chunk)
+        # Bytes after the gzip stream (none, in a sound file) still belong to the digest.
+        while reader.read(_CHUNK):
+            pass
+    return digest.hexdigest()
+
+
+class _Hashing:
+    """A binary file object that adds every byte read to a digest."""
+
+    def __init__(self, raw: BinaryIO, digest: Any) -> None:
+        self.raw, self.digest = raw, digest
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.raw.read(size)
+        self.digest.update(chunk)
+        return chunk
 
 
 def sha256_of(path: Path) -> str:

@@ -13,7 +13,8 @@
    (providers/store/sqlite.py), which is atomic and crash-safe.
 7. Append `backup.restored` to the restored chain, still under the exclusive lock.
 
-Every refusal happens before step 5 changes anything, and leaves no file behind.
+Every refusal happens before step 5, so it leaves the database and the backups directory
+exactly as they were (the staged copy is removed).
 """
 
 from __future__ import annotations
@@ -42,14 +43,13 @@ from providers.store.errors import RestoreRefused, StoreError
 from providers.store.files import (
     SAFETY_PREFIX,
     backup_filename,
+    copy_hashing,
     fsync_file,
-    gunzip_to,
     is_gzip,
     private_dir,
     publish,
     publish_new,
     remove_quietly,
-    sha256_of,
     temp_beside,
 )
 from providers.store.lock import ExclusiveLock, exclusive_serving_lock, serving_lock_path
@@ -62,6 +62,7 @@ logger = get_logger("cloudops.store")
 @dataclass(frozen=True)
 class RestoreResult:
     source: Path
+    source_sha256: str
     database: Path
     # The database as it was before, in the backups directory (None: there was none).
     safety_copy: Path | None
@@ -96,7 +97,8 @@ def database_restore(
             _remove_stale_copies(database)
         staged = temp_beside(database.with_name(f"{database.name}.restore"))
         try:
-            inspection, migrated, audit_check = _validated_copy(source, staged, reanchor_audit)
+            valid = _validated_copy(source, staged, reanchor_audit)
+            _check_swappable(database, lock)
             _match_page_size(staged, database)
             safety = _safety_copy(database, backup_dir, now, timeout)
             previous = _previous_head(database)
@@ -107,18 +109,19 @@ def database_restore(
             remove_quietly(staged)
         result = RestoreResult(
             source=source,
+            source_sha256=valid.source_sha256,
             database=database,
             safety_copy=safety,
-            jobs=inspection.jobs,
-            audit_entries=inspection.audit_entries,
-            migrations_applied=migrated,
+            jobs=valid.inspection.jobs,
+            audit_entries=valid.inspection.audit_entries,
+            migrations_applied=valid.migrated,
             forced=not lock.acquired,
             server_pids=lock.holders,
-            reanchored=audit_check.problem is not None,
+            reanchored=valid.audit.problem is not None,
         )
         logger.warning("database restored", extra={"source": str(source), "safety_copy": str(safety)})
         # Still under the lock: no server starts before the restore is in the audit trail.
-        return _audited(result, previous=previous, audit_problem=audit_check.problem, actor=actor)
+        return _audited(result, previous=previous, audit_problem=valid.audit.problem, actor=actor)
 
 
 def _take_lock(stack: ExitStack, database: Path) -> ExclusiveLock:
@@ -136,7 +139,7 @@ def _checked_source(source: Path, database: Path, using: str) -> Path:
     if database.exists() and source.samefile(database):
         raise RestoreRefused("same_file", f"{source} is the live database itself; nothing was changed")
     if connections[using].in_atomic_block:
-        raise RestoreRefused("in_transaction", "restore cannot run inside a database transaction")
+        raise RestoreRefused("in_transaction", "restore cannot run inside a database transaction; nothing was changed")
     return source
 
 
@@ -155,10 +158,18 @@ def _server_running(database: Path, lock: ExclusiveLock) -> str:
     )
 
 
-def _validated_copy(source: Path, staged: Path, reanchor_audit: bool) -> tuple[Inspection, tuple[str, ...], AuditCheck]:
+@dataclass(frozen=True)
+class Validated:
+    inspection: Inspection
+    migrated: tuple[str, ...]
+    audit: AuditCheck
+    source_sha256: str
+
+
+def _validated_copy(source: Path, staged: Path, reanchor_audit: bool) -> Validated:
     """Stage, inspect, migrate (an older backup) and check the audit head; refusals name the source."""
     try:
-        _stage(source, staged)
+        digest = _stage(source, staged)
         inspection = inspect_copy(staged)
         migrated: tuple[str, ...] = ()
         if inspection.pending:
@@ -169,15 +180,13 @@ def _validated_copy(source: Path, staged: Path, reanchor_audit: bool) -> tuple[I
         audit_check = check_audit_head(staged, allow_reanchor=reanchor_audit)
     except RestoreRefused as exc:
         raise RestoreRefused(exc.reason, f"{source} {exc}; nothing was changed") from exc
-    return inspection, migrated, audit_check
+    return Validated(inspection, migrated, audit_check, digest)
 
 
-def _stage(source: Path, staged: Path) -> None:
+def _stage(source: Path, staged: Path) -> str:
+    """Copy (gunzip) the backup beside the database; returns the sha256 of the backup file."""
     try:
-        if is_gzip(source):
-            gunzip_to(source, staged)
-        else:
-            shutil.copyfile(source, staged)
+        return copy_hashing(source, staged, gunzip=is_gzip(source))
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise RestoreRefused("not_gzip", f"is not a complete gzip file ({exc})") from exc
     except OSError as exc:
@@ -241,6 +250,9 @@ def _safety_copy(database: Path, backup_dir: Path, now: datetime, timeout: float
         raw_wal = None
         try:
             snapshot(database, tmp, timeout=timeout)
+        except sqlite3.OperationalError as exc:
+            # Busy or an I/O error, not damage: a raw copy of a live database could be torn.
+            raise StoreError(f"cannot read {database} for the safety copy ({exc}); nothing was changed") from exc
         except sqlite3.DatabaseError:
             # Unreadable (maybe why it is being restored): keep its bytes and WAL as they are.
             shutil.copyfile(database, tmp)
@@ -266,21 +278,30 @@ def _previous_head(database: Path) -> dict[str, object] | None:
     return dict(zip(("last_sequence", "last_mac", "key_id"), row, strict=True)) if row else None
 
 
+def _readable(database: Path) -> bool:
+    """Can SQLite write into the current file? (Missing and empty files count: it creates them.)"""
+    return not database.exists() or database.stat().st_size == 0 or has_sqlite_header(database)
+
+
+def _check_swappable(database: Path, lock: ExclusiveLock) -> None:
+    if not _readable(database) and not lock.acquired:
+        raise RestoreRefused(
+            "server_running",
+            f"{database} is not readable as a database, so the file itself must be replaced, and other processes "
+            "have it open: stop them and restore again (even --force cannot do this); nothing was changed",
+        )
+
+
 def _swap_in(staged: Path, database: Path, lock: ExclusiveLock, timeout: float) -> None:
-    if has_sqlite_header(database) or not database.exists() or database.stat().st_size == 0:
+    if _readable(database):
         try:
             copy_into_live(staged, database, timeout=timeout)
         except sqlite3.Error as exc:
             raise StoreError(f"the restore into {database} failed and was rolled back: {exc}") from exc
         return
     # The current file is not a database at all (its header is destroyed), so SQLite cannot
-    # write into it: replace the file. Only when no other process has it open.
-    if not lock.acquired:
-        raise RestoreRefused(
-            "server_running",
-            f"{database} is not readable as a database and other processes have it open: stop them and restore "
-            "again (nothing was changed)",
-        )
+    # write into it: replace the file. _check_swappable made sure no other process has it open.
+    assert lock.acquired
     # The old WAL belongs to the old file: it must be gone before the new file takes the name.
     for suffix in ("-wal", "-shm"):
         database.with_name(database.name + suffix).unlink(missing_ok=True)
@@ -294,7 +315,7 @@ def _audited(
 ) -> RestoreResult:
     details = {
         "source": str(result.source),
-        "source_sha256": sha256_of(result.source),
+        "source_sha256": result.source_sha256,
         "safety_copy": str(result.safety_copy) if result.safety_copy else None,
         "jobs": result.jobs,
         "migrations_applied": list(result.migrations_applied),
