@@ -68,6 +68,8 @@ def database_backup(
         directory, final, gz = _destination(target, backup_dir, gz)
     except OSError as exc:
         raise StoreError(f"cannot write a backup to {target or backup_dir}: {exc}") from exc
+    if final is not None and _is_live_file(final, database):
+        raise StoreError(f"{final} is the live database (or its WAL): choose another backup path")
     remove_stale_temps(directory, now)
     tmp = temp_beside(directory / "jobs_backup.db")
     staged = [tmp]
@@ -114,6 +116,14 @@ def _destination(target: Path | None, backup_dir: Path, gz: bool) -> tuple[Path,
         target = target.with_name(target.name + ".gz")
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return target.parent, target, gz
+
+
+def _is_live_file(path: Path, database: Path) -> bool:
+    live = {
+        database.resolve(),
+        *(database.resolve().with_name(database.name + s) for s in ("-wal", "-shm", "-journal")),
+    }
+    return path.resolve() in live
 
 
 def _counts(path: Path) -> tuple[int | None, int | None]:

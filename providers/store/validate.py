@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.apps import apps
@@ -26,7 +26,6 @@ from providers.store.sqlite import (
     count_rows,
     has_sqlite_header,
     integrity_problems,
-    page_size,
     table_names,
 )
 
@@ -41,14 +40,8 @@ class Inspection:
 
     applied: frozenset[tuple[str, str]]
     pending: tuple[str, ...]
-    page_size: int
     jobs: int | None = None
     audit_entries: int | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def schema(self) -> str:
-        return "current" if not self.pending else f"older ({len(self.pending)} migrations to apply)"
 
 
 def inspect_copy(path: Path) -> Inspection:
@@ -92,7 +85,6 @@ def _inspect(conn: sqlite3.Connection) -> Inspection:
     return Inspection(
         applied=applied,
         pending=pending,
-        page_size=page_size(conn),
         jobs=count_rows(conn, "providers_job"),
         audit_entries=count_rows(conn, "audit_auditentry"),
     )

@@ -14,8 +14,9 @@ from django.core.management import CommandError, call_command
 
 from audit import events
 from audit.models import AuditEntry
+from providers.models import Job
 from providers.store import JobStore, StoreError
-from tests.backup.conftest import job_ids_in, sqlite_only, sqlite_rows
+from tests.backup.conftest import job_ids_in, live_db, sqlite_only, sqlite_rows
 
 pytestmark = [sqlite_only, pytest.mark.django_db(transaction=True)]
 
@@ -257,3 +258,19 @@ def test_a_backup_removes_what_killed_backups_left_a_day_ago_but_not_a_running_o
     made = JobStore().backup()
 
     assert not stale.exists() and running.exists() and made.exists()
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal"])
+def test_a_backup_path_naming_the_live_database_is_refused(
+    suffix: str, backup_dir: Path, make_jobs: Callable[..., list[str]]
+) -> None:
+    ids = set(make_jobs(2))
+    live = live_db()
+    target = live.with_name(live.name + suffix)
+
+    with pytest.raises(CommandError, match="is the live database"):
+        call_command("backup", str(target), stdout=StringIO())
+
+    assert set(Job.objects.values_list("pk", flat=True)) == ids
+    assert sqlite_rows(live, "PRAGMA integrity_check") == [("ok",)]
+    assert not list(live.parent.glob(".jobs_backup*"))
