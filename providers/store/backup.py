@@ -30,7 +30,7 @@ from providers.store.files import (
     sha256_of,
     temp_beside,
 )
-from providers.store.sqlite import connect, count_rows, has_sqlite_header, snapshot
+from providers.store.sqlite import connect, count_rows, snapshot
 
 logger = get_logger("cloudops.store")
 
@@ -62,7 +62,8 @@ def database_backup(
     actor: Actor | None,
 ) -> BackupResult:
     """Snapshot `database` to `target` (a file, or a directory for the default name)."""
-    if not database.is_file() or (database.stat().st_size and not has_sqlite_header(database)):
+    # Not has_sqlite_header: never open the live database file outside SQLite (see sqlite.py).
+    if not database.is_file():
         raise StoreError(f"no SQLite database at {database}: run `python manage.py migrate` first")
     try:
         directory, final, gz = _destination(target, backup_dir, gz)

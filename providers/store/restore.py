@@ -53,7 +53,7 @@ from providers.store.files import (
     temp_beside,
 )
 from providers.store.lock import ExclusiveLock, exclusive_serving_lock, serving_lock_path
-from providers.store.sqlite import connect, convert_page_size, copy_into_live, has_sqlite_header, page_size, snapshot
+from providers.store.sqlite import connect, convert_page_size, copy_into_live, is_database, page_size, snapshot
 from providers.store.validate import AuditCheck, Inspection, check_audit_head, inspect_copy
 
 logger = get_logger("cloudops.store")
@@ -233,7 +233,7 @@ def _applied(path: Path) -> set[str]:
 
 
 def _match_page_size(staged: Path, database: Path) -> None:
-    if not has_sqlite_header(database):
+    if not database.exists() or database.stat().st_size == 0 or not is_database(database):
         return
     with closing(connect(database)) as live, closing(connect(staged)) as copy:
         wanted, current = page_size(live), page_size(copy)
@@ -255,6 +255,8 @@ def _safety_copy(database: Path, backup_dir: Path, now: datetime, timeout: float
             raise StoreError(f"cannot read {database} for the safety copy ({exc}); nothing was changed") from exc
         except sqlite3.DatabaseError:
             # Unreadable (maybe why it is being restored): keep its bytes and WAL as they are.
+            # Copying opens the file outside SQLite, which is safe only because SQLite cannot
+            # read it, so no connection of this process holds locks on it (see sqlite.py).
             shutil.copyfile(database, tmp)
             raw_wal = database.with_name(database.name + "-wal")
         final = publish_new(tmp, lambda attempt: backup_filename(SAFETY_PREFIX, now, gz=False, attempt=attempt))
@@ -278,13 +280,8 @@ def _previous_head(database: Path) -> dict[str, object] | None:
     return dict(zip(("last_sequence", "last_mac", "key_id"), row, strict=True)) if row else None
 
 
-def _readable(database: Path) -> bool:
-    """Can SQLite write into the current file? (Missing and empty files count: it creates them.)"""
-    return not database.exists() or database.stat().st_size == 0 or has_sqlite_header(database)
-
-
 def _check_swappable(database: Path, lock: ExclusiveLock) -> None:
-    if not _readable(database) and not lock.acquired:
+    if not is_database(database) and not lock.acquired:
         raise RestoreRefused(
             "server_running",
             f"{database} is not readable as a database, so the file itself must be replaced, and other processes "
@@ -293,7 +290,7 @@ def _check_swappable(database: Path, lock: ExclusiveLock) -> None:
 
 
 def _swap_in(staged: Path, database: Path, lock: ExclusiveLock, timeout: float) -> None:
-    if _readable(database):
+    if is_database(database):
         try:
             copy_into_live(staged, database, timeout=timeout)
         except sqlite3.Error as exc:

@@ -26,11 +26,36 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def has_sqlite_header(path: Path) -> bool:
+    """For files no SQLite connection of this process may have open (backups, staged copies).
+
+    Never for the live database: closing any descriptor of a file drops every POSIX lock this
+    process holds on it, including its SQLite connections' locks, and another process may then
+    take itself for the last user and delete the WAL under them
+    (https://sqlite.org/howtocorrupt.html, section 2.2). Use `is_database` there.
+    """
     try:
         with path.open("rb") as handle:
             return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError:
         return False
+
+
+def is_database(path: Path) -> bool:
+    """Can SQLite use the file at `path`? Missing or empty counts (SQLite would create it).
+
+    Asked through SQLite itself, which shares descriptors and locks between the connections
+    of one process, so it is safe on the live database (see `has_sqlite_header`).
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    try:
+        with closing(connect(path)) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.OperationalError:
+        raise
+    except sqlite3.DatabaseError:
+        return False
+    return True
 
 
 def connect(path: Path, *, timeout: float = 30.0) -> sqlite3.Connection:
