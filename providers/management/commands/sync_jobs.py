@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from cloudops.structured_logging import correlation_scope
+from providers.store import hold_serving_lock_for_default_database
 from providers.sync import jobs_sync
 
 
@@ -23,6 +24,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, loop: bool, interval: float, **options: Any) -> None:
+        if loop:
+            # A long-running writer, like a server: `restore` must see it (providers/store/lock.py).
+            hold_serving_lock_for_default_database()
         while True:
             with correlation_scope():
                 result = jobs_sync()
