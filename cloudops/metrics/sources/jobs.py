@@ -47,7 +47,9 @@ def collect() -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "simpletuner_jobs_active", "Jobs not yet finished (pending, uploading, queued, running).", value=active
     )
-    yield CounterMetricFamily("simpletuner_cost_usd_total", "Cost of all finished jobs, in USD.", value=agg["cost_usd"])
+    yield CounterMetricFamily(
+        "simpletuner_cost_usd_total", "Cost of all finished jobs, in USD.", value=round(agg["cost_usd"], 6)
+    )
     if agg["runs"]:
         # Without a single finished job there is no average, rather than a made-up 0.
         yield GaugeMetricFamily(
