@@ -27,7 +27,7 @@ _PREFIX = "cloudops:metrics:"
 
 @contextmanager
 def refreshing() -> Iterator[None]:
-    """Inside this block every `cached` value is recomputed and stored (the worker's pass)."""
+    """Inside this block `cached` recomputes values past half their life (the worker's pass)."""
     token = _refreshing.set(True)
     try:
         yield
@@ -40,11 +40,14 @@ def cached(name: str, compute: Callable[[], T]) -> T:
     if max_age <= 0:
         return compute()
     key = _PREFIX + name
-    if not _refreshing.get():
-        stored = cache.get(key)
-        if stored is not None and time.time() - stored[0] < max_age:
-            return stored[1]
+    stored = cache.get(key)
+    age = time.time() - stored[0] if stored is not None else float("inf")
+    # A refresh recomputes what is past half its life. With a shared cache (Redis) the first
+    # process to get there does it and the others find it fresh, so one scan per interval
+    # serves the whole instance (two processes may race and both compute: harmless).
+    if age < (max_age / 2 if _refreshing.get() else max_age):
+        return stored[1]  # type: ignore[index]
     value = compute()
-    # Kept a little past max_age so a slow worker pass never leaves a scrape with nothing.
+    # Kept a little past max_age so a slow refresh never leaves a scrape with nothing.
     cache.set(key, (time.time(), value), timeout=max_age * 2)
     return value

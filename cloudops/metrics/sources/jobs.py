@@ -22,7 +22,9 @@ def _compute() -> dict[str, Any]:
     rows = (
         Job.objects.order_by()
         .values("status")
-        .annotate(n=Count("pk"), cost=Sum("cost_usd"), run=Sum("run_seconds"), runs=Count("run_seconds"))
+        # COUNT(*), not COUNT(id): every column read is in the job_status_costs index, so
+        # the scan never touches the table.
+        .annotate(n=Count("*"), cost=Sum("cost_usd"), run=Sum("run_seconds"), runs=Count("run_seconds"))
     )
     by_status = {status.value: 0 for status in JobStatus}
     cost, run, runs = 0.0, 0.0, 0
