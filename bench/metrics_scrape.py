@@ -172,7 +172,7 @@ def measure(repeat: int) -> None:
         cache.clear()  # what a pass costs when the aggregates are due
         metrics_worker_pass(refresh=True)
 
-    report("worker pass (flush + recompute cached aggregates)", timings(refresh, 3))
+    report("worker pass (flush + recompute aggregates)", timings(refresh, 3))
     report("full scrape, warm cache (server steady state)", timings(scrape, repeat))
     print(client.get("/api/cloud/metrics/prometheus").content.decode().split("# HELP simpletuner_http")[0])
 
