@@ -147,6 +147,23 @@ def report(label: str, ms: list[float]) -> None:
     print(f"{label:<48} median {statistics.median(ms):>8.1f} ms   max {max(ms):>8.1f} ms   (n={len(ms)})", flush=True)
 
 
+def measure_http_counting() -> None:
+    """What counting costs a request (in memory), and a flush of many endpoints (the database)."""
+    from cloudops.metrics.http import http_flush, http_record
+
+    endpoints = [f"GET_/api/bench/route{i}" for i in range(50)]
+    calls = 200_000
+    started = time.perf_counter()
+    for i in range(calls):
+        http_record(endpoints[i % 50], 200 if i % 10 else 404, 1.5)
+    per_call_us = (time.perf_counter() - started) / calls * 1e6
+    print(f"{'http_record per request (in memory)':<48} {per_call_us:>8.2f} us", flush=True)
+    report("http_flush of 100 endpoint/status keys", timings(lambda: http_flush(), 1))
+    for i in range(calls // 10):
+        http_record(endpoints[i % 50], 200 if i % 10 else 404, 1.5)
+    report("http_flush again (rows exist: UPDATEs only)", timings(lambda: http_flush(), 1))
+
+
 def measure(repeat: int) -> None:
     from django.conf import settings
     from django.core.cache import cache
@@ -168,6 +185,7 @@ def measure(repeat: int) -> None:
             report(f"source {category} (uncached)", timings(lambda s=source: list(s()), 3))
     report("full scrape, caching off", timings(scrape, 3))
     settings.SIMPLETUNER_METRICS_CACHE_SECONDS = 30
+
     def refresh() -> None:
         cache.clear()  # what a pass costs when the aggregates are due
         metrics_worker_pass(refresh=True)
@@ -186,6 +204,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as home:
         setup_django(home)
         seed(args.jobs, args.audit)
+        measure_http_counting()
         measure(args.repeat)
 
 

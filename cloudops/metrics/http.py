@@ -66,22 +66,22 @@ def http_record(endpoint: str, status: int, latency_ms: float) -> None:
 def http_flush() -> int:
     """Add this process's buffered counts to the database; returns the requests written.
 
-    If the database refuses, the deltas go back into the buffer for the next flush.
+    One transaction (one commit for all endpoints); if the database refuses, the whole batch
+    goes back into the buffer for the next flush, so nothing is lost or counted twice.
     """
     with _lock:
         batch = dict(_pending)
         _pending.clear()
-    written = 0
+    if not batch:
+        return 0
     try:
-        for key in list(batch):
-            count, latency = batch[key]
-            _add(key[0], key[1], int(count), latency)
-            del batch[key]
-            written += int(count)
+        with transaction.atomic():
+            for (endpoint, status), (count, latency) in batch.items():
+                _add(endpoint, status, int(count), latency)
     except Exception:
         _restore(batch)
         raise
-    return written
+    return int(sum(count for count, _ in batch.values()))
 
 
 def _restore(batch: dict[tuple[str, int], list[float]]) -> None:

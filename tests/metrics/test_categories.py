@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import AbstractUser
+from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
@@ -127,6 +128,14 @@ class TestHttp:
         anon.get("/api/cloud/storage/job-abc/some/key.bin")
         text = scrape.text()
         assert re.search(r'endpoint_status="GET_/api/cloud/storage/<bucket>/<key>_40\d"', text), text
+
+    @pytest.mark.urls("tests.logs.urls")
+    def test_a_view_that_raises_is_counted_as_a_500(self, scrape: Scraper, enable) -> None:  # type: ignore[no-untyped-def]
+        enable("http")
+        client = Client(raise_request_exception=False)
+        assert client.get("/test/boom").status_code == 500
+        assert scrape.value("simpletuner_http_errors_total", endpoint_status="GET_/test/boom_500") == 1
+        assert scrape.value("simpletuner_http_requests_total", endpoint="GET_/test/boom") == 1
 
     def test_the_scrapes_own_requests_count_too(self, scrape: Scraper, enable) -> None:  # type: ignore[no-untyped-def]
         enable("http")
