@@ -87,16 +87,23 @@ class MetricsPreviewView(APIView):
         return Response(MetricsPreviewOutputSerializer(data).data)
 
 
+def _text(body: str, status: int) -> HttpResponse:
+    return HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
+
+
 def _token_refused(request: HttpRequest) -> HttpResponse | None:
-    expected = secrets.get_secret(TOKEN_SECRET)
-    if not expected:
+    found = secrets.lookup(TOKEN_SECRET)
+    if found.value is None:
+        if found.errors:
+            # A store that may hold the token did not answer: fail closed rather than serve
+            # the metrics openly because the token could not be read.
+            return _text("The metrics token cannot be read from the secret stores; try again later.\n", 503)
         return None
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), found.value.encode()):
         return None
-    response = HttpResponse("A valid bearer token is required to scrape metrics.\n", status=401)
+    response = _text("A valid bearer token is required to scrape metrics.\n", 401)
     response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-    response["Content-Type"] = "text/plain; charset=utf-8"
     return response
 
 
@@ -109,5 +116,5 @@ def prometheus(request: HttpRequest) -> HttpResponse:
         return refused
     config = metrics_config_get()
     if not config.prometheus_enabled:
-        return HttpResponse(DISABLED_HINT, status=404, content_type="text/plain; charset=utf-8")
+        return _text(DISABLED_HINT, 404)
     return HttpResponse(render(config.prometheus_categories), content_type=CONTENT_TYPE)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
+from cloudops import secrets
 from tests.metrics.scrape import PROMETHEUS_PATH, Scraper, samples
 from tests.metrics.sources import AWKWARD_LABEL
 
@@ -99,3 +103,21 @@ class TestToken:
         staff_client.put("/api/cloud/metrics/config", {"prometheus_enabled": False}, format="json")
         assert anon.get(PROMETHEUS_PATH).status_code == 401
         assert anon.get(PROMETHEUS_PATH, HTTP_AUTHORIZATION="Bearer s3cret-scrape-token").status_code == 404
+
+
+def test_a_secret_store_that_cannot_be_read_fails_closed(  # type: ignore[no-untyped-def]
+    anon: APIClient, enable, settings: SettingsWrapper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enable("jobs")
+    monkeypatch.delenv("SIMPLETUNER_METRICS_TOKEN", raising=False)
+    store = tmp_path / "secrets.json"
+    store.write_text(json.dumps({"SIMPLETUNER_METRICS_TOKEN": "from-the-file"}))
+    store.chmod(0o644)  # refused by the file store: the token may be there, we cannot tell
+    settings.SIMPLETUNER_SECRETS_FILE = store
+    response = anon.get(PROMETHEUS_PATH)
+    assert response.status_code == 503
+    assert b"simpletuner_" not in response.content
+    store.chmod(0o600)
+    secrets.reset()
+    assert anon.get(PROMETHEUS_PATH).status_code == 401
+    assert anon.get(PROMETHEUS_PATH, HTTP_AUTHORIZATION="Bearer from-the-file").status_code == 200
