@@ -33,8 +33,12 @@ scrape_configs:
 """
 
 
-def query(base: str, promql: str) -> list[dict]:
-    body = httpx.get(f"{base}/api/v1/query", params={"query": promql}, timeout=5).json()
+def query(base: str, promql: str) -> list[dict] | None:
+    """The query's result, or None while Prometheus is still starting (503 until ready)."""
+    response = httpx.get(f"{base}/api/v1/query", params={"query": promql}, timeout=5)
+    if response.status_code == 503:
+        return None
+    body = response.json()
     assert body["status"] == "success", body
     return body["data"]["result"]
 
@@ -45,7 +49,7 @@ def wait_for_series(base: str, promql: str, timeout: float = 60) -> list[dict]:
         try:
             result = query(base, promql)
         except httpx.TransportError:
-            result = []
+            result = None
         if result:
             return result
         time.sleep(0.5)
