@@ -5,9 +5,11 @@ their body as a stream for the view (storage.asgi explains why).
 
 Only the server process imports this module, so it also starts the server's background
 work: the job sync thread (providers.sync; one process at a time does a pass, under a
-database lease; SIMPLETUNER_BACKGROUND_SYNC=false turns it off here). On SQLite it first
-takes the serving lock (providers/store/lock.py), once, so `manage.py restore` knows a
-server is running; while a restore is in progress this waits for it, before serving.
+database lease; SIMPLETUNER_BACKGROUND_SYNC=false turns it off here) and the metrics thread
+(cloudops.metrics.worker: HTTP counters into the database, cached aggregates refreshed).
+On SQLite it first takes the serving lock (providers/store/lock.py), once, so
+`manage.py restore` knows a server is running; while a restore is in progress this waits
+for it, before serving.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from storage.asgi import StreamingBodyASGIHandler  # noqa: E402 - needs the app 
 
 application = StreamingBodyASGIHandler()
 
+from cloudops.metrics.worker import start_metrics_worker  # noqa: E402 - needs the app registry ready
 from providers.store import hold_serving_lock_for_default_database  # noqa: E402 - needs the app registry
 from providers.sync import start_background_sync  # noqa: E402 - needs the app registry ready
 
 hold_serving_lock_for_default_database()
 start_background_sync()
+start_metrics_worker()

@@ -144,12 +144,15 @@ INSTALLED_APPS = [
     "audit",
     "providers",
     "storage",
+    "cloudops.metrics",
 ]
 
 MIDDLEWARE = [
     "cloudops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "cloudops.static.StaticFilesMiddleware",
+    # Below static files (not counted), above everything that can answer early (CSRF, auth).
+    "cloudops.metrics.http.HttpMetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -455,6 +458,28 @@ SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN = _env_bool("SIMPLETUNER_S3_LEGACY_UPLOAD_TOK
 # Functions turning an access key id into a storage.credentials.Credential (first match wins).
 S3_CREDENTIAL_RESOLVERS = ["storage.credentials.api_key_credential", "storage.credentials.job_credential"]
 HEALTH_CHECKS.append("storage.health.check_output_storage")
+
+# --- Prometheus metrics ------------------------------------------------------------------------
+# What the scrape exports is runtime configuration (admin, /api/cloud/metrics/config); the
+# optional scrape token SIMPLETUNER_METRICS_TOKEN comes from the secrets chain at request time.
+# Sources per category (dotted paths of `collect() -> Iterable[prometheus_client Metric]`).
+# rate_limits is wired when the rate limiter lands (cloudops.ratelimit.metrics.collect);
+# approvals exports nothing until the approvals feature exists (no made-up zeros).
+METRICS_SOURCES: dict[str, list[str]] = {
+    "jobs": ["cloudops.metrics.sources.jobs.collect"],
+    "http": ["cloudops.metrics.sources.http.collect"],
+    "rate_limits": [],
+    "approvals": [],
+    "audit": ["cloudops.metrics.sources.audit.collect"],
+    "health": ["cloudops.metrics.sources.health.collect"],
+    "circuit_breakers": ["cloudops.metrics.sources.circuit_breakers.collect"],
+    "provider": ["cloudops.metrics.sources.provider.collect"],
+}
+# Each server process adds its HTTP request counts to the database this often (seconds).
+SIMPLETUNER_METRICS_FLUSH_SECONDS = _env_float("SIMPLETUNER_METRICS_FLUSH_SECONDS", default=10.0, minimum=0.1)
+# Aggregates that scan tables (jobs, cost limits) are served from the cache while younger than
+# this, and recomputed by each server's metrics thread before then. 0: computed on every scrape.
+SIMPLETUNER_METRICS_CACHE_SECONDS = _env_float("SIMPLETUNER_METRICS_CACHE_SECONDS", default=30.0)
 
 # --- HTTPS and the server ----------------------------------------------------------------------
 # With both set, `manage.py serve` (and `make run`) speak TLS themselves.

@@ -159,6 +159,10 @@ class Job(models.Model):
             models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
             models.Index(fields=["status", "last_synced_at"], name="job_status_synced"),
             models.Index(fields=["provider", "created_at"], name="job_provider_created"),
+            # Covering indexes for the metrics: per-status counts and sums, and a provider's
+            # spend in the current cost-limit period, without reading the table.
+            models.Index(fields=["status", "cost_usd", "run_seconds"], name="job_status_costs"),
+            models.Index(fields=["provider", "completed_at", "cost_usd"], name="job_provider_spend"),
         ]
 
     def __str__(self) -> str:

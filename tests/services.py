@@ -39,6 +39,8 @@ TOOLS = {
     "sqlite3": "Debian's sqlite3 package (apt-get install -y sqlite3; .ci/run installs it)",
     "pg_dump": "the PostgreSQL client (apt-get install -y postgresql-client)",
     "mysqldump": "the MariaDB/MySQL client (apt-get install -y mariadb-client)",
+    "promtool": "Debian's prometheus package (apt-get install -y prometheus; .ci/run installs it)",
+    "prometheus": "Debian's prometheus package (apt-get install -y prometheus; .ci/run installs it)",
 }
 
 

@@ -1,0 +1,1 @@
+"""Prometheus metrics: the runtime configuration, the scrape endpoint and its sources."""

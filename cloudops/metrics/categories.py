@@ -1,0 +1,49 @@
+"""The guide's metric categories and configuration templates (names are a contract)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# In the guide's order, which is also the order of the scrape output.
+CATEGORIES: dict[str, str] = {
+    "jobs": "Job counts, status, queue depth, costs",
+    "http": "Request counts, errors, latency",
+    "rate_limits": "Rate limit violations",
+    "approvals": "Approval workflow metrics",
+    "audit": "Audit log activity",
+    "health": "Server uptime, component health",
+    "circuit_breakers": "Provider circuit breaker state",
+    "provider": "Cost limits, credit balance",
+}
+
+TEMPLATES: dict[str, dict[str, object]] = {
+    "minimal": {"categories": ["jobs"], "description": "Lightweight job monitoring"},
+    "standard": {"categories": ["jobs", "http", "health"], "description": "Recommended default"},
+    "security": {
+        "categories": ["jobs", "http", "rate_limits", "audit", "approvals"],
+        "description": "Security monitoring",
+    },
+    "full": {"categories": list(CATEGORIES), "description": "Complete observability"},
+}
+
+DEFAULT_CATEGORIES: list[str] = ["jobs", "http", "health"]
+
+
+class UnknownCategory(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown category {name!r} (known: {', '.join(CATEGORIES)})")
+        self.name = name
+
+
+def normalize_categories(names: Iterable[str]) -> list[str]:
+    """Known categories in canonical order, without duplicates; raises UnknownCategory."""
+    wanted = set()
+    for name in names:
+        if name not in CATEGORIES:
+            raise UnknownCategory(name)
+        wanted.add(name)
+    return [name for name in CATEGORIES if name in wanted]
+
+
+def default_categories() -> list[str]:
+    return list(DEFAULT_CATEGORIES)
