@@ -27,7 +27,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 
 from cloudops.apikeys import api_key_find
 from cloudops.authentication import presented_api_key
+from cloudops.structured_logging import get_logger
 from providers.events import STAFF_GROUP, Event, bind_loop, events_since, user_group
+
+logger = get_logger("cloudops.events")
 
 RETRY_MS = 3000
 
@@ -135,6 +138,7 @@ async def _events(viewer: Viewer, last_id: int | None) -> AsyncIterator[str]:
     subscription = _Subscription(viewer)
     # Subscribed before the backlog is read, so no event falls between the two.
     await subscription.open()
+    logger.info("event stream opened", extra={"user_id": viewer.user_id, "last_event_id": last_id})
     try:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         replayed: set[int] = set()
@@ -151,6 +155,9 @@ async def _events(viewer: Viewer, last_id: int | None) -> AsyncIterator[str]:
             yield chunk
     finally:
         await subscription.close()
+        logger.info(
+            "event stream closed", extra={"user_id": viewer.user_id, "dropped_as_slow": subscription.overflowed}
+        )
 
 
 async def _live(subscription: _Subscription, replayed: set[int]) -> AsyncIterator[str]:

@@ -38,12 +38,16 @@ def jobs_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def server(django_db_setup: None, jobs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup: None, jobs_dir: Path, server_log: Path) -> Iterator[str]:
     """One server process (in-memory channel layer) for the module."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
     env = server_env(jobs_dir, PORT=str(port))
-    with running([sys.executable, "manage.py", "serve", "--port", str(port)], env, port, log) as base:
+    with running([sys.executable, "manage.py", "serve", "--port", str(port)], env, port, server_log) as base:
         yield base
 
 

@@ -3,7 +3,9 @@ live job and upload events, and a local job reporting through signed webhooks.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -91,6 +93,19 @@ def test_heartbeats_keep_an_idle_stream_alive(server: str, alice: AbstractUser) 
     with open_stream(server, api_key=key_of(alice)) as stream:
         beats = [stream.until(lambda m: "heartbeat" in m.comments, timeout=5) for _ in range(2)]
         assert len(beats) == 2
+
+
+def test_a_client_disconnecting_ends_its_subscription(server: str, server_log: Path, alice: AbstractUser) -> None:
+    def closed() -> int:
+        return server_log.read_text().count('"message": "event stream closed"')
+
+    before = closed()
+    with open_stream(server, api_key=key_of(alice)) as stream:
+        stream.until(lambda m: "heartbeat" in m.comments, timeout=5)
+    deadline = time.monotonic() + 10
+    while closed() == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert closed() == before + 1
 
 
 def test_a_reconnecting_client_resumes_after_last_event_id(server: str, alice: AbstractUser, bob: AbstractUser) -> None:
