@@ -23,6 +23,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from cloudops.apikeys import api_key_find
@@ -151,6 +152,9 @@ async def _events(viewer: Viewer, last_id: int | None) -> AsyncIterator[str]:
             for event in backlog:
                 replayed.add(event.id)
                 yield event.sse()
+        # A stream lasts hours: it must not hold a database connection (from authentication or
+        # the backlog) all that time, or open streams would exhaust the server's connections.
+        await sync_to_async(_close_database_connection)()
         async for chunk in _live(subscription, replayed):
             yield chunk
     finally:
@@ -174,6 +178,11 @@ async def _live(subscription: _Subscription, replayed: set[int]) -> AsyncIterato
         if message["id"] in replayed:
             continue
         yield Event(message["id"], message["kind"], message["data"]).sse()
+
+
+def _close_database_connection() -> None:
+    # Resolved here, in the worker thread that made this request's queries: that thread's connection.
+    connection.close()
 
 
 def _control(kind: str, detail: str) -> str:

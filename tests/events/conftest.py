@@ -49,6 +49,14 @@ def server(django_db_setup: None, jobs_dir: Path, server_log: Path) -> Iterator[
     env = server_env(jobs_dir, PORT=str(port))
     with running([sys.executable, "manage.py", "serve", "--port", str(port)], env, port, server_log) as base:
         yield base
+    assert_no_unhandled_errors(server_log)
+
+
+def assert_no_unhandled_errors(log: Path) -> None:
+    """Streams end by disconnects and cancellations: none of that may surface as a 500 or traceback."""
+    text = log.read_text()
+    assert "Exception in ASGI application" not in text, text[-5000:]
+    assert "could not publish a live event" not in text, text[-5000:]
 
 
 def deliver(base: str, provider: str, payload: dict[str, Any], **signing: Any) -> httpx.Response:

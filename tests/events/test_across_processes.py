@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractUser
 from providers.credentials import local_webhook_secret
 from providers.models import Job, JobStatus
 from tests.conftest import client_for
-from tests.events.conftest import deliver, server_env
+from tests.events.conftest import assert_no_unhandled_errors, deliver, server_env
 from tests.events.sse import open_stream
 from tests.fakes.replicate import FakeReplicate
 from tests.server.live import free_port, running
@@ -62,6 +62,8 @@ def servers(
         running([*serve, str(port_b)], env_b, port_b, logs / "b.log") as b,
     ):
         yield a, b
+    assert_no_unhandled_errors(logs / "a.log")
+    assert_no_unhandled_errors(logs / "b.log")
 
 
 def test_a_webhook_delivered_to_one_process_appears_on_a_stream_opened_on_the_other(

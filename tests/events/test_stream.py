@@ -13,6 +13,7 @@ import httpx
 import pytest
 from botocore.config import Config
 from django.contrib.auth.models import AbstractUser
+from django.db import connection
 
 from providers.credentials import job_upload_credentials
 from providers.models import Job, JobStatus, LiveEvent, WebhookDelivery
@@ -186,3 +187,29 @@ def test_a_local_job_reports_through_signed_webhooks(server: str, alice: Abstrac
     assert staged.json["job_id"] == job_id and done.json["job_id"] == job_id
     # "stage" only comes from the trainer's lifecycle.stage webhooks (progress.json has none).
     assert WebhookDelivery.objects.filter(provider="local").count() >= 3
+
+
+def server_connections() -> int:
+    """Connections to the test database on PostgreSQL / MariaDB (ours included)."""
+    query = {
+        "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
+        "mysql": "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE()",
+    }[connection.vendor]
+    with connection.cursor() as cursor:
+        cursor.execute(query)
+        return cursor.fetchone()[0]
+
+
+def test_open_streams_hold_no_database_connection(server: str, alice: AbstractUser) -> None:
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no server-side connections to count")
+    key = key_of(alice)
+    before = server_connections()
+    with (
+        open_stream(server, api_key=key) as first,
+        open_stream(server, api_key=key, headers={"Last-Event-ID": "0"}) as second,
+        open_stream(server, api_key=key) as third,
+    ):
+        for stream in (first, second, third):
+            stream.until(lambda m: "heartbeat" in m.comments, timeout=5)
+        assert server_connections() <= before
