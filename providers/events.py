@@ -76,7 +76,13 @@ def event_record(*, kind: str, job_id: str, owner_id: int | None, data: dict[str
 
 def events_since(*, last_id: int, user_id: int, staff: bool) -> tuple[list[Event], bool]:
     """Buffered events after `last_id` the user may see, and whether the buffer still holds
-    everything after `last_id` (False: some were pruned, the client should reload)."""
+    everything after `last_id` (False: some were pruned, the client should reload).
+
+    Accepted race: ids come from the database's sequence, and two processes recording events
+    at the same instant may commit them out of id order; a client that disconnects in that
+    instant, having seen the higher id, does not get the lower one on resume. Every event
+    carries the job's full state, so the job's next event corrects the picture.
+    """
     oldest = LiveEvent.objects.order_by("id").values_list("id", flat=True).first()
     complete = oldest is None or oldest <= last_id + 1
     rows = LiveEvent.objects.filter(pk__gt=last_id).order_by("id")
