@@ -474,6 +474,8 @@ SIMPLETUNER_WEBHOOK_SECRET_REFETCH = _env_int("SIMPLETUNER_WEBHOOK_SECRET_REFETC
 SIMPLETUNER_EVENTS_HEARTBEAT = _env_float("SIMPLETUNER_EVENTS_HEARTBEAT", default=15.0, minimum=0.1)
 SIMPLETUNER_EVENTS_BUFFER = _env_int("SIMPLETUNER_EVENTS_BUFFER", default=1000, minimum=10)
 SIMPLETUNER_EVENTS_QUEUE = _env_int("SIMPLETUNER_EVENTS_QUEUE", default=256, minimum=1)
+# Open streams re-check their API key / session this often: a revoked key stops streaming.
+SIMPLETUNER_EVENTS_REAUTH_SECONDS = _env_float("SIMPLETUNER_EVENTS_REAUTH_SECONDS", default=60.0, minimum=0.1)
 if REDIS_URL:
     HEALTH_CHECKS.append("providers.health.check_channel_layer")
 HEALTH_CHECKS.append("providers.health.check_webhook_signatures")

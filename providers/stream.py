@@ -9,25 +9,31 @@ events between the layer and the socket (a client that falls that far behind is 
 `dropped` event and disconnected, so a slow reader never grows server memory; it reconnects
 with Last-Event-ID and resumes from the buffer); a `: heartbeat` comment every
 SIMPLETUNER_EVENTS_HEARTBEAT seconds, so proxies keep the connection and clients notice a
-dead one. The client disconnecting cancels the generator (Django's ASGI handler).
+dead one. Every SIMPLETUNER_EVENTS_REAUTH_SECONDS the stream's API key (or session) and user
+are checked again: revoking a key or deactivating a user ends their open streams too. The
+client disconnecting cancels the generator (Django's ASGI handler).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from cloudops.apikeys import api_key_find
 from cloudops.authentication import presented_api_key
+from cloudops.models import ApiKey
 from cloudops.structured_logging import get_logger
 from providers.events import STAFF_GROUP, Event, bind_loop, events_since, user_group
 
@@ -40,6 +46,22 @@ RETRY_MS = 3000
 class Viewer:
     user_id: int
     staff: bool
+    # How the stream was authorised, re-checked every SIMPLETUNER_EVENTS_REAUTH_SECONDS.
+    api_key_id: int | None = None
+    session_key: str | None = None
+
+    def still_authorised(self) -> bool:
+        """The key is not revoked / the session not ended, and the user is still active."""
+        try:
+            if self.api_key_id is not None:
+                return ApiKey.objects.filter(
+                    pk=self.api_key_id, revoked_at__isnull=True, owner__is_active=True
+                ).exists()
+            active = get_user_model().objects.filter(pk=self.user_id, is_active=True).exists()
+            store = import_module(settings.SESSION_ENGINE).SessionStore
+            return active and bool(self.session_key) and store().exists(self.session_key)
+        finally:
+            connection.close()  # the stream goes on; it must not keep the connection
 
     @property
     def groups(self) -> list[str]:
@@ -62,11 +84,11 @@ async def _viewer(request: HttpRequest) -> Viewer | JsonResponse:
         api_key = await sync_to_async(api_key_find)(raw_key)
         if api_key is None:
             return _unauthorized("Invalid or revoked API key.")
-        return Viewer(api_key.owner_id, api_key.owner.is_staff)
+        return Viewer(api_key.owner_id, api_key.owner.is_staff, api_key_id=api_key.pk)
     user = await request.auser()
     if not user.is_authenticated:
         return _unauthorized("Authentication credentials were not provided.")
-    return Viewer(user.pk, user.is_staff)
+    return Viewer(user.pk, user.is_staff, session_key=request.session.session_key)
 
 
 def _last_event_id(request: HttpRequest) -> int | None | JsonResponse:
@@ -166,10 +188,18 @@ async def _events(viewer: Viewer, last_id: int | None) -> AsyncIterator[str]:
 
 async def _live(subscription: _Subscription, replayed: set[int]) -> AsyncIterator[str]:
     heartbeat = settings.SIMPLETUNER_EVENTS_HEARTBEAT
+    checked = time.monotonic()
     while True:
         if subscription.overflowed:
             yield _control("dropped", "Too slow: events were not read in time. Reconnect with Last-Event-ID.")
             return
+        if time.monotonic() - checked >= settings.SIMPLETUNER_EVENTS_REAUTH_SECONDS:
+            checked = time.monotonic()
+            if not await sync_to_async(subscription.viewer.still_authorised)():
+                yield _control(
+                    "unauthorized", "The API key was revoked, the session ended or the user was deactivated."
+                )
+                return
         try:
             message = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat)
         except TimeoutError:

@@ -22,6 +22,7 @@ def server_env(jobs_dir: Path, **extra: str) -> dict[str, str]:
     env = django_env(
         SIMPLETUNER_BACKGROUND_SYNC="false",
         SIMPLETUNER_EVENTS_HEARTBEAT="0.5",
+        SIMPLETUNER_EVENTS_REAUTH_SECONDS="1",
         SIMPLETUNER_LOCAL_JOBS_DIR=str(jobs_dir),
         **extra,
     )

@@ -19,7 +19,7 @@ from providers.credentials import job_upload_credentials
 from providers.models import Job, JobStatus, LiveEvent, WebhookDelivery
 from tests.conftest import client_for
 from tests.events.conftest import deliver
-from tests.events.sse import open_stream
+from tests.events.sse import Stream, open_stream
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -88,6 +88,35 @@ def test_users_see_their_own_jobs_and_staff_see_all(
         assert deliver(server, "local", status(bobs, "completed")).status_code == 200
         assert bob_stream.until(lambda m: m.id is not None).json["status"] == "completed"
         assert all(m.json["job_id"] == bobs.pk for m in bob_stream.events())
+
+
+def test_revoking_the_api_key_ends_its_open_streams(server: str, alice: AbstractUser, olivia: AbstractUser) -> None:
+    client = client_for(alice)
+    key_id = client.get("/api/auth/api-keys").json()["api_keys"][0]["id"]
+    with open_stream(server, api_key=client.raw_key) as stream:  # type: ignore[attr-defined]
+        stream.until(lambda m: "heartbeat" in m.comments, timeout=5)
+        assert client.delete(f"/api/auth/api-keys/{key_id}").status_code in (200, 204)
+        ended = stream.until(lambda m: m.event == "unauthorized", timeout=10)
+        assert "revoked" in ended.json["detail"]
+        with pytest.raises(EOFError):
+            stream.next()
+
+
+def test_logging_out_ends_a_session_stream(server: str, alice: AbstractUser, settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    alice.set_password("correct horse battery staple")
+    alice.save()
+    with httpx.Client(base_url=server, timeout=10) as browser:
+        browser.post("/api/auth/login", json={"username": "alice", "password": "correct horse battery staple"})
+        with (
+            httpx.Client(base_url=server, timeout=10, cookies=browser.cookies) as tab,
+            tab.stream("GET", "/api/events/stream") as response,
+        ):
+            stream = Stream(response)
+            stream.until(lambda m: "heartbeat" in m.comments, timeout=5)
+            csrf = {"X-CSRFToken": browser.cookies.get("csrftoken", "")}
+            assert browser.post("/api/auth/logout", headers=csrf).status_code in (200, 204)
+            assert stream.until(lambda m: m.event == "unauthorized", timeout=10)
 
 
 def test_heartbeats_keep_an_idle_stream_alive(server: str, alice: AbstractUser) -> None:
