@@ -103,7 +103,8 @@ def test_a_delivery_signed_with_another_secret_is_rejected(post_webhook: Callabl
     assert rejection_reasons() == ["signature"]
 
 
-@pytest.mark.parametrize(("offset", "words"), [(-301, "too old"), (+301, "too new")])
+# Well past the 5 minutes: timestamps are whole seconds and the request takes time under load.
+@pytest.mark.parametrize(("offset", "words"), [(-330, "too old"), (+330, "too new")])
 def test_a_timestamp_outside_five_minutes_is_rejected(
     post_webhook: Callable[..., Any], local_job: Job, offset: int, words: str
 ) -> None:
@@ -113,8 +114,8 @@ def test_a_timestamp_outside_five_minutes_is_rejected(
 
 
 def test_a_timestamp_inside_five_minutes_is_accepted(post_webhook: Callable[..., Any], local_job: Job) -> None:
-    assert post_webhook("local", {**RUNNING, "job_id": local_job.pk}, timestamp=time.time() - 280).status_code == 200
-    assert post_webhook("local", {**RUNNING, "job_id": local_job.pk}, timestamp=time.time() + 280).status_code == 200
+    assert post_webhook("local", {**RUNNING, "job_id": local_job.pk}, timestamp=time.time() - 270).status_code == 200
+    assert post_webhook("local", {**RUNNING, "job_id": local_job.pk}, timestamp=time.time() + 270).status_code == 200
 
 
 def test_one_valid_signature_among_several_is_enough(post_webhook: Callable[..., Any], local_job: Job) -> None:
