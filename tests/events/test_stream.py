@@ -3,6 +3,7 @@ live job and upload events, and a local job reporting through signed webhooks.""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +19,9 @@ from django.db import connection
 from providers.credentials import job_upload_credentials
 from providers.models import Job, JobStatus, LiveEvent, WebhookDelivery
 from tests.conftest import client_for
-from tests.events.conftest import deliver
+from tests.events.conftest import assert_no_unhandled_errors, deliver, server_env
 from tests.events.sse import Stream, open_stream
+from tests.server.live import free_port, running
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -242,3 +244,18 @@ def test_open_streams_hold_no_database_connection(server: str, alice: AbstractUs
         for stream in (first, second, third):
             stream.until(lambda m: "heartbeat" in m.comments, timeout=5)
         assert server_connections() <= before
+
+
+def test_the_stream_works_under_daphne_too(
+    django_db_setup: None, jobs_dir: Path, tmp_path: Path, alice: AbstractUser
+) -> None:
+    """`manage.py serve --server daphne` is the supported alternative to uvicorn."""
+    port = free_port()
+    env = server_env(jobs_dir, PORT=str(port))
+    argv = [sys.executable, "manage.py", "serve", "--server", "daphne", "--port", str(port)]
+    job = new_job(alice)
+    with running(argv, env, port, tmp_path / "daphne.log") as base, open_stream(base, api_key=key_of(alice)) as stream:
+        stream.until(lambda m: "heartbeat" in m.comments, timeout=5)
+        assert deliver(base, "local", status(job, "running")).status_code == 200
+        assert stream.until(is_job(job)).json["status"] == "running"
+    assert_no_unhandled_errors(tmp_path / "daphne.log")
