@@ -459,6 +459,30 @@ SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN = _env_bool("SIMPLETUNER_S3_LEGACY_UPLOAD_TOK
 S3_CREDENTIAL_RESOLVERS = ["storage.credentials.api_key_credential", "storage.credentials.job_credential"]
 HEALTH_CHECKS.append("storage.health.check_output_storage")
 
+# --- Inbound webhooks and live events --------------------------------------------------------
+# POST /api/webhooks/{provider} (providers/webhooks.py). Larger bodies are refused with 413
+# before they are read whole.
+SIMPLETUNER_WEBHOOK_MAX_BYTES = _env_int("SIMPLETUNER_WEBHOOK_MAX_BYTES", default=1024 * 1024, minimum=1024)
+# A webhook-id is remembered for the Standard Webhooks timestamp tolerance (5 minutes, fixed)
+# past its timestamp plus this margin, so a replay is always caught.
+SIMPLETUNER_WEBHOOK_REPLAY_MARGIN = _env_int("SIMPLETUNER_WEBHOOK_REPLAY_MARGIN", default=300, minimum=60)
+# How long a signing secret fetched from Replicate stays in the cache (REPLICATE_WEBHOOK_SECRET
+# from the secrets chain always wins); on a mismatch it is re-fetched at most once per
+# SIMPLETUNER_WEBHOOK_SECRET_REFETCH seconds, so bad signatures cannot hammer Replicate's API.
+SIMPLETUNER_WEBHOOK_SECRET_TTL = _env_int("SIMPLETUNER_WEBHOOK_SECRET_TTL", default=3600, minimum=60)
+SIMPLETUNER_WEBHOOK_SECRET_REFETCH = _env_int("SIMPLETUNER_WEBHOOK_SECRET_REFETCH", default=60, minimum=1)
+# GET /api/events/stream (server-sent events, providers/stream.py): heartbeat comment interval,
+# how many recent events any process can replay for Last-Event-ID (kept in the database), and
+# how many undelivered events one connection may queue before it is dropped as too slow.
+SIMPLETUNER_EVENTS_HEARTBEAT = _env_float("SIMPLETUNER_EVENTS_HEARTBEAT", default=15.0, minimum=0.1)
+SIMPLETUNER_EVENTS_BUFFER = _env_int("SIMPLETUNER_EVENTS_BUFFER", default=1000, minimum=10)
+SIMPLETUNER_EVENTS_QUEUE = _env_int("SIMPLETUNER_EVENTS_QUEUE", default=256, minimum=1)
+# Open streams re-check their API key / session this often: a revoked key stops streaming.
+SIMPLETUNER_EVENTS_REAUTH_SECONDS = _env_float("SIMPLETUNER_EVENTS_REAUTH_SECONDS", default=60.0, minimum=0.1)
+if REDIS_URL:
+    HEALTH_CHECKS.append("providers.health.check_channel_layer")
+HEALTH_CHECKS.append("providers.health.check_webhook_signatures")
+
 # --- Prometheus metrics ------------------------------------------------------------------------
 # What the scrape exports is runtime configuration (admin, /api/cloud/metrics/config); the
 # optional scrape token SIMPLETUNER_METRICS_TOKEN comes from the secrets chain at request time.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ class RemoteState:
     output_url: str = ""
     progress: dict[str, Any] = field(default_factory=dict)
     external_id: str = ""
+    # When the provider says the job started / ended (more accurate than when we heard of it).
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

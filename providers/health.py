@@ -8,7 +8,7 @@ from django.db import DatabaseError
 
 from cloudops.health import Component
 from providers.circuit import circuit_snapshot
-from providers.config import provider_config_get
+from providers.config import provider_config_get, provider_config_list
 from providers.registry import get_provider, provider_names
 
 
@@ -51,3 +51,37 @@ def check_local() -> Component | None:
 
 def check_replicate() -> Component | None:
     return _provider_check("replicate")
+
+
+def check_webhook_signatures() -> Component:
+    """Says which enabled providers accept unsigned webhooks (webhook_require_signature off):
+    anyone who can reach the endpoint (and passes the allowlist) can then change their jobs."""
+    started = time.perf_counter()
+    unsigned = [c.name for c in provider_config_list() if c.enabled and not c.webhook_require_signature]
+    latency = round((time.perf_counter() - started) * 1000, 2)
+    details = {"unsigned_accepted": unsigned}
+    if unsigned:
+        message = f"Unsigned webhooks accepted for: {', '.join(unsigned)} (webhook_require_signature=false)"
+        return Component("webhooks", "degraded", message, latency, details=details)
+    return Component("webhooks", "healthy", "Webhook signatures required", latency, details=details)
+
+
+def check_channel_layer() -> Component:
+    """A message through the channel layer and back (Redis when REDIS_URL is set): live events
+    reach clients on other processes only while this works."""
+    from providers.events import channel_layer_roundtrip
+
+    started = time.perf_counter()
+    try:
+        backend = channel_layer_roundtrip(timeout=2.0)
+    except Exception as exc:  # a check reports, never raises
+        latency = round((time.perf_counter() - started) * 1000, 2)
+        return Component(
+            "channel_layer",
+            "degraded",
+            "Channel layer unavailable: live events do not reach other processes",
+            latency,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    latency = round((time.perf_counter() - started) * 1000, 2)
+    return Component("channel_layer", "healthy", f"{backend} channel layer round trip OK", latency)

@@ -28,6 +28,7 @@ from providers.config import provider_config_get
 from providers.costs import cost_limit_check, job_cost, resolve_hardware
 from providers.datasets import validate_dataset
 from providers.errors import ProviderError
+from providers.events import job_event_after_commit
 from providers.models import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, Job, JobStatus, ProviderConfig
 from providers.registry import get_provider
 
@@ -96,10 +97,11 @@ def job_transition(
         if STATUS_RANK[to] <= STATUS_RANK[current["status"]]:
             break
         updates: dict[str, Any] = {"status": to, "updated_at": now, **(fields or {})}
+        # A provider-reported time in `fields` wins over the time we heard of the change.
         if to == JobStatus.RUNNING and current["started_at"] is None:
-            updates["started_at"] = now
+            updates.setdefault("started_at", now)
         if to in TERMINAL_STATUSES:
-            updates["completed_at"] = now
+            updates.setdefault("completed_at", now)
         with transaction.atomic():
             moved = Job.objects.filter(pk=job.pk, status=current["status"]).update(**updates)
             if moved:
@@ -114,6 +116,7 @@ def job_transition(
                 )
         if moved:
             # Every status change passes here once: the place to publish job events (SSE).
+            job_event_after_commit(kind="job.status", job_id=job.pk, previous_status=current["status"])
             job.refresh_from_db()
             logger.info(
                 "job status changed",
@@ -154,13 +157,20 @@ def job_apply_remote(
         fields["cost_usd"] = job_cost(job=job, run_seconds=remote.run_seconds, provider_config=provider_config)
     if remote.status == JobStatus.FAILED and remote.error:
         fields["error"] = remote.error[:10000]
+    if remote.started_at is not None and job.started_at is None:
+        fields["started_at"] = remote.started_at
+    if remote.completed_at is not None and remote.status in TERMINAL_STATUSES:
+        fields["completed_at"] = remote.completed_at
     if remote.status and job_transition(
         job=job, to=remote.status, reason=f"{job.provider} reported {remote.status}", source=source, fields=fields
     ):
         return True
     activity = {k: v for k, v in fields.items() if k in ("last_synced_at", "logs", "progress", "output_url")}
+    progressed = bool(remote.progress) and remote.progress != job.progress
     if Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(**activity, updated_at=now):
         job.refresh_from_db()
+        if progressed:
+            job_event_after_commit(kind="job.progress", job_id=job.pk)
     return False
 
 

@@ -212,3 +212,44 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder}"
+
+
+class WebhookDelivery(models.Model):
+    """A webhook-id already applied, so a replay or a retried duplicate is not applied twice.
+
+    The row is inserted in the same transaction as the job update it records, under a unique
+    key: of two identical deliveries racing in different processes, exactly one commits and
+    the other fails on the key (and answers "duplicate"). Rows expire after the signature's
+    timestamp tolerance plus a margin (a replay older than that fails the timestamp check
+    anyway) and are pruned as new deliveries arrive, so the table stays small.
+    """
+
+    provider = models.CharField(max_length=32)
+    webhook_id = models.CharField(max_length=255)
+    job_id = models.CharField(max_length=63, blank=True, default="")
+    received_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "webhook_id"], name="webhook_delivery_once")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.webhook_id}"
+
+
+class LiveEvent(models.Model):
+    """A recent event of the live stream (GET /api/events/stream), kept so any process can
+    replay what a reconnecting client missed (Last-Event-ID). The id is the SSE event id.
+    Only the last SIMPLETUNER_EVENTS_BUFFER events are kept."""
+
+    kind = models.CharField(max_length=32)
+    job_id = models.CharField(max_length=63, blank=True, default="")
+    owner_id = models.BigIntegerField(null=True, blank=True)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.job_id}"

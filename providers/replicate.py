@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import mimetypes
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
 from cloudops.health import Component
@@ -63,20 +65,39 @@ def config_value(config: dict[str, Any], key: str) -> Any:
 
 
 def prediction_state(prediction: dict[str, Any]) -> RemoteState:
-    """A Replicate prediction object in our vocabulary."""
-    metrics = prediction.get("metrics") or {}
+    """A Replicate prediction object in our vocabulary. Defensive about types: the object
+    also arrives in webhooks, where a field of the wrong type must not raise."""
+    metrics = prediction.get("metrics")
+    predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
+    valid_time = isinstance(predict_time, int | float) and not isinstance(predict_time, bool) and predict_time >= 0
     output = prediction.get("output")
     if isinstance(output, list):
         output = next((item for item in output if isinstance(item, str)), "")
     error = prediction.get("error")
+    status, logs, external_id = prediction.get("status"), prediction.get("logs"), prediction.get("id")
     return RemoteState(
-        status=STATUS_MAP.get(prediction.get("status", "")),
+        status=STATUS_MAP.get(status) if isinstance(status, str) else None,
         error=str(error) if error else "",
-        logs=prediction.get("logs"),
-        run_seconds=metrics.get("predict_time"),
+        logs=logs if isinstance(logs, str) else None,
+        run_seconds=float(predict_time) if valid_time else None,
         output_url=output if isinstance(output, str) else "",
-        external_id=prediction.get("id", ""),
+        external_id=external_id if isinstance(external_id, str) else "",
+        started_at=_timestamp(prediction.get("started_at")),
+        completed_at=_timestamp(prediction.get("completed_at")),
     )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """Replicate's ISO 8601 times (`2025-01-01T00:00:00.123456Z`); None if absent or invalid."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
 
 
 class ReplicateProvider:

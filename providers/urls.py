@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from providers import views
+from providers import stream, views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/cloud/providers", views.ProviderListView.as_view(), name="providers"),
@@ -16,4 +16,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/cloud/jobs/<str:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("api/cloud/jobs/<str:job_id>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
     path("api/cloud/jobs/<str:job_id>/logs", views.JobLogsView.as_view(), name="job-logs"),
+    path("api/webhooks/<str:provider>", views.webhook, name="webhook"),
+    path("api/events/stream", stream.event_stream, name="events-stream"),
 ]

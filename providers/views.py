@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404
+from django.conf import settings
+from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -13,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cloudops.net import client_ip
 from cloudops.permissions import IsStaff
 from providers.config import UnknownProvider, provider_config_get, provider_config_list, provider_config_update
 from providers.errors import ProviderError
@@ -28,6 +32,7 @@ from providers.serializers import (
     ProviderPublicSerializer,
     output_roots,
 )
+from providers.webhooks import WebhookOutcome, webhook_admit, webhook_receive, webhook_too_large
 
 
 def provider_error_response(error: ProviderError, **extra: Any) -> Response:
@@ -198,3 +203,41 @@ class JobLogsView(APIView):
                 "source": logs.source,
             }
         )
+
+
+# --- Inbound webhooks ------------------------------------------------------------------------------
+
+
+def _read_capped(request: HttpRequest, limit: int) -> bytes | None:
+    """The body, or None if it is longer than `limit` (announced or actual)."""
+    try:
+        announced = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        announced = 0
+    if announced > limit:
+        return None
+    body = request.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def _outcome(outcome: WebhookOutcome) -> JsonResponse:
+    return JsonResponse(outcome.body, status=outcome.status_code)
+
+
+@csrf_exempt
+@require_POST
+def webhook(request: HttpRequest, provider: str) -> JsonResponse:
+    """POST /api/webhooks/{provider}: no login; the allowlist and the signature authenticate."""
+    try:
+        config = provider_config_get(provider)
+    except UnknownProvider:
+        return JsonResponse({"detail": f"Unknown provider {provider!r}."}, status=404)
+    ip = client_ip(request)
+    refused = webhook_admit(provider_config=config, ip=ip)
+    if refused is not None:
+        return _outcome(refused)
+    body = _read_capped(request, settings.SIMPLETUNER_WEBHOOK_MAX_BYTES)
+    if body is None:
+        return _outcome(webhook_too_large(provider_config=config, ip=ip))
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    return _outcome(webhook_receive(provider_config=config, body=body, headers=headers, ip=ip))

@@ -21,6 +21,7 @@ from django.db.models import F
 from audit import events
 from audit.services import Actor, audit_record
 from cloudops.structured_logging import get_logger
+from providers.events import upload_event
 from providers.models import Job, ProviderConfig
 from storage import errors, listing, multipart, store
 from storage.auth import now
@@ -173,7 +174,8 @@ async def object_put(
 
 
 async def object_stored(*, credential: Credential, bucket: str, info: store.ObjectInfo, client_ip: str) -> None:
-    """A complete object landed (never called per part): audit it and count it for its job."""
+    """A complete object landed (never called per part): audit it, count it for its job and
+    publish an `upload.completed` live event."""
     logger.info(
         "stored %s/%s (%d bytes)",
         bucket,
@@ -191,6 +193,7 @@ async def object_stored(*, credential: Credential, bucket: str, info: store.Obje
         action="put",
         details={"bucket": bucket, "key": info.key, "size": info.size, "etag": info.etag.strip('"')},
     )
+    await upload_event(bucket=bucket, key=info.key, size=info.size)
 
 
 def job_upload_progress(*, job_id: str, size: int) -> None:

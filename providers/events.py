@@ -1,0 +1,196 @@
+"""Live events: publish job status, progress and upload events to GET /api/events/stream.
+
+Each event is first stored (LiveEvent, the last SIMPLETUNER_EVENTS_BUFFER of them) so its id
+is unique across processes and a reconnecting client can resume from any process, then sent
+through the channel layer to two groups: the job owner's and the staff group. The layer is
+in-memory in the embedded default and channels-redis when REDIS_URL is set, so a webhook
+applied by one server process reaches streams held open by every other.
+
+Publishing is called from sync code in any thread (request threads, the local job watcher,
+the background sync) and from async code (the S3 endpoint). The in-memory layer is not
+thread-safe, so sync callers hand the send to the server's event loop (bound by the first
+stream opened in this process); without one, nobody in this process is listening and the
+send runs on a private loop (what channels-redis needs from a management command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+
+from cloudops.structured_logging import get_logger
+from providers.models import Job, LiveEvent
+
+logger = get_logger("cloudops.events")
+
+STAFF_GROUP = "events.staff"
+MESSAGE_TYPE = "live.event"
+PRUNE_EVERY = 50
+SEND_TIMEOUT = 5.0
+
+
+def user_group(user_id: int) -> str:
+    return f"events.user.{user_id}"
+
+
+class _Loop:
+    """The event loop serving streams in this process (process plumbing, not shared state)."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+def bind_loop(loop: asyncio.AbstractEventLoop) -> None:
+    _Loop.loop = loop
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    kind: str
+    data: dict[str, Any]
+
+    def sse(self) -> str:
+        return f"id: {self.id}\nevent: {self.kind}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n"
+
+
+# --- Recording -------------------------------------------------------------------------------------
+
+
+def event_record(*, kind: str, job_id: str, owner_id: int | None, data: dict[str, Any]) -> dict[str, Any]:
+    """Store the event (bounded buffer) and return the channel-layer message for it."""
+    row = LiveEvent.objects.create(kind=kind, job_id=job_id, owner_id=owner_id, data=data)
+    if row.pk % PRUNE_EVERY == 0:
+        LiveEvent.objects.filter(pk__lte=row.pk - settings.SIMPLETUNER_EVENTS_BUFFER).delete()
+    return {"type": MESSAGE_TYPE, "id": row.pk, "kind": kind, "owner_id": owner_id, "data": data}
+
+
+def events_since(*, last_id: int, user_id: int, staff: bool) -> tuple[list[Event], bool]:
+    """Buffered events after `last_id` the user may see, and whether the buffer still holds
+    everything after `last_id` (False: some were pruned, the client should reload).
+
+    Accepted race: ids come from the database's sequence, and two processes recording events
+    at the same instant may commit them out of id order; a client that disconnects in that
+    instant, having seen the higher id, does not get the lower one on resume. Every event
+    carries the job's full state, so the job's next event corrects the picture.
+    """
+    oldest = LiveEvent.objects.order_by("id").values_list("id", flat=True).first()
+    complete = oldest is None or oldest <= last_id + 1
+    rows = LiveEvent.objects.filter(pk__gt=last_id).order_by("id")
+    if not staff:
+        rows = rows.filter(owner_id=user_id)
+    found = [Event(r.pk, r.kind, r.data) for r in rows[: settings.SIMPLETUNER_EVENTS_BUFFER]]
+    return found, complete
+
+
+# --- Sending -----------------------------------------------------------------------------------------
+
+
+async def _group_send(message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    groups = [STAFF_GROUP] + ([user_group(message["owner_id"])] if message["owner_id"] is not None else [])
+    for group in groups:
+        await layer.group_send(group, message)
+
+
+def _send(message: dict[str, Any]) -> None:
+    loop = _Loop.loop
+    try:
+        if loop is not None and loop.is_running():
+            # Waiting keeps one publisher's events in order on the layer.
+            future: Future[None] = asyncio.run_coroutine_threadsafe(_group_send(message), loop)
+            future.result(timeout=SEND_TIMEOUT)
+        else:
+            async_to_sync(_group_send)(message)
+    except Exception:  # a lost live event must never fail the change it reports
+        logger.warning("could not publish a live event", exc_info=True, extra={"event_id": message["id"]})
+
+
+def publish(*, kind: str, job_id: str, owner_id: int | None, data: dict[str, Any]) -> None:
+    """Record and send one event (sync callers; never on the event loop's own thread)."""
+    _send(event_record(kind=kind, job_id=job_id, owner_id=owner_id, data=data))
+
+
+async def apublish(*, kind: str, job_id: str, owner_id: int | None, data: dict[str, Any]) -> None:
+    """`publish` for async callers."""
+    message = await sync_to_async(event_record)(kind=kind, job_id=job_id, owner_id=owner_id, data=data)
+    try:
+        await _group_send(message)
+    except Exception:
+        logger.warning("could not publish a live event", exc_info=True, extra={"event_id": message["id"]})
+
+
+# --- Job events ------------------------------------------------------------------------------------
+
+
+def job_event_data(job: Job, **extra: Any) -> dict[str, Any]:
+    return {
+        "job_id": job.pk,
+        "name": job.name,
+        "provider": job.provider,
+        "status": job.status,
+        "progress": job.progress,
+        "cost_usd": str(job.cost_usd),
+        "error": job.error[:500],
+        "updated_at": job.updated_at.isoformat(),
+        **extra,
+    }
+
+
+def _publish_job(kind: str, job_id: str, extra: dict[str, Any]) -> None:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is not None:
+        publish(kind=kind, job_id=job.pk, owner_id=job.owner_id, data=job_event_data(job, **extra))
+
+
+def job_event_after_commit(*, kind: str, job_id: str, **extra: Any) -> None:
+    """Publish the job's state once the current transaction commits (never for a rollback)."""
+    transaction.on_commit(partial(_publish_job, kind, job_id, extra))
+
+
+async def upload_event(*, bucket: str, key: str, size: int) -> None:
+    """An object landed in a job's bucket (called by storage.services.object_stored)."""
+    job = await Job.objects.filter(pk=bucket).only("id", "owner_id", "upload_objects", "upload_bytes").afirst()
+    if job is None:
+        return
+    data = {
+        "job_id": job.pk,
+        "bucket": bucket,
+        "key": key,
+        "size": size,
+        "upload_objects": job.upload_objects,
+        "upload_bytes": job.upload_bytes,
+    }
+    await apublish(kind="upload.completed", job_id=job.pk, owner_id=job.owner_id, data=data)
+
+
+# --- Health ------------------------------------------------------------------------------------------
+
+
+def channel_layer_roundtrip(*, timeout: float) -> str:
+    """Send a message to a fresh channel and read it back; returns the layer's class name."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer is configured")
+
+    async def roundtrip() -> None:
+        channel = await layer.new_channel()
+        token = secrets.token_hex(8)
+        await layer.send(channel, {"type": "health.ping", "token": token})
+        message = await asyncio.wait_for(layer.receive(channel), timeout)
+        if message.get("token") != token:
+            raise RuntimeError("the channel layer returned a different message")
+
+    async_to_sync(roundtrip)()
+    return type(layer).__name__
