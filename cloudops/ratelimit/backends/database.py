@@ -1,0 +1,146 @@
+"""State in a Django database: the default one, or STATE_BACKEND_URL's (alias `ratelimit`).
+
+Atomicity per key: the check runs in one transaction that first locks the key's row. On
+PostgreSQL and MySQL that is `SELECT ... FOR UPDATE` on the row (created first with an
+INSERT that ignores conflicts, so two first hits cannot both miss it); on SQLite the
+transaction starts with `BEGIN IMMEDIATE` (settings' transaction_mode), which takes the
+database write lock up front. Either way a second process reads the row only after the
+first has committed, so no more than `limit` hits are ever admitted.
+
+Expired rows are deleted by a prune that runs on a random ~1/`prune_every` of writes (and
+by `manage.py ratelimit_prune`), so the table holds about the live keys only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+
+from django.db import DatabaseError, connections, transaction
+from django.db.models import F
+
+from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision, KeyState, decide
+from cloudops.ratelimit.models import RateLimitBucket, RateLimitCounter
+
+VIOLATIONS = "violations"
+KEY_LENGTH = 255
+
+
+def row_key(key: str) -> str:
+    """The primary key for `key`: itself, or a digest-suffixed prefix if it is too long."""
+    if len(key) <= KEY_LENGTH:
+        return key
+    return key[:190] + "#" + hashlib.sha256(key.encode()).hexdigest()
+
+
+class DatabaseBackend:
+    name = "database"
+
+    def __init__(self, alias: str = "default", *, prune_every: int = 1000) -> None:
+        self.alias = alias
+        self.prune_every = prune_every
+
+    def _fail(self, exc: Exception) -> BackendUnavailable:
+        connection = connections[self.alias]
+        # A broken connection is dropped so the next check reconnects (not inside a caller's
+        # transaction, which owns the connection).
+        if not connection.in_atomic_block:
+            connection.close()
+        return BackendUnavailable(f"{connection.vendor} state database: {type(exc).__name__}: {exc}")
+
+    def _locked_hits(self, key: str, window: float, now: float) -> str:
+        buckets = RateLimitBucket.objects.using(self.alias)
+        row = buckets.select_for_update().filter(key=key).values_list("hits", flat=True).first()
+        if row is None:
+            fresh = RateLimitBucket(key=key, hits="[]", window=window, expires_at=now)
+            buckets.bulk_create([fresh], ignore_conflicts=True)
+            row = buckets.select_for_update().filter(key=key).values_list("hits", flat=True).get()
+        return row
+
+    def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
+        key = row_key(key)
+        try:
+            if not record:
+                return self._peek(key, limit=limit, window=window, now=now)
+            with transaction.atomic(using=self.alias):
+                hits = json.loads(self._locked_hits(key, window, now))
+                decision, kept = decide(hits, now=now, limit=limit, window=window, record=True)
+                if decision.allowed:
+                    RateLimitBucket.objects.using(self.alias).filter(key=key).update(
+                        hits=json.dumps(kept), window=window, expires_at=kept[-1] + window
+                    )
+                else:
+                    self._count_violation()
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        if random.random() * self.prune_every < 1:
+            self.prune(now=now)
+        return decision
+
+    def _peek(self, key: str, *, limit: int, window: float, now: float) -> Decision:
+        row = RateLimitBucket.objects.using(self.alias).filter(key=key).values_list("hits", flat=True).first()
+        decision, _ = decide(json.loads(row or "[]"), now=now, limit=limit, window=window, record=False)
+        return decision
+
+    def _count_violation(self) -> None:
+        counters = RateLimitCounter.objects.using(self.alias)
+        if not counters.filter(name=VIOLATIONS).update(value=F("value") + 1):
+            counters.bulk_create([RateLimitCounter(name=VIOLATIONS, value=0)], ignore_conflicts=True)
+            counters.filter(name=VIOLATIONS).update(value=F("value") + 1)
+
+    def reset(self, key: str) -> bool:
+        try:
+            deleted, _ = RateLimitBucket.objects.using(self.alias).filter(key=row_key(key)).delete()
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        return deleted > 0
+
+    def _live(self, now: float):  # type: ignore[no-untyped-def]
+        return (
+            RateLimitBucket.objects.using(self.alias)
+            .filter(expires_at__gt=now)
+            .exclude(key__startswith=INTERNAL_PREFIX)
+        )
+
+    def keys(self, *, now: float, limit: int = 200) -> list[KeyState]:
+        try:
+            rows = list(self._live(now).order_by("-expires_at")[: limit * 5].values_list("key", "hits", "window"))
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        states = []
+        for key, hits, window in rows:
+            live = [t for t in json.loads(hits) if t > now - window]
+            if live:
+                states.append(KeyState(key, len(live), live[-1] + window))
+        return sorted(states, key=lambda s: -s.count)[:limit]
+
+    def violations_total(self) -> int:
+        try:
+            value = RateLimitCounter.objects.using(self.alias).filter(name=VIOLATIONS).values_list("value", flat=True)
+            return int(value.first() or 0)
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+
+    def tracked_clients(self, *, now: float) -> int:
+        try:
+            return self._live(now).count()
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+
+    def prune(self, *, now: float) -> int:
+        try:
+            deleted, _ = RateLimitBucket.objects.using(self.alias).filter(expires_at__lte=now).delete()
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        return deleted
+
+    def ping(self) -> str:
+        try:
+            RateLimitBucket.objects.using(self.alias).exists()
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        vendor = connections[self.alias].vendor
+        names = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+        where = "the main database" if self.alias == "default" else "STATE_BACKEND_URL"
+        return f"{names.get(vendor, vendor)} state backend reachable ({where})"

@@ -1,0 +1,117 @@
+"""State in Redis: a sorted set per key, updated by one Lua script in one round trip.
+
+The script prunes the key's expired members, counts, admits or refuses, records the hit
+with a unique member (two hits in the same microsecond stay two), sets the key's TTL to the
+window, and keeps a `clients` sorted set (member = key, score = when its state expires)
+for metrics and the admin. Redis runs scripts atomically, so concurrent checks from any
+number of processes are serialised per server. Not for Redis Cluster: the script touches
+the shared `clients` and `violations` keys, which live in other hash slots.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from typing import Any
+
+import redis
+
+from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision, KeyState
+
+PREFIX = "cloudops:ratelimit:"
+CLIENTS = PREFIX + "~clients"
+VIOLATIONS = PREFIX + "~violations"
+
+HIT_SCRIPT = """
+local key, clients, violations = KEYS[1], KEYS[2], KEYS[3]
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local record, tracked = ARGV[5] == '1', ARGV[6] == '1'
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+local allowed = count < limit
+if record then
+  if allowed then
+    redis.call('ZADD', key, now, ARGV[4])
+    count = count + 1
+    redis.call('PEXPIRE', key, math.ceil(window * 1000))
+    if tracked then
+      redis.call('ZREMRANGEBYSCORE', clients, '-inf', now)
+      redis.call('ZADD', clients, now + window, ARGV[7])
+    end
+  else
+    redis.call('INCR', violations)
+  end
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return {allowed and 1 or 0, count, oldest[2] or ''}
+"""
+
+
+class RedisBackend:
+    name = "redis"
+
+    def __init__(self, url: str, *, timeout: float = 1.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    @cached_property
+    def client(self) -> redis.Redis:
+        # Created on first use (never at import); the pool is shared by all threads.
+        return redis.Redis.from_url(
+            self.url, socket_connect_timeout=self.timeout, socket_timeout=self.timeout, health_check_interval=30
+        )
+
+    @cached_property
+    def _script(self) -> Any:
+        # EVALSHA, falling back to EVAL once after a server restart flushed the script cache.
+        return self.client.register_script(HIT_SCRIPT)
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except redis.RedisError as exc:
+            raise BackendUnavailable(f"Redis state backend: {type(exc).__name__}: {exc}") from exc
+
+    def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
+        member = f"{now!r}:{secrets.token_hex(6)}"
+        tracked = "0" if key.startswith(INTERNAL_PREFIX) else "1"
+        args = [repr(now), repr(window), limit, member, "1" if record else "0", tracked, key]
+        allowed, count, oldest = self._call(lambda: self._script(keys=[PREFIX + key, CLIENTS, VIOLATIONS], args=args))
+        reset_at = (float(oldest) if oldest else now) + window
+        return Decision(bool(allowed), int(count), limit, window, reset_at, now)
+
+    def reset(self, key: str) -> bool:
+        def run() -> int:
+            pipe = self.client.pipeline()
+            pipe.delete(PREFIX + key)
+            pipe.zrem(CLIENTS, key)
+            return pipe.execute()[0]
+
+        return bool(self._call(run))
+
+    def keys(self, *, now: float, limit: int = 200) -> list[KeyState]:
+        def run() -> list[KeyState]:
+            live = self.client.zrangebyscore(CLIENTS, f"({now!r}", "+inf", withscores=True)
+            names = [name.decode() for name, _ in live]
+            pipe = self.client.pipeline()
+            for name in names:
+                pipe.zcard(PREFIX + name)
+            counts = pipe.execute()
+            states = [KeyState(n, c, s) for n, c, (_, s) in zip(names, counts, live, strict=True) if c]
+            return sorted(states, key=lambda s: -s.count)[:limit]
+
+        return self._call(run)
+
+    def violations_total(self) -> int:
+        return int(self._call(self.client.get, VIOLATIONS) or 0)
+
+    def tracked_clients(self, *, now: float) -> int:
+        return int(self._call(self.client.zcount, CLIENTS, f"({now!r}", "+inf"))
+
+    def prune(self, *, now: float) -> int:
+        # State keys expire by their own TTL; only the clients index needs trimming.
+        return int(self._call(self.client.zremrangebyscore, CLIENTS, "-inf", now))
+
+    def ping(self) -> str:
+        self._call(self.client.ping)
+        return "Redis state backend reachable"
