@@ -53,8 +53,12 @@ class DatabaseBackend:
         buckets = RateLimitBucket.objects.using(self.alias)
         row = buckets.select_for_update().filter(key=key).values_list("hits", flat=True).first()
         if row is None:
+            # An upsert, not INSERT IGNORE: on InnoDB a duplicate-key INSERT IGNORE takes a
+            # shared lock, and concurrent first hits then deadlock upgrading it; the upsert
+            # asks for the exclusive lock at once, so they simply queue.
             fresh = RateLimitBucket(key=key, hits="[]", window=window, expires_at=now)
-            buckets.bulk_create([fresh], ignore_conflicts=True)
+            target = ["key"] if connections[self.alias].features.supports_update_conflicts_with_target else None
+            buckets.bulk_create([fresh], update_conflicts=True, unique_fields=target, update_fields=["window"])
             row = buckets.select_for_update().filter(key=key).values_list("hits", flat=True).get()
         return row
 
@@ -63,19 +67,23 @@ class DatabaseBackend:
         try:
             if not record:
                 return self._peek(key, limit=limit, window=window, now=now)
-            with transaction.atomic(using=self.alias):
-                hits = json.loads(self._locked_hits(key, window, now))
-                decision, kept = decide(hits, now=now, limit=limit, window=window, record=True)
-                if decision.allowed:
-                    RateLimitBucket.objects.using(self.alias).filter(key=key).update(
-                        hits=json.dumps(kept), window=window, expires_at=kept[-1] + window
-                    )
-                else:
-                    self._count_violation()
+            decision = self._hit_locked(key, limit=limit, window=window, now=now)
         except DatabaseError as exc:
             raise self._fail(exc) from exc
         if random.random() * self.prune_every < 1:
             self.prune(now=now)
+        return decision
+
+    def _hit_locked(self, key: str, *, limit: int, window: float, now: float) -> Decision:
+        with transaction.atomic(using=self.alias):
+            hits = json.loads(self._locked_hits(key, window, now))
+            decision, kept = decide(hits, now=now, limit=limit, window=window, record=True)
+            if decision.allowed:
+                RateLimitBucket.objects.using(self.alias).filter(key=key).update(
+                    hits=json.dumps(kept), window=window, expires_at=kept[-1] + window
+                )
+            else:
+                self._count_violation()
         return decision
 
     def _peek(self, key: str, *, limit: int, window: float, now: float) -> Decision:
@@ -84,9 +92,11 @@ class DatabaseBackend:
         return decision
 
     def _count_violation(self) -> None:
+        # The row is created after migrate (apps.py), so this is a plain locked increment;
+        # it is the last lock a check takes, so it cannot close a deadlock cycle.
         counters = RateLimitCounter.objects.using(self.alias)
         if not counters.filter(name=VIOLATIONS).update(value=F("value") + 1):
-            counters.bulk_create([RateLimitCounter(name=VIOLATIONS, value=0)], ignore_conflicts=True)
+            counters.get_or_create(name=VIOLATIONS)
             counters.filter(name=VIOLATIONS).update(value=F("value") + 1)
 
     def reset(self, key: str) -> bool:
