@@ -9,12 +9,12 @@ from django.db.models.signals import post_migrate
 def _ensure_counters(*, using: str = "default", **kwargs: Any) -> None:
     # The counter row exists before the first violation, so violations only ever update a
     # locked row (creating it concurrently deadlocks on InnoDB, see audit/apps.py).
-    from django.conf import settings
+    from django.db import router
 
     from cloudops.ratelimit.backends.database import VIOLATIONS
     from cloudops.ratelimit.models import RateLimitCounter
 
-    if using == settings.RATE_LIMIT_DATABASE:
+    if router.allow_migrate_model(using, RateLimitCounter):
         RateLimitCounter.objects.using(using).get_or_create(name=VIOLATIONS)
 
 

@@ -3,13 +3,14 @@
 The script prunes the key's expired members, counts, admits or refuses, records the hit
 with a unique member (two hits in the same microsecond stay two), sets the key's TTL to the
 window, and keeps a `clients` sorted set (member = key, score = when its state expires)
-for metrics and the admin. Redis runs scripts atomically, so concurrent checks from any
+for metrics and the admin (trimmed of expired keys on ~1% of hits and on every read). Redis runs scripts atomically, so concurrent checks from any
 number of processes are serialised per server. Not for Redis Cluster: the script touches
 the shared `clients` and `violations` keys, which live in other hash slots.
 """
 
 from __future__ import annotations
 
+import random
 import secrets
 from functools import cached_property
 from typing import Any
@@ -21,6 +22,7 @@ from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable
 PREFIX = "cloudops:ratelimit:"
 CLIENTS = PREFIX + "~clients"
 VIOLATIONS = PREFIX + "~violations"
+TRIM_PROBABILITY = 0.01
 
 HIT_SCRIPT = """
 local key, clients, violations = KEYS[1], KEYS[2], KEYS[3]
@@ -35,7 +37,7 @@ if record then
     count = count + 1
     redis.call('PEXPIRE', key, math.ceil(window * 1000))
     if tracked then
-      redis.call('ZREMRANGEBYSCORE', clients, '-inf', now)
+      if ARGV[8] == '1' then redis.call('ZREMRANGEBYSCORE', clients, '-inf', now) end
       redis.call('ZADD', clients, now + window, ARGV[7])
     end
   else
@@ -75,7 +77,9 @@ class RedisBackend:
     def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
         member = f"{now!r}:{secrets.token_hex(6)}"
         tracked = "0" if key.startswith(INTERNAL_PREFIX) else "1"
-        args = [repr(now), repr(window), limit, member, "1" if record else "0", tracked, key]
+        # The clients index is trimmed on ~1% of hits (and on every read of it), not on each.
+        trim = "1" if random.random() < TRIM_PROBABILITY else "0"
+        args = [repr(now), repr(window), limit, member, "1" if record else "0", tracked, key, trim]
         allowed, count, oldest = self._call(lambda: self._script(keys=[PREFIX + key, CLIENTS, VIOLATIONS], args=args))
         reset_at = (float(oldest) if oldest else now) + window
         return Decision(bool(allowed), int(count), limit, window, reset_at, now)
@@ -106,7 +110,8 @@ class RedisBackend:
         return int(self._call(self.client.get, VIOLATIONS) or 0)
 
     def tracked_clients(self, *, now: float) -> int:
-        return int(self._call(self.client.zcount, CLIENTS, f"({now!r}", "+inf"))
+        self.prune(now=now)
+        return int(self._call(self.client.zcard, CLIENTS))
 
     def prune(self, *, now: float) -> int:
         # State keys expire by their own TTL; only the clients index needs trimming.

@@ -1,0 +1,217 @@
+#!/usr/bin/env python
+"""Rate limiting cost, in one run:
+
+1. checks per second of the limiter on each state backend (SQLite file, PostgreSQL,
+   MariaDB, Redis, memory), one thread, over 1,000 keys, next to a Redis PING round trip;
+2. the request rate of a cheap endpoint (`GET /api/cloud/jobs` without credentials: 401
+   from DRF, no database work) on `manage.py serve`, with rate limiting off
+   (RATE_LIMIT_CALLS=0) and on (database backend on SQLite, then Redis), the same server
+   code and the same load each time. Load: 8 client threads with keep-alive connections,
+   each request from one of 256 client addresses (X-Forwarded-For from loopback, a trusted
+   proxy), with a limit high enough that nothing is refused: the cost of counting, not of 429s.
+
+    .venv/bin/python bench/ratelimit.py                    # everything reachable
+    .venv/bin/python bench/ratelimit.py --checks 5000 --seconds 5
+
+PostgreSQL and MariaDB are used through STATE_BACKEND_URL (a `cloudops_bench_ratelimit`
+database, created and dropped here); unreachable servers are skipped. Figures: bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.s3_upload import free_port, start, stop  # noqa: E402
+
+BENCH_DB = "cloudops_bench_ratelimit"
+SERVERS = {
+    "postgres": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+    "mariadb": f"mysql://root@127.0.0.1:3306/{BENCH_DB}",
+    "redis": "redis://127.0.0.1:6379/14",
+}
+
+CHECKS_CODE = """
+import json, sys, time
+import django
+django.setup()
+from django.core.management import call_command
+from django.conf import settings
+from cloudops.ratelimit.limiter import RateLimiter
+from cloudops.ratelimit.state import state_backend
+if settings.STATE_BACKEND == "database":
+    call_command("migrate", database=settings.RATE_LIMIT_DATABASE, verbosity=0)
+n = int(sys.argv[1])
+limiter = RateLimiter(10**9, 60, "bench")
+for i in range(200):  # warm up connections and the script cache
+    limiter.hit_sync(f"k{i % 1000}")
+started = time.perf_counter()
+for i in range(n):
+    limiter.hit_sync(f"k{i % 1000}")
+checks = n / (time.perf_counter() - started)
+result = {"checks_per_s": checks, "backend": state_backend().ping()}
+if settings.STATE_BACKEND == "redis":
+    client = state_backend().client
+    started = time.perf_counter()
+    for _ in range(n):
+        client.ping()
+    result["ping_per_s"] = n / (time.perf_counter() - started)
+    client.flushdb()
+print(json.dumps(result))
+"""
+
+
+def base_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "STATE_", "RATE_"))}
+    env.update(
+        SIMPLETUNER_HOME=str(home),
+        DJANGO_SETTINGS_MODULE="cloudops.settings",
+        SIMPLETUNER_LOG_LEVEL="WARNING",
+        SIMPLETUNER_BACKGROUND_SYNC="false",
+        **extra,
+    )
+    return env
+
+
+def create_database(kind: str) -> None:
+    if kind == "postgres":
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    elif kind == "mariadb":
+        import pymysql
+
+        with pymysql.connect(host="127.0.0.1", port=3306, user="root") as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+            cursor.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def drop_database(kind: str) -> None:
+    if kind == "postgres":
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+    elif kind == "mariadb":
+        import pymysql
+
+        with pymysql.connect(host="127.0.0.1", port=3306, user="root") as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+
+
+def backend_env(kind: str) -> dict[str, str]:
+    if kind == "sqlite":
+        return {"STATE_BACKEND": "database"}
+    if kind == "memory":
+        return {"STATE_BACKEND": "memory"}
+    if kind == "redis":
+        return {"STATE_BACKEND": "redis", "STATE_BACKEND_URL": SERVERS["redis"]}
+    return {"STATE_BACKEND": "database", "STATE_BACKEND_URL": SERVERS[kind]}
+
+
+def measure_checks(kind: str, checks: int, work: Path) -> dict[str, object] | None:
+    try:
+        create_database(kind)
+    except Exception as exc:  # an unreachable server is skipped, not fatal
+        print(f"  {kind}: skipped ({type(exc).__name__}: {exc})")
+        return None
+    try:
+        home = work / f"home-{kind}"
+        env = base_env(home, **backend_env(kind))
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", CHECKS_CODE, str(checks)], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            print(f"  {kind}: failed\n{done.stderr[-2000:]}")
+            return None
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        drop_database(kind)
+
+
+def load(base: str, seconds: float, threads: int = 8) -> float:
+    """Requests per second of GET /api/cloud/jobs from `threads` keep-alive clients."""
+    counts = [0] * threads
+    stop_at = time.monotonic() + seconds
+
+    def worker(n: int) -> None:
+        with httpx.Client(base_url=base) as client:
+            i = 0
+            while time.monotonic() < stop_at:
+                ip = f"198.51.100.{(n * 37 + i) % 256}"
+                response = client.get("/api/cloud/jobs", headers={"X-Forwarded-For": ip})
+                assert response.status_code == 401, response.status_code
+                counts[n] += 1
+                i += 1
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    started = time.monotonic()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return sum(counts) / (time.monotonic() - started)
+
+
+def measure_requests(label: str, extra: dict[str, str], seconds: float, work: Path) -> float:
+    home = work / f"serve-{label}"
+    env = base_env(home, **extra)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    port = free_port()
+    argv = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = start(argv, env, f"http://127.0.0.1:{port}/api/cloud/health/live")
+    try:
+        load(f"http://127.0.0.1:{port}", 1.0)  # warm up
+        return load(f"http://127.0.0.1:{port}", seconds)
+    finally:
+        stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checks", type=int, default=20000, help="checks per backend")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per server run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-ratelimit-") as tmp:
+        work = Path(tmp)
+        print(f"Limiter checks, one thread, {args.checks} checks over 1,000 keys:")
+        ping = None
+        for kind in ("sqlite", "postgres", "mariadb", "redis", "memory"):
+            result = measure_checks(kind, args.checks, work)
+            if result is None:
+                continue
+            print(f"  {kind:<9} {result['checks_per_s']:>10,.0f} checks/s   ({result['backend']})")
+            if "ping_per_s" in result:
+                ping = result["ping_per_s"]
+                ratio = ping / result["checks_per_s"]
+                print(f"  {'redis PING':<9} {ping:>10,.0f} round trips/s  -> a check costs {ratio:.2f}x a PING")
+        print(f"\nGET /api/cloud/jobs (401), manage.py serve (uvicorn), 8 client threads, {args.seconds:g} s each:")
+        off = measure_requests("off", {"RATE_LIMIT_CALLS": "0"}, args.seconds, work)
+        print(f"  rate limiting off          {off:>8,.0f} req/s")
+        runs = [("on, database (SQLite)", {"RATE_LIMIT_CALLS": str(10**9)})]
+        if ping is not None:
+            runs.append(
+                ("on, redis", {"RATE_LIMIT_CALLS": str(10**9), "STATE_BACKEND": "redis", "REDIS_URL": SERVERS["redis"]})
+            )
+        for label, extra in runs:
+            on = measure_requests(label.split(",")[-1].strip().split()[0], extra, args.seconds, work)
+            print(f"  rate limiting {label:<13} {on:>8,.0f} req/s  ({(1 - on / off) * 100:+.1f}% cost)")
+
+
+if __name__ == "__main__":
+    main()
