@@ -144,18 +144,28 @@ def measure_checks(kind: str, checks: int, work: Path) -> dict[str, object] | No
         drop_database(kind)
 
 
-def load(base: str, seconds: float, threads: int = 8) -> float:
+KEY_CODE = """
+from django.contrib.auth import get_user_model
+from cloudops.apikeys import api_key_create
+owner = get_user_model().objects.create_user("bench")
+print(api_key_create(owner=owner, name="bench")[1])
+"""
+
+
+def load(base: str, seconds: float, api_key: str | None, threads: int = 8) -> float:
     """Requests per second of GET /api/cloud/jobs from `threads` keep-alive clients."""
     counts = [0] * threads
     stop_at = time.monotonic() + seconds
+    auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    expected = 200 if api_key else 401
 
     def worker(n: int) -> None:
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(base_url=base, headers=auth) as client:
             i = 0
             while time.monotonic() < stop_at:
                 ip = f"198.51.100.{(n * 37 + i) % 256}"
                 response = client.get("/api/cloud/jobs", headers={"X-Forwarded-For": ip})
-                assert response.status_code == 401, response.status_code
+                assert response.status_code == expected, response.status_code
                 counts[n] += 1
                 i += 1
 
@@ -168,16 +178,27 @@ def load(base: str, seconds: float, threads: int = 8) -> float:
     return sum(counts) / (time.monotonic() - started)
 
 
-def measure_requests(label: str, extra: dict[str, str], seconds: float, work: Path) -> float:
+def measure_requests(label: str, extra: dict[str, str], seconds: float, work: Path) -> tuple[float, float]:
+    """(anonymous 401 req/s, authenticated 200 req/s) on one server."""
     home = work / f"serve-{label}"
     env = base_env(home, **extra)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    made = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", KEY_CODE],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    api_key = made.stdout.split()[-1]
     port = free_port()
     argv = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = start(argv, env, f"http://127.0.0.1:{port}/api/cloud/health/live")
+    base = f"http://127.0.0.1:{port}"
     try:
-        load(f"http://127.0.0.1:{port}", 1.0)  # warm up
-        return load(f"http://127.0.0.1:{port}", seconds)
+        load(base, 1.0, None)  # warm up
+        return load(base, seconds, None), load(base, seconds, api_key)
     finally:
         stop(proc)
 
@@ -200,9 +221,10 @@ def main() -> None:
                 ping = result["ping_per_s"]
                 ratio = ping / result["checks_per_s"]
                 print(f"  {'redis PING':<9} {ping:>10,.0f} round trips/s  -> a check costs {ratio:.2f}x a PING")
-        print(f"\nGET /api/cloud/jobs (401), manage.py serve (uvicorn), 8 client threads, {args.seconds:g} s each:")
+        print(f"\nGET /api/cloud/jobs, manage.py serve (uvicorn), 8 client threads, {args.seconds:g} s each;")
+        print("anonymous (401, no database work) | with an API key (200, key lookup + empty job list):")
         off = measure_requests("off", {"RATE_LIMIT_CALLS": "0"}, args.seconds, work)
-        print(f"  rate limiting off          {off:>8,.0f} req/s")
+        print(f"  rate limiting off             {off[0]:>7,.0f} req/s | {off[1]:>7,.0f} req/s")
         runs = [("on, database (SQLite)", {"RATE_LIMIT_CALLS": str(10**9)})]
         if ping is not None:
             runs.append(
@@ -210,7 +232,11 @@ def main() -> None:
             )
         for label, extra in runs:
             on = measure_requests(label.split(",")[-1].strip().split()[0], extra, args.seconds, work)
-            print(f"  rate limiting {label:<13} {on:>8,.0f} req/s  ({(1 - on / off) * 100:+.1f}% cost)")
+            costs = [(1 - o / f) * 100 for o, f in zip(on, off, strict=True)]
+            print(
+                f"  rate limiting {label:<16}{on[0]:>7,.0f} req/s ({costs[0]:+.1f}% cost) | "
+                f"{on[1]:>7,.0f} req/s ({costs[1]:+.1f}% cost)"
+            )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
 """State in a Django database: the default one, or STATE_BACKEND_URL's (alias `ratelimit`).
 
 Atomicity per key: the check runs in one transaction that first locks the key's row. On
-PostgreSQL and MySQL that is `SELECT ... FOR UPDATE` on the row (created first with an
-INSERT that ignores conflicts, so two first hits cannot both miss it); on SQLite the
-transaction starts with `BEGIN IMMEDIATE` (settings' transaction_mode), which takes the
-database write lock up front. Either way a second process reads the row only after the
+PostgreSQL and MySQL that is `SELECT ... FOR UPDATE` on the row (created first by an upsert,
+so two first hits cannot both miss it); on SQLite the transaction starts with
+`BEGIN IMMEDIATE`, which takes the database write lock up front. Either way a second process reads the row only after the
 first has committed, so no more than `limit` hits are ever admitted.
 
 Expired rows are deleted by a prune that runs on a random ~1/`prune_every` of writes (and
@@ -19,9 +18,10 @@ import random
 from functools import cached_property
 from typing import Any
 
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, connections
 
 from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision, KeyState, decide
+from cloudops.ratelimit.backends.sqlpool import transaction_cursor
 from cloudops.ratelimit.models import RateLimitBucket, RateLimitCounter
 
 VIOLATIONS = "violations"
@@ -52,33 +52,38 @@ class DatabaseBackend:
 
     @cached_property
     def _sql(self) -> dict[str, str]:
-        """The hot path's three statements, written once per backend. Plain SQL on Django's
-        connection and transaction rather than querysets: building the queries costs the ORM
-        about twice what SQLite takes to run them, and a check runs on every request."""
+        """The hot path's statements, written once per backend. Plain SQL rather than
+        querysets: building the queries costs the ORM more than SQLite takes to run them, and
+        a check runs on every request."""
         connection = connections[self.alias]
         qn = connection.ops.quote_name
         table, counters = qn(RateLimitBucket._meta.db_table), qn(RateLimitCounter._meta.db_table)
+        key, window, value = qn("key"), qn("window"), qn("value")
         # Row lock on PostgreSQL/MySQL; SQLite has none and needs none (BEGIN IMMEDIATE).
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        insert = f"INSERT INTO {table} ({key}, {qn('hits')}, {window}, {qn('expires_at')}) VALUES (%s, '[]', %s, %s)"
+        count = f"INSERT INTO {counters} ({qn('name')}, {value}) VALUES (%s, 1)"
+        if connection.vendor == "mysql":
+            upsert = f"{insert} ON DUPLICATE KEY UPDATE {window} = VALUES({window})"
+            violation = f"{count} ON DUPLICATE KEY UPDATE {value} = {value} + 1"
+        else:
+            upsert = f"{insert} ON CONFLICT ({key}) DO UPDATE SET {window} = excluded.{window}"
+            violation = f"{count} ON CONFLICT ({qn('name')}) DO UPDATE SET {value} = {counters}.{value} + 1"
         return {
-            "select": f"SELECT {qn('hits')} FROM {table} WHERE {qn('key')} = %s{lock}",
-            "update": f"UPDATE {table} SET {qn('hits')} = %s, {qn('window')} = %s, {qn('expires_at')} = %s "
-            f"WHERE {qn('key')} = %s",
-            "violation": f"UPDATE {counters} SET {qn('value')} = {qn('value')} + 1 WHERE {qn('name')} = %s",
+            "select": f"SELECT {qn('hits')} FROM {table} WHERE {key} = %s{lock}",
+            "update": f"UPDATE {table} SET {qn('hits')} = %s, {window} = %s, {qn('expires_at')} = %s WHERE {key} = %s",
+            # Upserts, not INSERT IGNORE: on InnoDB a duplicate-key INSERT IGNORE takes a shared
+            # lock, and concurrent first hits then deadlock upgrading it; an upsert asks for the
+            # exclusive row lock at once, so they simply queue.
+            "upsert": upsert,
+            "violation": violation,
         }
 
     def _locked_hits(self, cursor: Any, key: str, window: float, now: float) -> str:
         cursor.execute(self._sql["select"], [key])
         row = cursor.fetchone()
         if row is None:
-            # An upsert, not INSERT IGNORE: on InnoDB a duplicate-key INSERT IGNORE takes a
-            # shared lock, and concurrent first hits then deadlock upgrading it; the upsert
-            # asks for the exclusive lock at once, so they simply queue.
-            fresh = RateLimitBucket(key=key, hits="[]", window=window, expires_at=now)
-            target = ["key"] if connections[self.alias].features.supports_update_conflicts_with_target else None
-            RateLimitBucket.objects.using(self.alias).bulk_create(
-                [fresh], update_conflicts=True, unique_fields=target, update_fields=["window"]
-            )
+            cursor.execute(self._sql["upsert"], [key, window, now])
             cursor.execute(self._sql["select"], [key])
             row = cursor.fetchone()
         return row[0]
@@ -96,27 +101,20 @@ class DatabaseBackend:
         return decision
 
     def _hit_locked(self, key: str, *, limit: int, window: float, now: float) -> Decision:
-        with transaction.atomic(using=self.alias), connections[self.alias].cursor() as cursor:
+        with transaction_cursor(self.alias) as cursor:
             hits = json.loads(self._locked_hits(cursor, key, window, now))
             decision, kept = decide(hits, now=now, limit=limit, window=window, record=True)
             if decision.allowed:
                 cursor.execute(self._sql["update"], [json.dumps(kept), window, kept[-1] + window, key])
             else:
-                self._count_violation(cursor)
+                # The last lock a check takes, so it cannot close a deadlock cycle.
+                cursor.execute(self._sql["violation"], [VIOLATIONS])
         return decision
 
     def _peek(self, key: str, *, limit: int, window: float, now: float) -> Decision:
         row = RateLimitBucket.objects.using(self.alias).filter(key=key).values_list("hits", flat=True).first()
         decision, _ = decide(json.loads(row or "[]"), now=now, limit=limit, window=window, record=False)
         return decision
-
-    def _count_violation(self, cursor: Any) -> None:
-        # The row is created after migrate (apps.py), so this is a plain locked increment;
-        # it is the last lock a check takes, so it cannot close a deadlock cycle.
-        cursor.execute(self._sql["violation"], [VIOLATIONS])
-        if cursor.rowcount == 0:
-            RateLimitCounter.objects.using(self.alias).get_or_create(name=VIOLATIONS)
-            cursor.execute(self._sql["violation"], [VIOLATIONS])
 
     def reset(self, key: str) -> bool:
         try:
