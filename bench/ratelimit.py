@@ -34,7 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.s3_upload import free_port, start, stop  # noqa: E402
+from bench.s3_upload import cpu_seconds, free_port, start, stop  # noqa: E402
 
 BENCH_DB = "cloudops_bench_ratelimit"
 SERVERS = {
@@ -152,8 +152,8 @@ print(api_key_create(owner=owner, name="bench")[1])
 """
 
 
-def load(base: str, seconds: float, api_key: str | None, threads: int = 8) -> float:
-    """Requests per second of GET /api/cloud/jobs from `threads` keep-alive clients."""
+def load(base: str, seconds: float, api_key: str | None, threads: int = 8) -> tuple[float, int]:
+    """(requests per second, requests) of GET /api/cloud/jobs from `threads` keep-alive clients."""
     counts = [0] * threads
     stop_at = time.monotonic() + seconds
     auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -175,11 +175,20 @@ def load(base: str, seconds: float, api_key: str | None, threads: int = 8) -> fl
         t.start()
     for t in pool:
         t.join()
-    return sum(counts) / (time.monotonic() - started)
+    return sum(counts) / (time.monotonic() - started), sum(counts)
 
 
-def measure_requests(label: str, extra: dict[str, str], seconds: float, work: Path) -> tuple[float, float]:
-    """(anonymous 401 req/s, authenticated 200 req/s) on one server."""
+Figures = tuple[float, float]  # (requests per second, server CPU milliseconds per request)
+
+
+def measured(base: str, seconds: float, api_key: str | None, pid: int) -> Figures:
+    cpu = cpu_seconds(pid)
+    rate, count = load(base, seconds, api_key)
+    return rate, (cpu_seconds(pid) - cpu) * 1000 / count
+
+
+def measure_requests(label: str, extra: dict[str, str], seconds: float, work: Path) -> tuple[Figures, Figures]:
+    """(anonymous 401, authenticated 200) figures on one server."""
     home = work / f"serve-{label}"
     env = base_env(home, **extra)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
@@ -198,7 +207,7 @@ def measure_requests(label: str, extra: dict[str, str], seconds: float, work: Pa
     base = f"http://127.0.0.1:{port}"
     try:
         load(base, 1.0, None)  # warm up
-        return load(base, seconds, None), load(base, seconds, api_key)
+        return measured(base, seconds, None, proc.pid), measured(base, seconds, api_key, proc.pid)
     finally:
         stop(proc)
 
@@ -221,22 +230,24 @@ def main() -> None:
                 ping = result["ping_per_s"]
                 ratio = ping / result["checks_per_s"]
                 print(f"  {'redis PING':<9} {ping:>10,.0f} round trips/s  -> a check costs {ratio:.2f}x a PING")
-        print(f"\nGET /api/cloud/jobs, manage.py serve (uvicorn), 8 client threads, {args.seconds:g} s each;")
-        print("anonymous (401, no database work) | with an API key (200, key lookup + empty job list):")
+        print(f"\nGET /api/cloud/jobs, manage.py serve (uvicorn), 8 client threads, {args.seconds:g} s each.")
+        print("Server CPU per request is the load-independent cost; req/s moves with the machine's load.")
+        print(f"{'':<32}{'anonymous (401, no DB work)':<34}with an API key (200: key lookup, job list)")
         off = measure_requests("off", {"RATE_LIMIT_CALLS": "0"}, args.seconds, work)
-        print(f"  rate limiting off             {off[0]:>7,.0f} req/s | {off[1]:>7,.0f} req/s")
+        print(f"  {'rate limiting off':<30}{row(off[0], None):<34}{row(off[1], None)}")
         runs = [("on, database (SQLite)", {"RATE_LIMIT_CALLS": str(10**9)})]
         if ping is not None:
-            runs.append(
-                ("on, redis", {"RATE_LIMIT_CALLS": str(10**9), "STATE_BACKEND": "redis", "REDIS_URL": SERVERS["redis"]})
-            )
+            redis_env = {"RATE_LIMIT_CALLS": str(10**9), "STATE_BACKEND": "redis", "REDIS_URL": SERVERS["redis"]}
+            runs.append(("on, redis", redis_env))
         for label, extra in runs:
             on = measure_requests(label.split(",")[-1].strip().split()[0], extra, args.seconds, work)
-            costs = [(1 - o / f) * 100 for o, f in zip(on, off, strict=True)]
-            print(
-                f"  rate limiting {label:<16}{on[0]:>7,.0f} req/s ({costs[0]:+.1f}% cost) | "
-                f"{on[1]:>7,.0f} req/s ({costs[1]:+.1f}% cost)"
-            )
+            print(f"  {'rate limiting ' + label:<30}{row(on[0], off[0]):<34}{row(on[1], off[1])}")
+
+
+def row(figures: Figures, baseline: Figures | None) -> str:
+    rate, cpu = figures
+    text = f"{rate:>6,.0f} req/s {cpu:>5.2f} ms CPU"
+    return text + (f" ({(cpu / baseline[1] - 1) * 100:+.0f}%)" if baseline else "")
 
 
 if __name__ == "__main__":

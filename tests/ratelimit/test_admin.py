@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.test import Client
 
@@ -54,3 +56,27 @@ def test_non_staff_cannot_see_or_reset(alice) -> None:  # type: ignore[no-untype
     client.force_login(alice)
     assert client.get(URL).status_code == 302  # to the admin login
     assert client.post(URL, {"key": "anything"}).status_code == 302
+
+
+def test_the_prune_command_removes_expired_state() -> None:
+    import time
+
+    from django.core.management import call_command
+
+    from cloudops.ratelimit.models import RateLimitBucket
+
+    RateLimitBucket.objects.create(key="old:1", hits="[1.0]", window=60, expires_at=61.0)
+    RateLimitBucket.objects.create(key="live:1", hits="[]", window=60, expires_at=time.time() + 60)
+    out = StringIO()
+    call_command("ratelimit_prune", stdout=out)
+    assert out.getvalue().strip() == "Removed 1 expired rate-limit keys."
+    assert list(RateLimitBucket.objects.values_list("key", flat=True)) == ["live:1"]
+
+
+def test_the_prune_command_fails_clearly_when_the_backend_is_down(settings) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import CommandError, call_command
+
+    settings.STATE_BACKEND = "redis"
+    settings.RATE_LIMIT_REDIS_URL = "redis://127.0.0.1:1/0"
+    with pytest.raises(CommandError, match="Redis state backend"):
+        call_command("ratelimit_prune")
