@@ -84,3 +84,12 @@ def test_metrics_are_left_out_while_the_backend_is_down(settings) -> None:  # ty
     settings.STATE_BACKEND = "redis"
     settings.RATE_LIMIT_REDIS_URL = "redis://127.0.0.1:1/0"
     assert "simpletuner_rate_limit" not in scrape()
+
+
+def test_redis_reloads_its_script_after_the_server_lost_it(redis_url: str, clock: FakeClock) -> None:
+    backend = RedisBackend(redis_url)
+    rl = RateLimiter(2, 60, "reload", clock=clock, backend=backend)
+    assert rl.check_sync("k")
+    redis.Redis.from_url(redis_url).script_flush()  # as after a Redis restart
+    assert rl.check_sync("k")
+    assert not rl.check_sync("k")

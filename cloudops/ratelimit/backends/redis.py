@@ -10,6 +10,7 @@ the shared `clients` and `violations` keys, which live in other hash slots.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import secrets
 from functools import cached_property
@@ -24,21 +25,23 @@ CLIENTS = PREFIX + "~clients"
 VIOLATIONS = PREFIX + "~violations"
 TRIM_PROBABILITY = 0.01
 
+# ARGV: now, window, limit, a unique member, flags ("r" record, "t" tracked client, "x" trim
+# the clients index). Few arguments on purpose: encoding them is most of the client's cost.
 HIT_SCRIPT = """
 local key, clients, violations = KEYS[1], KEYS[2], KEYS[3]
 local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local record, tracked = ARGV[5] == '1', ARGV[6] == '1'
+local flags = ARGV[5]
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local count = redis.call('ZCARD', key)
 local allowed = count < limit
-if record then
+if string.find(flags, 'r', 1, true) then
   if allowed then
     redis.call('ZADD', key, now, ARGV[4])
     count = count + 1
     redis.call('PEXPIRE', key, math.ceil(window * 1000))
-    if tracked then
-      if ARGV[8] == '1' then redis.call('ZREMRANGEBYSCORE', clients, '-inf', now) end
-      redis.call('ZADD', clients, now + window, ARGV[7])
+    if string.find(flags, 't', 1, true) then
+      if string.find(flags, 'x', 1, true) then redis.call('ZREMRANGEBYSCORE', clients, '-inf', now) end
+      redis.call('ZADD', clients, now + window, string.sub(key, PREFIX_LENGTH + 1))
     end
   else
     redis.call('INCR', violations)
@@ -46,7 +49,10 @@ if record then
 end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return {allowed and 1 or 0, count, oldest[2] or ''}
-"""
+""".replace("PREFIX_LENGTH", str(len(PREFIX)))
+
+
+HIT_SHA = hashlib.sha1(HIT_SCRIPT.encode()).hexdigest()
 
 
 class RedisBackend:
@@ -63,10 +69,14 @@ class RedisBackend:
             self.url, socket_connect_timeout=self.timeout, socket_timeout=self.timeout, health_check_interval=30
         )
 
-    @cached_property
-    def _script(self) -> Any:
-        # EVALSHA, falling back to EVAL once after a server restart flushed the script cache.
-        return self.client.register_script(HIT_SCRIPT)
+    def _run_script(self, keys: list[str], args: list[Any]) -> Any:
+        # EVALSHA with the digest computed here (no round trip), loading the script once when
+        # the server does not have it (first use, or after a restart flushed its cache).
+        try:
+            return self.client.evalsha(HIT_SHA, 3, *keys, *args)
+        except redis.exceptions.NoScriptError:
+            self.client.script_load(HIT_SCRIPT)
+            return self.client.evalsha(HIT_SHA, 3, *keys, *args)
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -75,12 +85,12 @@ class RedisBackend:
             raise BackendUnavailable(f"Redis state backend: {type(exc).__name__}: {exc}") from exc
 
     def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
-        member = f"{now!r}:{secrets.token_hex(6)}"
-        tracked = "0" if key.startswith(INTERNAL_PREFIX) else "1"
-        # The clients index is trimmed on ~1% of hits (and on every read of it), not on each.
-        trim = "1" if random.random() < TRIM_PROBABILITY else "0"
-        args = [repr(now), repr(window), limit, member, "1" if record else "0", tracked, key, trim]
-        allowed, count, oldest = self._call(lambda: self._script(keys=[PREFIX + key, CLIENTS, VIOLATIONS], args=args))
+        flags = "r" if record else ""
+        if not key.startswith(INTERNAL_PREFIX):
+            # The clients index is trimmed on ~1% of hits (and on every read of it), not on each.
+            flags += "tx" if random.random() < TRIM_PROBABILITY else "t"
+        args = [repr(now), repr(window), limit, f"{now!r}:{secrets.token_hex(6)}", flags]
+        allowed, count, oldest = self._call(self._run_script, [PREFIX + key, CLIENTS, VIOLATIONS], args)
         reset_at = (float(oldest) if oldest else now) + window
         return Decision(bool(allowed), int(count), limit, window, reset_at, now)
 
