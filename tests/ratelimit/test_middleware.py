@@ -161,3 +161,14 @@ def test_the_webhook_and_storage_rules_count_through_the_presets() -> None:
     send("GET", "/api/cloud/storage/b/k")
     assert webhook_rate_limiter.get_usage_sync(CLIENT)["count"] == 1
     assert s3_rate_limiter.get_usage_sync(f"ip:{CLIENT}")["count"] == 1
+
+
+def test_every_refusal_counts_once_as_a_violation() -> None:
+    from cloudops.ratelimit.state import state_backend
+
+    before = state_backend().violations_total()
+    exhaust("POST", "/api/auth/login", 5)  # the sixth request is refused
+    for _ in range(9):
+        send("POST", "/api/auth/login")
+    # Ten refusals; the audit gate's own bookkeeping is not a client's violation.
+    assert state_backend().violations_total() == before + 10

@@ -122,3 +122,12 @@ async def test_the_async_api_matches_the_guide(backend: StateBackend, clock: Fak
     assert usage == {"count": 2, "limit": 2, "remaining": 0, "reset_in_seconds": 60}
     # The ORM ran in Django's sync thread: close its connection so the test database can go.
     await sync_to_async(connections.close_all)()
+
+
+def test_internal_bookkeeping_keys_are_neither_clients_nor_violations(backend: StateBackend, clock: FakeClock) -> None:
+    before = backend.violations_total()
+    for _ in range(3):
+        backend.hit("~audit:203.0.113.1", limit=1, window=60, now=clock.now)
+    assert backend.violations_total() == before
+    assert backend.tracked_clients(now=clock.now) == 0
+    assert backend.keys(now=clock.now) == []

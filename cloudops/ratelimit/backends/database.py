@@ -106,7 +106,7 @@ class DatabaseBackend:
             decision, kept = decide(hits, now=now, limit=limit, window=window, record=True)
             if decision.allowed:
                 cursor.execute(self._sql["update"], [json.dumps(kept), window, kept[-1] + window, key])
-            else:
+            elif not key.startswith(INTERNAL_PREFIX):
                 # The last lock a check takes, so it cannot close a deadlock cycle.
                 cursor.execute(self._sql["violation"], [VIOLATIONS])
         return decision

@@ -24,7 +24,7 @@ class MemoryBackend:
             decision, kept = decide(hits, now=now, limit=limit, window=window, record=record)
             if record:
                 self._hits[key] = (kept, window)
-                self._violations += 0 if decision.allowed else 1
+                self._violations += 0 if decision.allowed or key.startswith(INTERNAL_PREFIX) else 1
             return decision
 
     def reset(self, key: str) -> bool:

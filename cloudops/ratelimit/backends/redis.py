@@ -25,8 +25,8 @@ CLIENTS = PREFIX + "~clients"
 VIOLATIONS = PREFIX + "~violations"
 TRIM_PROBABILITY = 0.01
 
-# ARGV: now, window, limit, a unique member, flags ("r" record, "t" tracked client, "x" trim
-# the clients index). Few arguments on purpose: encoding them is most of the client's cost.
+# ARGV: now, window, limit, a unique member, flags ("r" record, "t" a client key: tracked in
+# the clients index and its refusals counted as violations, "x" trim the clients index). Few arguments on purpose: encoding them is most of the client's cost.
 HIT_SCRIPT = """
 local key, clients, violations = KEYS[1], KEYS[2], KEYS[3]
 local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -43,7 +43,7 @@ if string.find(flags, 'r', 1, true) then
       if string.find(flags, 'x', 1, true) then redis.call('ZREMRANGEBYSCORE', clients, '-inf', now) end
       redis.call('ZADD', clients, now + window, string.sub(key, PREFIX_LENGTH + 1))
     end
-  else
+  elseif string.find(flags, 't', 1, true) then
     redis.call('INCR', violations)
   end
 end
