@@ -23,6 +23,7 @@ from cloudops.ratelimit.keys import storage_key
 from cloudops.ratelimit.limiter import COUNTED_ATTR, Clock, log_outage
 from cloudops.ratelimit.rules import KEY_STORAGE, Rule, build_rules, first_match, is_excluded
 from cloudops.ratelimit.violations import violation_record
+from storage.mount import is_storage_path
 
 EXCEEDED = "Rate limit exceeded. Please try again later."
 UNAVAILABLE = "Rate limiting is temporarily unavailable. Please try again later."
@@ -109,7 +110,8 @@ class RateLimitMiddleware:
         if rule is None:
             return None
         ip = client_ip(request) or "unknown"
-        key = storage_key(request, ip) if rule.key == KEY_STORAGE else ip
+        # Storage requests count per job credential under any rule, custom ones included.
+        key = storage_key(request, ip) if rule.key == KEY_STORAGE or is_storage_path(request.path) else ip
         limiter = rule.limiter
         try:
             now = self.clock() if self.clock is not None else None

@@ -95,3 +95,13 @@ def test_sigv4_requests_count_against_the_job(server: str, jobs: list[Job]) -> N
     assert httpx.get(url, headers={"X-Forwarded-For": PROXY_FOR}).status_code == 200
     assert s3_rate_limiter.get_usage_sync(f"job:{job.id}")["count"] == 3
     assert s3_rate_limiter.get_usage_sync(f"ip:{PROXY_FOR}")["count"] == 0
+
+
+def test_a_custom_storage_rule_still_counts_per_job(jobs: list[Job], settings) -> None:  # type: ignore[no-untyped-def]
+    settings.RATE_LIMIT_RULES = [[r"^/api/cloud/storage(/|$)", 2, 60, None]]
+    first, second = jobs
+    with serving() as server:  # the middleware reads its rules when the server starts
+        assert put(server, first, "a").status_code == 200
+        assert put(server, first, "b").headers["X-RateLimit-Remaining"] == "0"
+        assert put(server, first, "c").status_code == 429
+        assert put(server, second, "a").status_code == 200
