@@ -58,24 +58,48 @@ def transaction_cursor(alias: str) -> Iterator[Any]:
         slots.release()
 
 
-def _in_transaction(pool: queue.SimpleQueue[Any], alias: str) -> Iterator[Any]:
+def _new(alias: str) -> Any:
+    wrapper = connections.create_connection(alias)
+    wrapper.inc_thread_sharing()  # handed from thread to thread, one user at a time
+    return wrapper
+
+
+def _begun(pool: queue.SimpleQueue[Any], alias: str) -> tuple[Any, Any]:
+    """A connection and cursor with a transaction begun. A pooled connection that fails here
+    went stale (e.g. the database restarted): it is replaced once, so an outage that is over
+    never fails a check."""
     try:
-        wrapper = pool.get_nowait()
+        wrapper, reused = pool.get_nowait(), True
     except queue.Empty:
-        wrapper = connections.create_connection(alias)
-        wrapper.inc_thread_sharing()  # handed from thread to thread, one user at a time
+        wrapper, reused = _new(alias), False
     try:
-        with wrapper.cursor() as cursor:
-            cursor.execute(_begin_statement(wrapper))
-            try:
-                yield cursor
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+        cursor = wrapper.cursor()
+        cursor.execute(_begin_statement(wrapper))
+        return wrapper, cursor
+    except DatabaseError:
+        wrapper.close()
+        if not reused:
+            raise
+    wrapper = _new(alias)
+    cursor = wrapper.cursor()
+    cursor.execute(_begin_statement(wrapper))
+    return wrapper, cursor
+
+
+def _in_transaction(pool: queue.SimpleQueue[Any], alias: str) -> Iterator[Any]:
+    wrapper, cursor = _begun(pool, alias)
+    try:
+        try:
+            yield cursor
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
     except DatabaseError:
         wrapper.close()  # broken or unknown state: never reused
         raise
+    finally:
+        cursor.close()
     pool.put(wrapper)
 
 
