@@ -80,3 +80,11 @@ def test_the_prune_command_fails_clearly_when_the_backend_is_down(settings) -> N
     settings.RATE_LIMIT_REDIS_URL = "redis://127.0.0.1:1/0"
     with pytest.raises(CommandError, match="Redis state backend"):
         call_command("ratelimit_prune")
+
+
+def test_a_key_cannot_be_edited_by_hand(admin_client: Client) -> None:
+    RateLimiter(10, 60, "auth-login").check_sync("203.0.113.52")
+    url = f"{URL}auth-login:203.0.113.52/change/"
+    assert admin_client.get(url).status_code == 200  # shown read-only
+    admin_client.post(url, {"hits": "[]", "window": "1", "expires_at": "0"})
+    assert RateLimiter(10, 60, "auth-login").get_usage_sync("203.0.113.52")["count"] == 1
