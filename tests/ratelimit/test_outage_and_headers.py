@@ -129,3 +129,20 @@ def test_an_endpoint_asking_the_preset_does_not_count_the_request_twice() -> Non
     middleware = RateLimitMiddleware(webhook_view)
     assert middleware(RequestFactory().post("/api/webhooks/replicate", REMOTE_ADDR=CLIENT)).status_code == 200
     assert webhook_rate_limiter.get_usage_sync(CLIENT)["count"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_async_stack_counts_once_and_check_request_reuses_the_verdict() -> None:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    async def webhook_view(request: HttpRequest) -> HttpResponse:
+        allowed = await webhook_rate_limiter.check_request(request, CLIENT)
+        return HttpResponse(status=200 if allowed else 429)
+
+    middleware = RateLimitMiddleware(webhook_view)
+    response = await middleware(RequestFactory().post("/api/webhooks/replicate", REMOTE_ADDR=CLIENT))
+    assert response.status_code == 200
+    assert response["X-RateLimit-Limit"] == "100" and response["X-RateLimit-Remaining"] == "99"
+    assert (await webhook_rate_limiter.get_usage(CLIENT))["count"] == 1
+    await sync_to_async(connections.close_all)()
