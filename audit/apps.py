@@ -10,9 +10,13 @@ def _ensure_head(*, using: str = "default", **kwargs: Any) -> None:
     # The head row exists before the first append, so appends only ever lock an existing row.
     # Creating it under the append lock deadlocks on InnoDB: concurrent first appends take
     # shared locks on the duplicate key and then all wait for each other's exclusive lock.
+    from django.db import router
+
     from audit.models import AuditHead
 
-    AuditHead.objects.using(using).get_or_create(pk=1)
+    # Not on a database that does not hold the audit tables (e.g. the rate-limit state one).
+    if router.allow_migrate_model(using, AuditHead):
+        AuditHead.objects.using(using).get_or_create(pk=1)
 
 
 class AuditConfig(AppConfig):

@@ -145,10 +145,12 @@ INSTALLED_APPS = [
     "providers",
     "storage",
     "cloudops.metrics",
+    "cloudops.ratelimit",
 ]
 
 MIDDLEWARE = [
     "cloudops.middleware.RequestContextMiddleware",
+    "cloudops.ratelimit.middleware.RateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "cloudops.static.StaticFilesMiddleware",
     # Below static files (not counted), above everything that can answer early (CSRF, auth).
@@ -221,6 +223,74 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Rate limiting -------------------------------------------------------------------------
+# The middleware's default rule (RATE_LIMIT_CALLS per RATE_LIMIT_PERIOD seconds, per client;
+# RATE_LIMIT_CALLS=0 turns rate limiting off) and the state every process shares:
+# STATE_BACKEND=database (default; the Django database, or STATE_BACKEND_URL's database as
+# alias `ratelimit`), redis (STATE_BACKEND_URL, else REDIS_URL; the default when REDIS_URL is
+# set) or memory (tests only). See cloudops/ratelimit/ and the README's "Rate limiting".
+RATE_LIMIT_CALLS = _env_int("RATE_LIMIT_CALLS", default=100)
+RATE_LIMIT_PERIOD = _env_int("RATE_LIMIT_PERIOD", default=60, minimum=1)
+# When the state backend is down: admit (true, default) or refuse with 503 (false) requests
+# of rules without their own mode. The auth rules (login, register, API keys) always refuse.
+RATE_LIMIT_FAIL_OPEN = _env_bool("RATE_LIMIT_FAIL_OPEN", default=True)
+# Audit the first refusal per IP and window as `rate_limited`.
+RATE_LIMIT_AUDIT = _env_bool("RATE_LIMIT_AUDIT", default=True)
+
+
+def _env_rate_limit_rules(name: str) -> list[Any]:
+    """Extra rules, matched before the defaults: JSON [[pattern, calls, period, methods], ...]."""
+    import json
+
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return []
+    try:
+        rules = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON ({exc})") from None
+    if not isinstance(rules, list) or not all(isinstance(rule, list) for rule in rules):
+        raise ImproperlyConfigured(f"{name} must be a JSON list of [pattern, calls, period, methods] lists")
+    from cloudops.ratelimit.spec import parse_rule_spec
+
+    for rule in rules:
+        try:
+            parse_rule_spec(rule)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from None
+    return rules
+
+
+RATE_LIMIT_RULES = _env_rate_limit_rules("RATE_LIMIT_RULES")
+STATE_BACKEND = _env_choice("STATE_BACKEND", "redis" if REDIS_URL else "database", ("database", "redis", "memory"))
+STATE_BACKEND_URL = env.str("STATE_BACKEND_URL", default="").strip()
+RATE_LIMIT_REDIS_URL = (STATE_BACKEND_URL or REDIS_URL) if STATE_BACKEND == "redis" else ""
+if STATE_BACKEND == "redis" and urlsplit(RATE_LIMIT_REDIS_URL).scheme not in ("redis", "rediss", "unix"):
+    raise ImproperlyConfigured("STATE_BACKEND=redis needs STATE_BACKEND_URL or REDIS_URL as redis://host:port/db")
+# Seconds a Redis connect or command may take before the rule's fail mode applies.
+RATE_LIMIT_REDIS_TIMEOUT = _env_float("RATE_LIMIT_REDIS_TIMEOUT", default=1.0, minimum=0.01)
+RATE_LIMIT_DATABASE = "default"
+if STATE_BACKEND == "database" and STATE_BACKEND_URL:
+    _state_db = env.db_url_config(STATE_BACKEND_URL)
+    if _state_db.get("ENGINE") not in _SUPPORTED_ENGINES:
+        raise ImproperlyConfigured(
+            "STATE_BACKEND_URL must be a sqlite, postgres or mysql URL with STATE_BACKEND=database"
+        )
+    if _state_db["ENGINE"] == "django.db.backends.sqlite3":
+        # The same SQLite tuning as the main database: BEGIN IMMEDIATE is the per-check lock.
+        _state_db["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": _env_float("SQLITE_BUSY_TIMEOUT", default=30.0),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    elif _state_db["ENGINE"] == "django.db.backends.mysql":
+        _state_db["OPTIONS"] = {"charset": "utf8mb4", "isolation_level": "read committed"}
+    _state_db["CONN_MAX_AGE"] = _db["CONN_MAX_AGE"]
+    _state_db["CONN_HEALTH_CHECKS"] = True
+    DATABASES["ratelimit"] = _state_db
+    RATE_LIMIT_DATABASE = "ratelimit"
+    DATABASE_ROUTERS = ["cloudops.ratelimit.router.StateDatabaseRouter"]
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -340,6 +410,7 @@ HEALTH_CHECKS = [
     "cloudops.health.check_database",
     "cloudops.health.check_secrets",
     "audit.health.check_audit",
+    "cloudops.ratelimit.health.check_rate_limit_backend",
 ]
 READINESS_CHECKS = ["cloudops.health.check_database"]
 # Live checks of each configured provider, added by ?include_providers=true.
@@ -487,12 +558,12 @@ HEALTH_CHECKS.append("providers.health.check_webhook_signatures")
 # What the scrape exports is runtime configuration (admin, /api/cloud/metrics/config); the
 # optional scrape token SIMPLETUNER_METRICS_TOKEN comes from the secrets chain at request time.
 # Sources per category (dotted paths of `collect() -> Iterable[prometheus_client Metric]`).
-# rate_limits is wired when the rate limiter lands (cloudops.ratelimit.metrics.collect);
+# rate_limits reads the rate limiter's shared state (cloudops.ratelimit.metrics);
 # approvals exports nothing until the approvals feature exists (no made-up zeros).
 METRICS_SOURCES: dict[str, list[str]] = {
     "jobs": ["cloudops.metrics.sources.jobs.collect"],
     "http": ["cloudops.metrics.sources.http.collect"],
-    "rate_limits": [],
+    "rate_limits": ["cloudops.ratelimit.metrics.collect"],
     "approvals": [],
     "audit": ["cloudops.metrics.sources.audit.collect"],
     "health": ["cloudops.metrics.sources.health.collect"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -12,6 +12,16 @@ from rest_framework.test import APIClient
 from cloudops.apikeys import api_key_create
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _close_rate_limit_connections() -> Iterator[None]:
+    """Rate-limit checks outside a test transaction use pooled connections that stay open;
+    none may outlive its test (PostgreSQL cannot flush or drop a database with sessions on it)."""
+    yield
+    from cloudops.ratelimit.backends.sqlpool import close_pooled_connections
+
+    close_pooled_connections()
 
 
 @pytest.fixture

@@ -64,7 +64,15 @@ def test_the_health_document_has_the_documented_shape(
     assert body["timestamp"].endswith("Z")
     assert body["uptime_seconds"] >= 0
     names = [c["name"] for c in body["components"]]
-    assert names == ["database", "secrets", "audit", "circuit_breakers", "output_storage", "webhooks"]
+    assert names == [
+        "database",
+        "secrets",
+        "audit",
+        "rate_limit_backend",
+        "circuit_breakers",
+        "output_storage",
+        "webhooks",
+    ]
     database = body["components"][0]
     assert database["status"] == "healthy" and database["latency_ms"] >= 0
     assert "database accessible" in database["message"]

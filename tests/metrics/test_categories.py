@@ -203,11 +203,20 @@ class TestCategoriesWithoutSources:
         enable("approvals")
         assert scrape.text() == ""
 
-    def test_rate_limits_export_what_their_configured_sources_yield(  # type: ignore[no-untyped-def]
-        self, scrape: Scraper, enable, settings: SettingsWrapper
-    ) -> None:
-        # The rate limiter's own source (simpletuner_rate_limit_*) is wired where it lands;
-        # this checks the category reaches whatever METRICS_SOURCES names for it.
-        settings.METRICS_SOURCES = {**settings.METRICS_SOURCES, "rate_limits": ["tests.metrics.sources.awkward"]}
+    def test_approvals_stay_empty_with_every_other_category_on(self, scrape: Scraper, enable) -> None:  # type: ignore[no-untyped-def]
+        enable("approvals", "rate_limits")
+        assert "approval" not in scrape.text()
+
+
+class TestRateLimits:
+    def test_a_429_counts_a_violation_and_its_client_is_tracked(self, scrape: Scraper, enable) -> None:  # type: ignore[no-untyped-def]
         enable("rate_limits")
-        assert "simpletuner_test_awkward" in scrape.text()
+        before = scrape()
+        violations = before[("simpletuner_rate_limit_violations_total", ())]
+        tracked = before[("simpletuner_rate_limit_tracked_clients", ())]
+        flooder = Client(REMOTE_ADDR="203.0.113.77")  # not localhost: localhost is never limited
+        statuses = [flooder.post("/api/auth/login", {}, content_type="application/json").status_code for _ in range(7)]
+        assert statuses.count(429) == 2  # the login rule admits 5 a minute
+        after = scrape()
+        assert after[("simpletuner_rate_limit_violations_total", ())] == violations + 2
+        assert after[("simpletuner_rate_limit_tracked_clients", ())] == tracked + 1

@@ -69,8 +69,8 @@ def test_the_full_template_exports_every_metric_with_a_source(
 ) -> None:
     staff_client.post("/api/cloud/metrics/config/templates/full")
     names = {name for name, _ in scrape()}
-    # The guide's list, less rate_limits (wired with the rate limiter), approvals (no feature
-    # yet) and the credit balance (no provider reports one).
+    # The guide's list, less approvals (no feature yet) and the credit balance (no provider
+    # reports one).
     assert names == {
         "simpletuner_jobs_total",
         "simpletuner_jobs_by_status",
@@ -80,6 +80,8 @@ def test_the_full_template_exports_every_metric_with_a_source(
         "simpletuner_http_requests_total",
         "simpletuner_http_errors_total",
         "simpletuner_http_request_latency_ms_avg",
+        "simpletuner_rate_limit_violations_total",
+        "simpletuner_rate_limit_tracked_clients",
         "simpletuner_audit_log_entries_total",
         "simpletuner_audit_log_entries_24h",
         "simpletuner_uptime_seconds",

@@ -1,0 +1,173 @@
+"""State in a Django database: the default one, or STATE_BACKEND_URL's (alias `ratelimit`).
+
+Atomicity per key: the check runs in one transaction that first locks the key's row. On
+PostgreSQL and MySQL that is `SELECT ... FOR UPDATE` on the row (created first by an upsert,
+so two first hits cannot both miss it); on SQLite the transaction starts with
+`BEGIN IMMEDIATE`, which takes the database write lock up front. Either way a second process reads the row only after the
+first has committed, so no more than `limit` hits are ever admitted.
+
+Expired rows are deleted by a prune that runs on a random ~1/`prune_every` of writes (and
+by `manage.py ratelimit_prune`), so the table holds about the live keys only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from functools import cached_property
+from typing import Any
+
+from django.db import DatabaseError, connections
+
+from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision, KeyState, decide
+from cloudops.ratelimit.backends.sqlpool import transaction_cursor
+from cloudops.ratelimit.models import RateLimitBucket, RateLimitCounter
+
+VIOLATIONS = "violations"
+KEY_LENGTH = 255
+
+
+def row_key(key: str) -> str:
+    """The primary key for `key`: itself, or a digest-suffixed prefix if it is too long."""
+    if len(key) <= KEY_LENGTH:
+        return key
+    return key[:190] + "#" + hashlib.sha256(key.encode()).hexdigest()
+
+
+class DatabaseBackend:
+    name = "database"
+
+    def __init__(self, alias: str = "default", *, prune_every: int = 1000) -> None:
+        self.alias = alias
+        self.prune_every = prune_every
+
+    def _fail(self, exc: Exception) -> BackendUnavailable:
+        connection = connections[self.alias]
+        # A broken connection is dropped so the next check reconnects (not inside a caller's
+        # transaction, which owns the connection).
+        if not connection.in_atomic_block:
+            connection.close()
+        return BackendUnavailable(f"{connection.vendor} state database: {type(exc).__name__}: {exc}")
+
+    @cached_property
+    def _sql(self) -> dict[str, str]:
+        """The hot path's statements, written once per backend. Plain SQL rather than
+        querysets: building the queries costs the ORM more than SQLite takes to run them, and
+        a check runs on every request."""
+        connection = connections[self.alias]
+        qn = connection.ops.quote_name
+        table, counters = qn(RateLimitBucket._meta.db_table), qn(RateLimitCounter._meta.db_table)
+        key, window, value = qn("key"), qn("window"), qn("value")
+        # Row lock on PostgreSQL/MySQL; SQLite has none and needs none (BEGIN IMMEDIATE).
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        insert = f"INSERT INTO {table} ({key}, {qn('hits')}, {window}, {qn('expires_at')}) VALUES (%s, '[]', %s, %s)"
+        count = f"INSERT INTO {counters} ({qn('name')}, {value}) VALUES (%s, 1)"
+        if connection.vendor == "mysql":
+            upsert = f"{insert} ON DUPLICATE KEY UPDATE {window} = VALUES({window})"
+            violation = f"{count} ON DUPLICATE KEY UPDATE {value} = {value} + 1"
+        else:
+            upsert = f"{insert} ON CONFLICT ({key}) DO UPDATE SET {window} = excluded.{window}"
+            violation = f"{count} ON CONFLICT ({qn('name')}) DO UPDATE SET {value} = {counters}.{value} + 1"
+        return {
+            "select": f"SELECT {qn('hits')} FROM {table} WHERE {key} = %s{lock}",
+            "update": f"UPDATE {table} SET {qn('hits')} = %s, {window} = %s, {qn('expires_at')} = %s WHERE {key} = %s",
+            # Upserts, not INSERT IGNORE: on InnoDB a duplicate-key INSERT IGNORE takes a shared
+            # lock, and concurrent first hits then deadlock upgrading it; an upsert asks for the
+            # exclusive row lock at once, so they simply queue.
+            "upsert": upsert,
+            "violation": violation,
+        }
+
+    def _locked_hits(self, cursor: Any, key: str, window: float, now: float) -> str:
+        cursor.execute(self._sql["select"], [key])
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(self._sql["upsert"], [key, window, now])
+            cursor.execute(self._sql["select"], [key])
+            row = cursor.fetchone()
+        return row[0]
+
+    def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
+        key = row_key(key)
+        try:
+            if not record:
+                return self._peek(key, limit=limit, window=window, now=now)
+            decision = self._hit_locked(key, limit=limit, window=window, now=now)
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        if random.random() * self.prune_every < 1:
+            self.prune(now=now)
+        return decision
+
+    def _hit_locked(self, key: str, *, limit: int, window: float, now: float) -> Decision:
+        with transaction_cursor(self.alias) as cursor:
+            hits = json.loads(self._locked_hits(cursor, key, window, now))
+            decision, kept = decide(hits, now=now, limit=limit, window=window, record=True)
+            if decision.allowed:
+                cursor.execute(self._sql["update"], [json.dumps(kept), window, kept[-1] + window, key])
+            elif not key.startswith(INTERNAL_PREFIX):
+                # The last lock a check takes, so it cannot close a deadlock cycle.
+                cursor.execute(self._sql["violation"], [VIOLATIONS])
+        return decision
+
+    def _peek(self, key: str, *, limit: int, window: float, now: float) -> Decision:
+        row = RateLimitBucket.objects.using(self.alias).filter(key=key).values_list("hits", flat=True).first()
+        decision, _ = decide(json.loads(row or "[]"), now=now, limit=limit, window=window, record=False)
+        return decision
+
+    def reset(self, key: str) -> bool:
+        try:
+            deleted, _ = RateLimitBucket.objects.using(self.alias).filter(key=row_key(key)).delete()
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        return deleted > 0
+
+    def _live(self, now: float):  # type: ignore[no-untyped-def]
+        return (
+            RateLimitBucket.objects.using(self.alias)
+            .filter(expires_at__gt=now)
+            .exclude(key__startswith=INTERNAL_PREFIX)
+        )
+
+    def keys(self, *, now: float, limit: int = 200) -> list[KeyState]:
+        try:
+            rows = list(self._live(now).order_by("-expires_at")[: limit * 5].values_list("key", "hits", "window"))
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        states = []
+        for key, hits, window in rows:
+            live = [t for t in json.loads(hits) if t > now - window]
+            if live:
+                states.append(KeyState(key, len(live), live[-1] + window))
+        return sorted(states, key=lambda s: -s.count)[:limit]
+
+    def violations_total(self) -> int:
+        try:
+            value = RateLimitCounter.objects.using(self.alias).filter(name=VIOLATIONS).values_list("value", flat=True)
+            return int(value.first() or 0)
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+
+    def tracked_clients(self, *, now: float) -> int:
+        try:
+            return self._live(now).count()
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+
+    def prune(self, *, now: float) -> int:
+        try:
+            deleted, _ = RateLimitBucket.objects.using(self.alias).filter(expires_at__lte=now).delete()
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        return deleted
+
+    def ping(self) -> str:
+        try:
+            RateLimitBucket.objects.using(self.alias).exists()
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        vendor = connections[self.alias].vendor
+        names = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+        where = "the main database" if self.alias == "default" else "STATE_BACKEND_URL"
+        return f"{names.get(vendor, vendor)} state backend reachable ({where})"

@@ -1,0 +1,113 @@
+"""Persistent connections for the database backend's checks.
+
+Under ASGI, Django runs each request's sync code in a thread of its own and closes that
+thread's connections when the request ends, so a check on an otherwise database-free request
+would open a connection (on SQLite: the file, three PRAGMAs, Django's SQL functions; on
+PostgreSQL/MySQL: a TCP login) and close it again, costing more than the request itself. The
+checks therefore borrow from a small pool of Django connections that stay open, one per
+concurrent check. Each check is its own short transaction, so a pooled connection holds no
+lock between checks. Callers already inside a transaction on the state database keep using
+Django's connection (so tests and atomic views see their own uncommitted rows).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import DatabaseError, connections
+
+# At most this many connections per process and database; further checks wait for one (a
+# check holds it for a few statements), so a burst of threads never exhausts the server's
+# max_connections.
+POOL_SIZE = 8
+WAIT_SECONDS = 10.0
+
+_pools: dict[str, queue.SimpleQueue[Any]] = {}
+_slots: dict[str, threading.BoundedSemaphore] = {}
+_setup = threading.Lock()
+
+
+def _begin_statement(wrapper: Any) -> str:
+    # BEGIN IMMEDIATE takes SQLite's write lock first, so the read below is already locked.
+    return {"sqlite": "BEGIN IMMEDIATE", "mysql": "START TRANSACTION"}.get(wrapper.vendor, "BEGIN")
+
+
+@contextmanager
+def transaction_cursor(alias: str) -> Iterator[Any]:
+    """A cursor inside a transaction that commits on success and rolls back on error."""
+    django_connection = connections[alias]
+    if django_connection.in_atomic_block:
+        # The caller's transaction: a savepoint in it, on its own connection.
+        from django.db import transaction
+
+        with transaction.atomic(using=alias), django_connection.cursor() as cursor:
+            yield cursor
+        return
+    with _setup:
+        pool = _pools.setdefault(alias, queue.SimpleQueue())
+        slots = _slots.setdefault(alias, threading.BoundedSemaphore(POOL_SIZE))
+    if not slots.acquire(timeout=WAIT_SECONDS):
+        raise DatabaseError(f"no rate-limit database connection free within {WAIT_SECONDS:g} s")
+    try:
+        yield from _in_transaction(pool, alias)
+    finally:
+        slots.release()
+
+
+def _new(alias: str) -> Any:
+    wrapper = connections.create_connection(alias)
+    wrapper.inc_thread_sharing()  # handed from thread to thread, one user at a time
+    return wrapper
+
+
+def _begun(pool: queue.SimpleQueue[Any], alias: str) -> tuple[Any, Any]:
+    """A connection and cursor with a transaction begun. A pooled connection that fails here
+    went stale (e.g. the database restarted): it is replaced once, so an outage that is over
+    never fails a check."""
+    try:
+        wrapper, reused = pool.get_nowait(), True
+    except queue.Empty:
+        wrapper, reused = _new(alias), False
+    try:
+        cursor = wrapper.cursor()
+        cursor.execute(_begin_statement(wrapper))
+        return wrapper, cursor
+    except DatabaseError:
+        wrapper.close()
+        if not reused:
+            raise
+    wrapper = _new(alias)
+    cursor = wrapper.cursor()
+    cursor.execute(_begin_statement(wrapper))
+    return wrapper, cursor
+
+
+def _in_transaction(pool: queue.SimpleQueue[Any], alias: str) -> Iterator[Any]:
+    wrapper, cursor = _begun(pool, alias)
+    try:
+        try:
+            yield cursor
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+    except DatabaseError:
+        wrapper.close()  # broken or unknown state: never reused
+        raise
+    finally:
+        cursor.close()
+    pool.put(wrapper)
+
+
+def close_pooled_connections() -> None:
+    """Close every idle pooled connection (tests call this before dropping their databases)."""
+    for pool in _pools.values():
+        while True:
+            try:
+                pool.get_nowait().close()
+            except queue.Empty:
+                break

@@ -1,0 +1,42 @@
+"""Whose budget a request spends: the client IP, or for storage a job's upload credential.
+
+Storage is keyed per job credential because one job uploads a checkpoint as hundreds of
+multipart parts, and many jobs of a provider reach us from the same few egress IPs: per IP,
+one job's upload would starve the others (and itself). The access key id is read from the
+request (SigV4 header or presigned query, SigV2 presigned query, X-Upload-Token) and used
+only if it is a real job's upload token, which is a secret: a caller who merely invents ids
+stays on its IP's budget, and API-key prefixes (not secret) never key a budget someone else
+could exhaust. The signature is still checked by the storage view.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from django.http import HttpRequest
+
+from storage.auth import UPLOAD_TOKEN_HEADER
+from storage.credentials import credential_resolve
+
+
+def presented_access_key_id(request: HttpRequest) -> str:
+    """The access key id a storage request claims, unverified ("" if none)."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("AWS4-HMAC-SHA256") and "Credential=" in authorization:
+        return authorization.split("Credential=", 1)[1].split("/", 1)[0].strip()
+    query = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True))
+    if "X-Amz-Credential" in query:
+        return query["X-Amz-Credential"].split("/", 1)[0]
+    if "AWSAccessKeyId" in query:
+        return query["AWSAccessKeyId"]
+    return request.headers.get(UPLOAD_TOKEN_HEADER, "").strip()
+
+
+def storage_key(request: HttpRequest, ip: str) -> str:
+    """`job:<id>` for a job's upload credential, else `ip:<address>`."""
+    access_key_id = presented_access_key_id(request)
+    if access_key_id:
+        credential = credential_resolve(access_key_id)
+        if credential is not None and credential.job_id:
+            return f"job:{credential.job_id}"
+    return f"ip:{ip}"

@@ -1,0 +1,158 @@
+"""RateLimitMiddleware: per-client limits on every request, before any view work is done.
+
+Sits right after RequestContextMiddleware (so refusals carry a request id and an access-log
+line) and before sessions and authentication (so a flood costs one state check, not a
+session load). It keys on cloudops.net.client_ip, never on a forwarding header itself, and
+it runs for the S3 endpoint too: storage.asgi keeps Django's middleware stack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+
+from cloudops.net import client_ip, is_loopback
+from cloudops.ratelimit.backends.base import BackendUnavailable, Decision
+from cloudops.ratelimit.keys import storage_key
+from cloudops.ratelimit.limiter import COUNTED_ATTR, Clock, log_outage
+from cloudops.ratelimit.rules import KEY_STORAGE, Rule, build_rules, first_match, is_excluded
+from cloudops.ratelimit.violations import violation_record
+from storage.mount import is_storage_path
+
+EXCEEDED = "Rate limit exceeded. Please try again later."
+UNAVAILABLE = "Rate limiting is temporarily unavailable. Please try again later."
+# A fail-closed refusal during an outage: how long clients should wait before retrying.
+OUTAGE_RETRY_AFTER = 5
+
+GetResponse = Callable[[HttpRequest], "HttpResponseBase | Awaitable[HttpResponseBase]"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision | None  # None: the backend was down
+    refused: HttpResponseBase | None
+
+
+class RateLimitMiddleware:
+    """The guide's middleware. Arguments default to the settings RATE_LIMIT_CALLS,
+    RATE_LIMIT_PERIOD, RATE_LIMIT_RULES and RATE_LIMIT_AUDIT; `configure(...)` returns a
+    subclass with other defaults, for listing in MIDDLEWARE."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: GetResponse,
+        *,
+        calls: int | None = None,
+        period: float | None = None,
+        rules: Iterable[Sequence[Any]] | None = None,
+        enable_audit: bool | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.get_response = get_response
+        calls = settings.RATE_LIMIT_CALLS if calls is None else calls
+        period = settings.RATE_LIMIT_PERIOD if period is None else period
+        self.enabled = calls > 0
+        self.rules: tuple[Rule, ...] = build_rules(settings.RATE_LIMIT_RULES if rules is None else rules, calls, period)
+        self.enable_audit = settings.RATE_LIMIT_AUDIT if enable_audit is None else enable_audit
+        self.clock = clock
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    @classmethod
+    def configure(cls, **options: Any) -> type[RateLimitMiddleware]:
+        """A subclass with these constructor defaults: `MyLimits = RateLimitMiddleware.configure(calls=...)`."""
+
+        class Configured(cls):  # type: ignore[valid-type, misc]
+            def __init__(self, get_response: GetResponse) -> None:
+                super().__init__(get_response, **options)
+
+        return Configured
+
+    def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        if self._async:
+            return self.__acall__(request)
+        verdict = self.evaluate(request)
+        if verdict is not None and verdict.refused is not None:
+            return verdict.refused
+        response = self.get_response(request)
+        return with_headers(response, verdict)  # type: ignore[arg-type]
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        verdict = None
+        if self._applies(request) is not None:
+            verdict = await sync_to_async(self.evaluate)(request)
+        if verdict is not None and verdict.refused is not None:
+            return verdict.refused
+        response = await self.get_response(request)  # type: ignore[misc]
+        return with_headers(response, verdict)
+
+    def _applies(self, request: HttpRequest) -> Rule | None:
+        """The rule limiting this request, or None (disabled, excluded, or real localhost)."""
+        if not self.enabled:
+            return None
+        method, path = request.method or "GET", request.path
+        if is_excluded(path, method) or is_loopback(client_ip(request)):
+            return None
+        return first_match(self.rules, path, method)
+
+    def evaluate(self, request: HttpRequest) -> Verdict | None:
+        rule = self._applies(request)
+        if rule is None:
+            return None
+        ip = client_ip(request) or "unknown"
+        # Storage requests count per job credential under any rule, custom ones included.
+        key = storage_key(request, ip) if rule.key == KEY_STORAGE or is_storage_path(request.path) else ip
+        limiter = rule.limiter
+        try:
+            now = self.clock() if self.clock is not None else None
+            decision = limiter.hit_sync(key, now=now)
+        except BackendUnavailable as exc:
+            fail_open = rule.fails_open()
+            log_outage(exc, fail_open=fail_open, where=rule.name)
+            return Verdict(None, None if fail_open else outage_response())
+        # Endpoints asking the same limiter (check_request) get this verdict, not a second count.
+        request.__dict__.setdefault(COUNTED_ATTR, {})[limiter.key_prefix] = decision
+        if decision.allowed:
+            return Verdict(decision, None)
+        if self.enable_audit:
+            violation_record(request=request, ip=ip, rule=rule, decision=decision)
+        return Verdict(decision, refusal(decision))
+
+
+def rate_headers(decision: Decision) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(math.ceil(decision.reset_at - 1e-9)),
+    }
+
+
+def with_headers(response: HttpResponseBase, verdict: Verdict | None) -> HttpResponseBase:
+    if verdict is not None and verdict.decision is not None:
+        for name, value in rate_headers(verdict.decision).items():
+            response[name] = value
+    return response
+
+
+def refusal(decision: Decision) -> JsonResponse:
+    response = JsonResponse({"detail": EXCEEDED}, status=429)
+    response["Retry-After"] = str(decision.retry_after)
+    for name, value in rate_headers(decision).items():
+        response[name] = value
+    return response
+
+
+def outage_response() -> JsonResponse:
+    response = JsonResponse({"detail": UNAVAILABLE}, status=503)
+    response["Retry-After"] = str(OUTAGE_RETRY_AFTER)
+    return response

@@ -1,0 +1,39 @@
+"""Rate-limit state for the `database` backend (SQLite, PostgreSQL, MySQL/MariaDB).
+
+One row per limited key, holding the admitted timestamps of its current window as a JSON
+array: the row is what a check locks, so each key's read-decide-write is atomic while
+different keys never wait for each other. Times are Unix seconds (floats), like the Redis
+backend's scores, so both backends share one clock and no timezone conversion.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class RateLimitBucket(models.Model):
+    """The admitted requests of one key in its sliding window."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    # JSON array of Unix timestamps, oldest first; only those inside the window are kept.
+    hits = models.TextField(default="[]")
+    window = models.FloatField()
+    # Newest hit + window: after this the row holds nothing and pruning deletes it.
+    expires_at = models.FloatField(db_index=True)
+
+    class Meta:
+        verbose_name = "rate-limit state"
+        verbose_name_plural = "rate-limit state"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class RateLimitCounter(models.Model):
+    """Instance-wide counters (violations total), shared by every server process."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
