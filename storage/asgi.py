@@ -34,3 +34,16 @@ class StreamingBodyASGIHandler(ASGIHandler):
             # An empty body file: the view reads the real body from the stream.
             return tempfile.SpooledTemporaryFile(max_size=1, mode="w+b")
         return await super().read_body(receive)
+
+    async def listen_for_disconnect(self, receive: Any) -> None:
+        """Return on a disconnect instead of raising RequestAborted.
+
+        `handle()` treats either ending the same way (it ignores RequestAborted), but when the
+        server cancels `handle()` itself (daphne does, a while after a client goes away), the
+        raised exception is left in an orphaned task and asyncio logs "Task exception was
+        never retrieved" with a traceback on every disconnected event stream.
+        """
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        raise AssertionError(f"Invalid ASGI message after request body: {message['type']}")
