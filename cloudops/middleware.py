@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -20,12 +21,24 @@ def _incoming_id(request: HttpRequest) -> str | None:
     return request.headers.get("X-Request-ID") or request.headers.get("X-Correlation-ID")
 
 
-def request_route(request: HttpRequest) -> str:
-    """The URL pattern that served the request (never the raw path with ids)."""
+_REGEX_GROUP = re.compile(r"\(\?P<(\w+)>(?:[^()\\]|\\.)*\)")
+
+
+def route_label(route: str) -> str:
+    """A URL pattern as a readable path: `<str:job_id>` stays, a regex group becomes `<bucket>`."""
+    route = _REGEX_GROUP.sub(lambda m: f"<{m.group(1)}>", route)
+    route = route.lstrip("^").rstrip("$")
+    if route.endswith("/?"):
+        route = route[:-2]
+    return "/" + route.lstrip("/")
+
+
+def request_route(request: HttpRequest) -> str | None:
+    """The URL pattern that served the request (never the raw path with ids), or None."""
     match = getattr(request, "resolver_match", None)
     if match is None or not match.route:
-        return "<unmatched>"
-    return "/" + match.route.lstrip("^").rstrip("$")
+        return None
+    return route_label(match.route)
 
 
 def _log_access(request: HttpRequest, response: HttpResponseBase, started: float, cid: str) -> None:
@@ -37,7 +50,7 @@ def _log_access(request: HttpRequest, response: HttpResponseBase, started: float
         response.status_code,
         extra={
             "method": request.method,
-            "route": request_route(request),
+            "route": request_route(request) or "<unmatched>",
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             "client_ip": client_ip(request),
@@ -45,15 +58,18 @@ def _log_access(request: HttpRequest, response: HttpResponseBase, started: float
     )
 
 
-class RequestContextMiddleware:
-    """Outermost middleware: takes a valid X-Request-ID / X-Correlation-ID or makes one,
-    binds it to every log record of the request, returns it as X-Request-ID, and writes
-    the access-log line. Works natively in both sync and async stacks."""
+GetResponse = Callable[[HttpRequest], "HttpResponseBase | Awaitable[HttpResponseBase]"]
+
+
+class DualModeMiddleware:
+    """A middleware that runs natively in sync and async stacks: subclasses write `sync_call`
+    and `__acall__`. (One sync-only middleware would make Django run everything below it in
+    its single sync thread; see cloudops/static.py.)"""
 
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
         self._async = iscoroutinefunction(get_response)
         if self._async:
@@ -62,12 +78,27 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         if self._async:
             return self.__acall__(request)
+        return self.sync_call(request)
+
+    def sync_call(self, request: HttpRequest) -> HttpResponseBase:
+        raise NotImplementedError
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        raise NotImplementedError
+
+
+class RequestContextMiddleware(DualModeMiddleware):
+    """Outermost middleware: takes a valid X-Request-ID / X-Correlation-ID or makes one,
+    binds it to every log record of the request, returns it as X-Request-ID, and writes
+    the access-log line."""
+
+    def sync_call(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
         with correlation_scope(_incoming_id(request)) as cid:
             request.correlation_id = cid  # type: ignore[attr-defined]
             response = self.get_response(request)
             _log_access(request, response, started, cid)  # type: ignore[arg-type]
-        return response
+        return response  # type: ignore[return-value]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()

@@ -12,17 +12,15 @@ share one directory on one host and needs its files wiped on every deploy; see t
 
 from __future__ import annotations
 
-import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest, HttpResponseBase
 
 from cloudops.metrics.models import HttpRouteStat
+from cloudops.middleware import DualModeMiddleware, request_route
 from cloudops.structured_logging import get_logger
 
 logger = get_logger("cloudops.metrics")
@@ -31,29 +29,19 @@ logger = get_logger("cloudops.metrics")
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Requests no URL pattern matched: one label, never the raw path (ids, scanners' probes).
 UNMATCHED = "unmatched"
-_REGEX_GROUP = re.compile(r"\(\?P<(\w+)>(?:[^()\\]|\\.)*\)")
 
 _lock = threading.Lock()
 # (endpoint, status) -> [requests, latency_ms_sum], not yet in the database.
 _pending: dict[tuple[str, int], list[float]] = {}
 
 
-def route_label(route: str) -> str:
-    """A URL pattern as a readable path: `<str:job_id>` stays, a regex group becomes `<bucket>`."""
-    route = _REGEX_GROUP.sub(lambda m: f"<{m.group(1)}>", route)
-    route = route.lstrip("^").rstrip("$")
-    if route.endswith("/?"):
-        route = route[:-2]
-    return "/" + route.lstrip("/")
-
-
 def endpoint_label(request: HttpRequest) -> str:
     """`POST_/api/cloud/jobs/submit`: the method and the route pattern that served the request."""
-    match = getattr(request, "resolver_match", None)
-    if match is None or not match.route:
+    route = request_route(request)
+    if route is None:
         return UNMATCHED
     method = request.method if request.method in KNOWN_METHODS else "OTHER"
-    return f"{method}_{route_label(match.route)}"
+    return f"{method}_{route}"
 
 
 def http_record(endpoint: str, status: int, latency_ms: float) -> None:
@@ -105,27 +93,16 @@ def _add(endpoint: str, status: int, count: int, latency_ms: float) -> None:
         rows.update(**increment)
 
 
-class HttpMetricsMiddleware:
+class HttpMetricsMiddleware(DualModeMiddleware):
     """Counts every response (errors included: Django turns exceptions into 500 responses
     inside the stack) with its endpoint label, status and latency. Sits below the static
     files middleware, so static assets are not counted."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]):
-        self.get_response = get_response
-        self._async = iscoroutinefunction(get_response)
-        if self._async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
-        if self._async:
-            return self.__acall__(request)
+    def sync_call(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
         response = self.get_response(request)
         _record(request, response, started)  # type: ignore[arg-type]
-        return response
+        return response  # type: ignore[return-value]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()

@@ -9,14 +9,15 @@ it runs for the S3 endpoint too: storage.asgi keeps Django's middleware stack.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
+from cloudops.middleware import DualModeMiddleware, GetResponse
 from cloudops.net import client_ip, is_loopback
 from cloudops.ratelimit.backends.base import BackendUnavailable, Decision
 from cloudops.ratelimit.keys import storage_key
@@ -30,8 +31,6 @@ UNAVAILABLE = "Rate limiting is temporarily unavailable. Please try again later.
 # A fail-closed refusal during an outage: how long clients should wait before retrying.
 OUTAGE_RETRY_AFTER = 5
 
-GetResponse = Callable[[HttpRequest], "HttpResponseBase | Awaitable[HttpResponseBase]"]
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -39,13 +38,10 @@ class Verdict:
     refused: HttpResponseBase | None
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(DualModeMiddleware):
     """The guide's middleware. Arguments default to the settings RATE_LIMIT_CALLS,
     RATE_LIMIT_PERIOD, RATE_LIMIT_RULES and RATE_LIMIT_AUDIT; `configure(...)` returns a
     subclass with other defaults, for listing in MIDDLEWARE."""
-
-    sync_capable = True
-    async_capable = True
 
     def __init__(
         self,
@@ -57,16 +53,13 @@ class RateLimitMiddleware:
         enable_audit: bool | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.get_response = get_response
+        super().__init__(get_response)
         calls = settings.RATE_LIMIT_CALLS if calls is None else calls
         period = settings.RATE_LIMIT_PERIOD if period is None else period
         self.enabled = calls > 0
         self.rules: tuple[Rule, ...] = build_rules(settings.RATE_LIMIT_RULES if rules is None else rules, calls, period)
         self.enable_audit = settings.RATE_LIMIT_AUDIT if enable_audit is None else enable_audit
         self.clock = clock
-        self._async = iscoroutinefunction(get_response)
-        if self._async:
-            markcoroutinefunction(self)
 
     @classmethod
     def configure(cls, **options: Any) -> type[RateLimitMiddleware]:
@@ -78,9 +71,7 @@ class RateLimitMiddleware:
 
         return Configured
 
-    def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
-        if self._async:
-            return self.__acall__(request)
+    def sync_call(self, request: HttpRequest) -> HttpResponseBase:
         verdict = self.evaluate(request)
         if verdict is not None and verdict.refused is not None:
             return verdict.refused
