@@ -109,10 +109,21 @@ class RateLimiter:
         return await sync_to_async(fn, thread_sensitive=name == "database")()
 
     async def hit(self, key: str, *, now: float | None = None, record: bool = True) -> Decision:
-        return await self._run(lambda: self.hit_sync(key, now=now, record=record))
+        backend = self.backend
+        ahit = getattr(backend, "ahit", None)
+        if ahit is None:
+            return await self._run(lambda: self.hit_sync(key, now=now, record=record))
+        at = (self.clock or wall_clock)() if now is None else now
+        return await ahit(
+            self.full_key(key), limit=self.max_requests, window=self.window_seconds, now=at, record=record
+        )
 
     async def check(self, key: str) -> bool:
-        return await self._run(lambda: self.check_sync(key))
+        try:
+            return (await self.hit(key)).allowed
+        except BackendUnavailable as exc:
+            log_outage(exc, fail_open=self.fail_open, where=repr(self))
+            return self.fail_open
 
     @asynccontextmanager
     async def track(self, key: str) -> AsyncIterator[bool]:
@@ -120,7 +131,7 @@ class RateLimiter:
         yield await self.check(key)
 
     async def get_usage(self, key: str) -> dict[str, int]:
-        return await self._run(lambda: self.get_usage_sync(key))
+        return usage_dict(await self.hit(key, record=False))
 
     async def reset(self, key: str) -> bool:
         return await self._run(lambda: self.reset_sync(key))

@@ -79,9 +79,7 @@ class RateLimitMiddleware(DualModeMiddleware):
         return with_headers(response, verdict)  # type: ignore[arg-type]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        verdict = None
-        if self._applies(request) is not None:
-            verdict = await sync_to_async(self.evaluate)(request)
+        verdict = await self.aevaluate(request)
         if verdict is not None and verdict.refused is not None:
             return verdict.refused
         response = await self.get_response(request)  # type: ignore[misc]
@@ -101,18 +99,50 @@ class RateLimitMiddleware(DualModeMiddleware):
         if rule is None:
             return None
         ip = client_ip(request) or "unknown"
-        # Storage requests count per job credential under any rule, custom ones included.
-        key = storage_key(request, ip) if rule.key == KEY_STORAGE or is_storage_path(request.path) else ip
-        limiter = rule.limiter
+        key = self._key(request, rule, ip)
         try:
-            now = self.clock() if self.clock is not None else None
-            decision = limiter.hit_sync(key, now=now)
+            decision = rule.limiter.hit_sync(key, now=self._now())
         except BackendUnavailable as exc:
-            fail_open = rule.fails_open()
-            log_outage(exc, fail_open=fail_open, where=rule.name)
-            return Verdict(None, None if fail_open else outage_response())
+            return self._outage(rule, exc)
+        return self._conclude(request, rule, ip, decision)
+
+    async def aevaluate(self, request: HttpRequest) -> Verdict | None:
+        """`evaluate` for the async stack: a backend with a native async client (Redis) is
+        asked from the event loop; only what needs the ORM goes through a worker thread."""
+        rule = self._applies(request)
+        if rule is None:
+            return None
+        if self._storage_keyed(request, rule):  # the key is a job looked up in the database
+            return await sync_to_async(self.evaluate)(request)
+        ip = client_ip(request) or "unknown"
+        try:
+            decision = await rule.limiter.hit(ip, now=self._now())
+        except BackendUnavailable as exc:
+            return self._outage(rule, exc)
+        if decision.allowed:
+            return self._conclude(request, rule, ip, decision)
+        return await sync_to_async(self._conclude)(request, rule, ip, decision)  # audits: the ORM
+
+    def _now(self) -> float | None:
+        return self.clock() if self.clock is not None else None
+
+    @staticmethod
+    def _storage_keyed(request: HttpRequest, rule: Rule) -> bool:
+        # Storage requests count per job credential under any rule, custom ones included.
+        return rule.key == KEY_STORAGE or is_storage_path(request.path)
+
+    def _key(self, request: HttpRequest, rule: Rule, ip: str) -> str:
+        return storage_key(request, ip) if self._storage_keyed(request, rule) else ip
+
+    @staticmethod
+    def _outage(rule: Rule, exc: BackendUnavailable) -> Verdict:
+        fail_open = rule.fails_open()
+        log_outage(exc, fail_open=fail_open, where=rule.name)
+        return Verdict(None, None if fail_open else outage_response())
+
+    def _conclude(self, request: HttpRequest, rule: Rule, ip: str, decision: Decision) -> Verdict:
         # Endpoints asking the same limiter (check_request) get this verdict, not a second count.
-        request.__dict__.setdefault(COUNTED_ATTR, {})[limiter.key_prefix] = decision
+        request.__dict__.setdefault(COUNTED_ATTR, {})[rule.limiter.key_prefix] = decision
         if decision.allowed:
             return Verdict(decision, None)
         if self.enable_audit:

@@ -146,3 +146,42 @@ async def test_the_async_stack_counts_once_and_check_request_reuses_the_verdict(
     assert response["X-RateLimit-Limit"] == "100" and response["X-RateLimit-Remaining"] == "99"
     assert (await webhook_rate_limiter.get_usage(CLIENT))["count"] == 1
     await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_async_stack_asks_redis_on_the_event_loop_and_still_audits(redis_url: str, settings) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from audit.models import AuditEntry
+    from cloudops.ratelimit.state import state_backend
+
+    settings.STATE_BACKEND = "redis"
+    settings.RATE_LIMIT_REDIS_URL = redis_url
+
+    async def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    middleware = RateLimitMiddleware(view, calls=2, period=60, rules=[])
+    responses = [await middleware(RequestFactory().get("/api/cloud/jobs", REMOTE_ADDR=CLIENT)) for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert responses[1]["X-RateLimit-Remaining"] == "0" and 59 <= int(responses[2]["Retry-After"]) <= 60
+    # The native async client of this loop answered (no hop into a worker thread) ...
+    assert asyncio.get_running_loop() in state_backend()._async_clients
+    # ... and the refusal was still audited through the ORM.
+    audited = await sync_to_async(AuditEntry.objects.filter(event_type="rate_limited").count)()
+    assert audited == 1
+    await sync_to_async(connections.close_all)()
+
+
+async def test_the_async_stack_fails_open_and_closed_on_a_redis_outage(redis_down: str) -> None:
+    async def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    middleware = RateLimitMiddleware(view)
+    admitted = await middleware(RequestFactory().get("/api/cloud/jobs", REMOTE_ADDR=CLIENT))
+    assert admitted.status_code == 200 and "X-RateLimit-Limit" not in admitted
+    refused = await middleware(RequestFactory().post("/api/auth/login", REMOTE_ADDR=CLIENT))
+    assert refused.status_code == 503 and refused["Retry-After"] == "5"

@@ -10,13 +10,16 @@ the shared `clients` and `violations` keys, which live in other hash slots.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import secrets
+import weakref
 from functools import cached_property
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision, KeyState
 
@@ -61,13 +64,25 @@ class RedisBackend:
     def __init__(self, url: str, *, timeout: float = 1.0) -> None:
         self.url = url
         self.timeout = timeout
+        # redis.asyncio clients belong to one event loop: one per loop (a server has one).
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _options(self) -> dict[str, Any]:
+        return {"socket_connect_timeout": self.timeout, "socket_timeout": self.timeout, "health_check_interval": 30}
 
     @cached_property
     def client(self) -> redis.Redis:
         # Created on first use (never at import); the pool is shared by all threads.
-        return redis.Redis.from_url(
-            self.url, socket_connect_timeout=self.timeout, socket_timeout=self.timeout, health_check_interval=30
-        )
+        return redis.Redis.from_url(self.url, **self._options())
+
+    def async_client(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = redis.asyncio.Redis.from_url(self.url, **self._options())
+        return client
 
     def _run_script(self, keys: list[str], args: list[Any]) -> Any:
         # EVALSHA with the digest computed here (no round trip), loading the script once when
@@ -84,15 +99,40 @@ class RedisBackend:
         except redis.RedisError as exc:
             raise BackendUnavailable(f"Redis state backend: {type(exc).__name__}: {exc}") from exc
 
-    def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
+    def _hit_arguments(
+        self, key: str, *, limit: int, window: float, now: float, record: bool
+    ) -> tuple[list[str], list[Any]]:
         flags = "r" if record else ""
         if not key.startswith(INTERNAL_PREFIX):
             # The clients index is trimmed on ~1% of hits (and on every read of it), not on each.
             flags += "tx" if random.random() < TRIM_PROBABILITY else "t"
         args = [repr(now), repr(window), limit, f"{now!r}:{secrets.token_hex(6)}", flags]
-        allowed, count, oldest = self._call(self._run_script, [PREFIX + key, CLIENTS, VIOLATIONS], args)
+        return [PREFIX + key, CLIENTS, VIOLATIONS], args
+
+    @staticmethod
+    def _decision(reply: Any, *, limit: int, window: float, now: float) -> Decision:
+        allowed, count, oldest = reply
         reset_at = (float(oldest) if oldest else now) + window
         return Decision(bool(allowed), int(count), limit, window, reset_at, now)
+
+    def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
+        keys, args = self._hit_arguments(key, limit=limit, window=window, now=now, record=record)
+        reply = self._call(self._run_script, keys, args)
+        return self._decision(reply, limit=limit, window=window, now=now)
+
+    async def ahit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
+        """`hit` on the event loop itself: an async request pays no hop into a worker thread."""
+        keys, args = self._hit_arguments(key, limit=limit, window=window, now=now, record=record)
+        client = self.async_client()
+        try:
+            try:
+                reply = await client.evalsha(HIT_SHA, 3, *keys, *args)
+            except redis.exceptions.NoScriptError:
+                await client.script_load(HIT_SCRIPT)
+                reply = await client.evalsha(HIT_SHA, 3, *keys, *args)
+        except redis.RedisError as exc:
+            raise BackendUnavailable(f"Redis state backend: {type(exc).__name__}: {exc}") from exc
+        return self._decision(reply, limit=limit, window=window, now=now)
 
     def reset(self, key: str) -> bool:
         def run() -> int:
