@@ -15,7 +15,7 @@ from django.db.models import Max
 from audit.chain import RECOMMENDED_KEY_LENGTH, AuditKey, AuditKeyUnavailable, HeadState, audit_key, macs_equal
 from audit.models import AuditEntry
 from audit.selectors import head_state, latest_verification
-from cloudops.health import Component, Status
+from cloudops.health import Component, Status, elapsed_ms
 
 _RANK = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
@@ -26,7 +26,11 @@ def check_audit() -> Component:
         key = audit_key()
     except AuditKeyUnavailable as exc:
         return Component(
-            "audit", "unhealthy", "Audit key unavailable: audited actions are refused", _ms(started), error=str(exc)
+            "audit",
+            "unhealthy",
+            "Audit key unavailable: audited actions are refused",
+            elapsed_ms(started),
+            error=str(exc),
         )
     head = head_state()
     last_run = latest_verification()
@@ -38,7 +42,7 @@ def check_audit() -> Component:
         "audit",
         worst,
         "; ".join(messages) or "Audit chain head verifies",
-        _ms(started),
+        elapsed_ms(started),
         error="; ".join(errors) or None,
         details={"key_source": key.source, "last_verification": _last_run_summary(last_run)},
     )
@@ -101,7 +105,3 @@ def _last_run_summary(last: dict[str, Any] | None) -> dict[str, Any] | None:
     if last is None:
         return None
     return {"ok": last["ok"], "finished_at": last["finished_at"], "full": last["full"]}
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)

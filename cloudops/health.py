@@ -64,15 +64,20 @@ class Component:
 Check = Callable[[], "Component | None"]
 
 
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since `started` (a time.perf_counter() reading), as health reports latency."""
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
 def _timed(name: str, fn: Callable[[], str]) -> Component:
     started = time.perf_counter()
     try:
         message = fn()
     except Exception as exc:  # a check must report, never raise
-        latency = round((time.perf_counter() - started) * 1000, 2)
+        latency = elapsed_ms(started)
         logger.warning("health check %s failed", name, exc_info=True)
         return Component(name, "unhealthy", f"{name} unavailable", latency, error=f"{type(exc).__name__}: {exc}")
-    return Component(name, "healthy", message, round((time.perf_counter() - started) * 1000, 2))
+    return Component(name, "healthy", message, elapsed_ms(started))
 
 
 def check_database() -> Component:
@@ -103,7 +108,7 @@ def check_secrets() -> Component:
     """
     started = time.perf_counter()
     report = secrets.secrets_check(required=required_secrets())
-    latency = round((time.perf_counter() - started) * 1000, 2)
+    latency = elapsed_ms(started)
     details = {
         "sources": {k.key: k.source for k in report.keys},
         "providers": {p.name: "ok" if p.reachable else "unavailable" for p in report.providers},

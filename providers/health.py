@@ -6,7 +6,7 @@ import time
 
 from django.db import DatabaseError
 
-from cloudops.health import Component
+from cloudops.health import Component, elapsed_ms
 from providers.circuit import circuit_snapshot
 from providers.config import provider_config_get, provider_config_list
 from providers.registry import get_provider, provider_names
@@ -27,7 +27,7 @@ def required_secrets() -> list[str]:
 def check_circuit_breakers() -> Component:
     started = time.perf_counter()
     circuits = circuit_snapshot()
-    latency = round((time.perf_counter() - started) * 1000, 2)
+    latency = elapsed_ms(started)
     details = {c.provider: {"state": c.state, "failures_total": c.failures_total} for c in circuits}
     tripped = [c for c in circuits if c.state != "closed"]
     if not tripped:
@@ -58,7 +58,7 @@ def check_webhook_signatures() -> Component:
     anyone who can reach the endpoint (and passes the allowlist) can then change their jobs."""
     started = time.perf_counter()
     unsigned = [c.name for c in provider_config_list() if c.enabled and not c.webhook_require_signature]
-    latency = round((time.perf_counter() - started) * 1000, 2)
+    latency = elapsed_ms(started)
     details = {"unsigned_accepted": unsigned}
     if unsigned:
         message = f"Unsigned webhooks accepted for: {', '.join(unsigned)} (webhook_require_signature=false)"
@@ -75,7 +75,7 @@ def check_channel_layer() -> Component:
     try:
         backend = channel_layer_roundtrip(timeout=2.0)
     except Exception as exc:  # a check reports, never raises
-        latency = round((time.perf_counter() - started) * 1000, 2)
+        latency = elapsed_ms(started)
         return Component(
             "channel_layer",
             "degraded",
@@ -83,5 +83,5 @@ def check_channel_layer() -> Component:
             latency,
             error=f"{type(exc).__name__}: {exc}",
         )
-    latency = round((time.perf_counter() - started) * 1000, 2)
+    latency = elapsed_ms(started)
     return Component("channel_layer", "healthy", f"{backend} channel layer round trip OK", latency)

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from cloudops.health import Component
+from cloudops.health import Component, elapsed_ms
 from cloudops.structured_logging import LogContext, correlation_scope, get_logger
 from providers.base import HardwareOption, RemoteState
 from providers.credentials import job_upload_credentials, local_webhook_secret, webhook_url
@@ -319,7 +319,7 @@ class LocalProvider:
             writable = os.access(root, os.W_OK | os.X_OK)
         except OSError:
             writable = False
-        latency = round((time.perf_counter() - started) * 1000, 2)
+        latency = elapsed_ms(started)
         if not writable:
             return Component("provider:local", "degraded", f"Job directory {root} is not writable", latency)
         return Component("provider:local", "healthy", "Local jobs can run", latency)

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
-from cloudops.health import Component
+from cloudops.health import Component, elapsed_ms
 from cloudops.secrets import get_secret
 from providers.base import HardwareOption, RemoteState
 from providers.credentials import has_public_url, job_upload_credentials, webhook_url
@@ -260,11 +260,11 @@ class ReplicateProvider:
         try:
             account = self.account(provider_config)
         except ProviderError as exc:
-            latency = round((time.perf_counter() - started) * 1000, 2)
+            latency = elapsed_ms(started)
             # Our own configuration and an open circuit are safe to name; provider errors are not.
             known = isinstance(exc, ProviderConfigError | CircuitOpenError)
             message = exc.message if known else "Replicate API check failed"
             return Component("provider:replicate", "degraded", message, latency, error=exc.message)
-        latency = round((time.perf_counter() - started) * 1000, 2)
+        latency = elapsed_ms(started)
         who = account.get("username") or "unknown account"
         return Component("provider:replicate", "healthy", f"Replicate API reachable ({who})", latency)

@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 
-from cloudops.health import Component
+from cloudops.health import Component, elapsed_ms
 from cloudops.ratelimit.backends.base import BackendUnavailable
 from cloudops.ratelimit.state import state_backend
 
@@ -20,7 +20,7 @@ def check_rate_limit_backend() -> Component | None:
     try:
         message = state_backend().ping()
     except BackendUnavailable as exc:
-        latency = round((time.perf_counter() - started) * 1000, 2)
+        latency = elapsed_ms(started)
         mode = "general traffic admitted" if settings.RATE_LIMIT_FAIL_OPEN else "all limited traffic refused"
         return Component(
             "rate_limit_backend",
@@ -29,4 +29,4 @@ def check_rate_limit_backend() -> Component | None:
             latency,
             error=str(exc),
         )
-    return Component("rate_limit_backend", "healthy", message, round((time.perf_counter() - started) * 1000, 2))
+    return Component("rate_limit_backend", "healthy", message, elapsed_ms(started))
