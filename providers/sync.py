@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from cloudops.structured_logging import correlation_scope, get_logger
+from cloudops.background import PeriodicThread
+from cloudops.structured_logging import get_logger
 from providers.errors import CircuitOpenError, ProviderError
 from providers.jobs import job_refresh, job_transition
 from providers.models import ACTIVE_STATUSES, Job, JobStatus, Lease
@@ -160,39 +160,16 @@ def _sync_jobs(now: datetime, result: SyncResult, holder: str) -> None:
 
 # --- The in-process loop ------------------------------------------------------------------------
 
-_loop_lock = threading.Lock()
-_loop_thread: threading.Thread | None = None
-_stop = threading.Event()
-
-
-def _loop() -> None:
-    while not _stop.is_set():
-        try:
-            with correlation_scope():
-                jobs_sync()
-        except Exception:  # keep looping: the next pass may succeed (database back, etc.)
-            logger.exception("background sync pass failed")
-        finally:
-            connection.close()
-        _stop.wait(settings.SIMPLETUNER_SYNC_INTERVAL)
+_thread = PeriodicThread("jobs-sync", jobs_sync, lambda: settings.SIMPLETUNER_SYNC_INTERVAL, wait_first=False)
 
 
 def start_background_sync() -> bool:
     """Start this process's sync thread once (a no-op when disabled or already running)."""
-    global _loop_thread
-    if not settings.SIMPLETUNER_BACKGROUND_SYNC:
+    if not settings.SIMPLETUNER_BACKGROUND_SYNC or not _thread.start():
         return False
-    with _loop_lock:
-        if _loop_thread is not None and _loop_thread.is_alive():
-            return False
-        _stop.clear()
-        _loop_thread = threading.Thread(target=_loop, name="jobs-sync", daemon=True)
-        _loop_thread.start()
     logger.info("background job sync started", extra={"interval_s": settings.SIMPLETUNER_SYNC_INTERVAL})
     return True
 
 
 def stop_background_sync(timeout: float = 10) -> None:
-    _stop.set()
-    if _loop_thread is not None:
-        _loop_thread.join(timeout)
+    _thread.stop(timeout)

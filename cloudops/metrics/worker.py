@@ -9,11 +9,10 @@ counters are complete from the moment the export is turned on.
 from __future__ import annotations
 
 import atexit
-import threading
 
 from django.conf import settings
-from django.db import connection
 
+from cloudops.background import PeriodicThread
 from cloudops.metrics.cache import refreshing
 from cloudops.metrics.exposition import render
 from cloudops.metrics.http import http_flush
@@ -21,10 +20,6 @@ from cloudops.metrics.services import metrics_config_get
 from cloudops.structured_logging import get_logger
 
 logger = get_logger("cloudops.metrics")
-
-_lock = threading.Lock()
-_thread: threading.Thread | None = None
-_stop = threading.Event()
 
 
 def metrics_worker_pass(*, refresh: bool) -> None:
@@ -38,22 +33,25 @@ def metrics_worker_pass(*, refresh: bool) -> None:
             render(config.prometheus_categories)
 
 
-def _loop() -> None:
-    flush_every = settings.SIMPLETUNER_METRICS_FLUSH_SECONDS
-    # A pass every quarter of the cache age recomputes what is past half of it, so no value
-    # gets older than 3/4 of the age and a scrape never computes inline.
-    refresh_every = max(flush_every, settings.SIMPLETUNER_METRICS_CACHE_SECONDS / 4)
-    since_refresh = refresh_every
-    while not _stop.wait(flush_every):
-        since_refresh += flush_every
-        try:
-            metrics_worker_pass(refresh=since_refresh >= refresh_every)
-            if since_refresh >= refresh_every:
-                since_refresh = 0
-        except Exception:  # keep going: the database may be back next time
-            logger.exception("metrics worker pass failed")
-        finally:
-            connection.close()
+class _Passes:
+    """Flush on every pass; recompute the cached aggregates on a pass every quarter of the
+    cache age (what is past half of it), so no value gets older than 3/4 of the age and a
+    scrape never computes inline. A failed pass leaves the refresh due for the next one."""
+
+    def __init__(self) -> None:
+        self.since_refresh: float | None = None
+
+    def __call__(self) -> None:
+        flush_every = settings.SIMPLETUNER_METRICS_FLUSH_SECONDS
+        refresh_every = max(flush_every, settings.SIMPLETUNER_METRICS_CACHE_SECONDS / 4)
+        self.since_refresh = (refresh_every if self.since_refresh is None else self.since_refresh) + flush_every
+        due = self.since_refresh >= refresh_every
+        metrics_worker_pass(refresh=due)
+        if due:
+            self.since_refresh = 0
+
+
+_thread = PeriodicThread("metrics", _Passes(), lambda: settings.SIMPLETUNER_METRICS_FLUSH_SECONDS, wait_first=True)
 
 
 def _flush_at_exit() -> None:
@@ -65,18 +63,11 @@ def _flush_at_exit() -> None:
 
 def start_metrics_worker() -> bool:
     """Start this process's metrics thread once; returns False if it already runs."""
-    global _thread
-    with _lock:
-        if _thread is not None and _thread.is_alive():
-            return False
-        _stop.clear()
-        _thread = threading.Thread(target=_loop, name="metrics", daemon=True)
-        _thread.start()
+    if not _thread.start():
+        return False
     atexit.register(_flush_at_exit)
     return True
 
 
 def stop_metrics_worker(timeout: float = 10) -> None:
-    _stop.set()
-    if _thread is not None:
-        _thread.join(timeout)
+    _thread.stop(timeout)
