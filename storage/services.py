@@ -16,7 +16,7 @@ from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Subquery
 
 from audit import events
 from audit.services import Actor, audit_record
@@ -43,10 +43,8 @@ def _provider_root(path: str) -> Path:
 
 def output_root(bucket: str) -> Path:
     """The root that holds `bucket`: its job's provider `s3_output_path`, else OUTPUTS_DIR."""
-    provider = Job.objects.filter(id=bucket).values_list("provider", flat=True).first()
-    if provider is None:
-        return settings.OUTPUTS_DIR
-    path = ProviderConfig.objects.filter(name=provider).values_list("s3_output_path", flat=True).first()
+    provider = Job.objects.filter(id=bucket).values("provider")
+    path = ProviderConfig.objects.filter(name=Subquery(provider)).values_list("s3_output_path", flat=True).first()
     return _provider_root(path or "")
 
 
@@ -240,9 +238,13 @@ def multipart_create(
     )
 
 
-def _upload_for_writer(credential: Credential, bucket: str, key: str, upload_id: str) -> multipart.Upload:
+def _upload_for_writer(
+    credential: Credential, bucket: str, key: str, upload_id: str
+) -> tuple[Path, multipart.Upload]:
+    """The bucket's root and the upload a writer may add to (one root lookup per request)."""
     credential.check_write(bucket, now())
-    return multipart.load(output_root(bucket), upload_id, bucket, key)
+    root = output_root(bucket)
+    return root, multipart.load(root, upload_id, bucket, key)
 
 
 async def multipart_upload_part(
@@ -255,8 +257,7 @@ async def multipart_upload_part(
     stream: RequestBodyStream,
     spec: BodySpec,
 ) -> tuple[str, BodyResult]:
-    upload = await sync_to_async(_upload_for_writer)(credential, bucket, key, upload_id)
-    root = await sync_to_async(output_root)(bucket)
+    root, upload = await sync_to_async(_upload_for_writer)(credential, bucket, key, upload_id)
     limit = min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
     tmp_path, fd, result = await _receive(root, stream, spec, limit)
     # No fsync for parts: they are not objects; the assembled object is synced on complete.
@@ -291,8 +292,8 @@ async def multipart_complete(
 
 
 def multipart_abort(*, credential: Credential, bucket: str, key: str, upload_id: str) -> None:
-    upload = _upload_for_writer(credential, bucket, key, upload_id)
-    multipart.abort(output_root(bucket), upload)
+    root, upload = _upload_for_writer(credential, bucket, key, upload_id)
+    multipart.abort(root, upload)
 
 
 def multipart_parts(
