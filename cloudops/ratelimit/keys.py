@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl
 
 from django.http import HttpRequest
 
+from providers.models import Job
 from storage.auth import UPLOAD_TOKEN_HEADER
-from storage.credentials import credential_resolve
 
 
 def presented_access_key_id(request: HttpRequest) -> str:
@@ -36,7 +36,9 @@ def storage_key(request: HttpRequest, ip: str) -> str:
     """`job:<id>` for a job's upload credential, else `ip:<address>`."""
     access_key_id = presented_access_key_id(request)
     if access_key_id:
-        credential = credential_resolve(access_key_id)
-        if credential is not None and credential.job_id:
-            return f"job:{credential.job_id}"
+        # Only whether it is a job's upload token: one indexed lookup, none of the credential
+        # resolution (secrets, grace period) that the storage view does anyway.
+        job_id = Job.objects.filter(upload_token=access_key_id).values_list("pk", flat=True).first()
+        if job_id is not None:
+            return f"job:{job_id}"
     return f"ip:{ip}"
