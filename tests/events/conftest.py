@@ -47,7 +47,8 @@ def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(django_db_setup: None, jobs_dir: Path, server_log: Path) -> Iterator[str]:
     """One server process (in-memory channel layer) for the module."""
     port = free_port()
-    env = server_env(jobs_dir, PORT=str(port))
+    env = server_env(jobs_dir)  # only --port: the URL local jobs report to must follow it
+    env.pop("PORT", None)
     with running([sys.executable, "manage.py", "serve", "--port", str(port)], env, port, server_log) as base:
         yield base
     assert_no_unhandled_errors(server_log)

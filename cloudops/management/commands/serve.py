@@ -68,8 +68,11 @@ class Command(BaseCommand):
             "First API key: .venv/bin/python manage.py create_api_key --user <admin>\n"
         )
         self.stdout.flush()
-        # The server's own URL (SIMPLETUNER_LOCAL_URL's default) follows --port.
+        # The server's own URL (SIMPLETUNER_LOCAL_URL's default) follows --port: in this process
+        # (uvicorn runs here, settings are already loaded) and in daphne's (it re-reads them).
         os.environ["PORT"] = str(port)
+        if "SIMPLETUNER_LOCAL_URL" not in os.environ:
+            settings.SIMPLETUNER_LOCAL_URL = f"{scheme}://127.0.0.1:{port}"
         if server == "daphne":
             argv = daphne_argv(host, port, cert, key)
             os.execv(argv[0], argv)
