@@ -30,7 +30,7 @@ from audit.services import Actor
 from cloudops.structured_logging import get_logger
 from providers.store.backup import BackupResult, database_backup
 from providers.store.errors import NotSQLiteError, RestoreRefused, StoreError
-from providers.store.files import TIMESTAMP_FORMAT, list_backup_files, prune_backup_files
+from providers.store.files import TIMESTAMP_FORMAT, check_retention, list_backup_files, prune_backup_files
 from providers.store.info import database_info
 from providers.store.lock import hold_serving_lock
 from providers.store.native import NativeTools, native_tools
@@ -115,8 +115,7 @@ class JobStore:
         actor: Actor | None = None,
     ) -> BackupResult:
         """`backup`, returning sizes, counts, checksum and what retention removed."""
-        if keep is not None and keep < 1:
-            raise StoreError("keep must be at least 1 (the backup just made is always kept)")
+        check_retention(keep=keep, older_than_days=retention_days)  # before anything is written
         return database_backup(
             database=self.db_path,
             backup_dir=self.backup_dir,

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from providers.store.errors import StoreError
+
 BACKUP_PREFIX = "jobs_backup_"
 SAFETY_PREFIX = "jobs_pre_restore_"
 # The guide's cron script names its files with `date +%Y%m%d_%H%M%S`; ours match its pattern.
@@ -178,6 +180,14 @@ def list_backup_files(directory: Path) -> list[Path]:
     return sorted(found, key=lambda path: (path.stat().st_mtime, path.name), reverse=True)
 
 
+def check_retention(*, keep: int | None, older_than_days: int | None) -> None:
+    """Refuse retention values that would delete every backup (keep=0, a negative age)."""
+    if keep is not None and keep < 1:
+        raise StoreError("keep must be at least 1 (the newest backup is always kept)")
+    if older_than_days is not None and older_than_days < 0:
+        raise StoreError("retention days must not be negative")
+
+
 def prune_backup_files(
     directory: Path, *, keep: int | None, older_than_days: int | None, now: datetime, spare: Path | None = None
 ) -> list[Path]:
@@ -188,6 +198,7 @@ def prune_backup_files(
     script). `spare` (the backup just written) is never deleted. Safety copies and files with
     other names are never touched.
     """
+    check_retention(keep=keep, older_than_days=older_than_days)
     candidates = sorted(
         (path for path in list_backup_files(directory) if is_backup_name(path.name)),
         key=lambda path: _name_order(path.name),

@@ -228,6 +228,17 @@ def test_keep_below_one_is_refused_by_the_python_api(backup_dir: Path) -> None:
         JobStore().backup(keep=0)
 
 
+def test_retention_that_would_delete_every_backup_is_refused_by_the_python_api(backup_dir: Path) -> None:
+    store = JobStore()
+    first = store.backup()
+    with pytest.raises(StoreError, match="retention days must not be negative"):
+        store.backup(retention_days=-1)
+    for retention in ({"keep": 0}, {"older_than_days": -1}):
+        with pytest.raises(StoreError):
+            store.prune_backups(**retention)
+    assert store.list_backups() == [first]
+
+
 def test_the_guides_python_example_works(backup_dir: Path, tmp_path: Path, make_jobs: Callable[..., list[str]]) -> None:
     make_jobs(2)
     store = JobStore()
