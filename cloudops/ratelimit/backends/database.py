@@ -23,9 +23,12 @@ from django.db import DatabaseError, connections
 from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision, KeyState, decide
 from cloudops.ratelimit.backends.sqlpool import transaction_cursor
 from cloudops.ratelimit.models import RateLimitBucket, RateLimitCounter
+from cloudops.structured_logging import get_logger
 
 VIOLATIONS = "violations"
 KEY_LENGTH = 255
+
+logger = get_logger("cloudops.ratelimit")
 
 
 def row_key(key: str) -> str:
@@ -97,7 +100,12 @@ class DatabaseBackend:
         except DatabaseError as exc:
             raise self._fail(exc) from exc
         if random.random() * self.prune_every < 1:
-            self.prune(now=now)
+            # Housekeeping after a committed decision: its failure must not turn that
+            # decision into an outage (a fail-closed rule would answer 503).
+            try:
+                self.prune(now=now)
+            except BackendUnavailable as exc:
+                logger.warning("rate-limit state prune failed: %s", exc)
         return decision
 
     def _hit_locked(self, key: str, *, limit: int, window: float, now: float) -> Decision:
