@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ def _incoming_id(request: HttpRequest) -> str | None:
 _REGEX_GROUP = re.compile(r"\(\?P<(\w+)>(?:[^()\\]|\\.)*\)")
 
 
+@functools.cache  # URL patterns are a small fixed set; both middlewares label every request
 def route_label(route: str) -> str:
     """A URL pattern as a readable path: `<str:job_id>` stays, a regex group becomes `<bucket>`."""
     route = _REGEX_GROUP.sub(lambda m: f"<{m.group(1)}>", route)

@@ -105,9 +105,9 @@ def cost_limit_status(provider_config: ProviderConfig, *, now: datetime | None =
 
 def cost_limit_check(provider_config: ProviderConfig, *, now: datetime | None = None) -> list[str]:
     """Warnings for a new submission; raises CostLimitExceeded when the limit blocks it."""
+    if not provider_config.cost_limit_enabled:
+        return []  # no spend query on the submit path while limits are off (the default)
     status = cost_limit_status(provider_config, now=now)
-    if not status.enabled:
-        return []
     spent = f"${status.spent_usd:.2f} of ${status.amount_usd:.2f} ({status.period})"
     if status.spent_usd >= status.amount_usd:
         if status.action == CostLimitAction.BLOCK:
