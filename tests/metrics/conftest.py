@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
@@ -12,7 +11,7 @@ from rest_framework.test import APIClient
 from cloudops.metrics.http import _pending
 from cloudops.metrics.services import metrics_config_update
 from tests.metrics.scrape import Scraper
-from tests.providers.cleanup import kill_processes_under
+from tests.providers.cleanup import local_jobs_dir  # noqa: F401 - an autouse fixture
 
 
 @pytest.fixture(autouse=True)
@@ -27,14 +26,6 @@ def empty_http_buffer() -> Iterator[None]:
     _pending.clear()
     yield
     _pending.clear()
-
-
-@pytest.fixture(autouse=True)
-def local_jobs_dir(settings: SettingsWrapper, tmp_path: Path) -> Iterator[Path]:
-    jobs = tmp_path / "jobs"
-    settings.SIMPLETUNER_LOCAL_JOBS_DIR = jobs
-    yield jobs
-    kill_processes_under(jobs)
 
 
 @pytest.fixture

@@ -6,7 +6,11 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 
 def processes_under(directory: Path) -> list[int]:
@@ -34,3 +38,13 @@ def kill_processes_under(directory: Path, timeout: float = 5) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def local_jobs_dir(settings: SettingsWrapper, tmp_path: Path) -> Iterator[Path]:
+    """Each test's local jobs live in its own directory; their processes die with the test.
+    (Autouse wherever a conftest imports it.)"""
+    jobs = tmp_path / "jobs"
+    settings.SIMPLETUNER_LOCAL_JOBS_DIR = jobs
+    yield jobs
+    kill_processes_under(jobs)

@@ -9,13 +9,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
-from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
-from providers.config import provider_config_get
 from providers.credentials import local_webhook_secret
 from providers.models import Job, JobStatus
-from tests.fakes.replicate import FakeReplicate, replicate_server  # noqa: F401 - a fixture
+from tests.fakes.replicate import replicate, replicate_server  # noqa: F401 - fixtures
 from tests.webhooks.signing import signed_headers
 
 # An address outside every trusted proxy and documentation-only (RFC 5737).
@@ -59,25 +57,6 @@ def post_webhook(anon: APIClient) -> Callable[..., Any]:
 @pytest.fixture
 def local_job(alice: AbstractUser) -> Job:
     return Job.objects.create(owner=alice, provider="local", status=JobStatus.QUEUED, hardware="local")
-
-
-@pytest.fixture
-def replicate(
-    replicate_server: FakeReplicate,  # noqa: F811
-    settings: SettingsWrapper,
-    monkeypatch: pytest.MonkeyPatch,
-    db: None,
-) -> FakeReplicate:
-    """The replicate provider enabled, pointed at a Replicate-compatible server, and no
-    REPLICATE_WEBHOOK_SECRET (so the secret is fetched from that server)."""
-    settings.REPLICATE_API_BASE_URL = replicate_server.base_url
-    settings.SIMPLETUNER_HTTP_BACKOFF = 0.01
-    monkeypatch.setenv("REPLICATE_API_TOKEN", replicate_server.token)
-    monkeypatch.delenv("REPLICATE_WEBHOOK_SECRET", raising=False)
-    config = provider_config_get("replicate")
-    config.enabled = True
-    config.save()
-    return replicate_server
 
 
 @pytest.fixture
