@@ -189,25 +189,36 @@ if _db.get("ENGINE") not in _SUPPORTED_ENGINES:
     raise ImproperlyConfigured(
         "DATABASE_URL must be sqlite:///path, postgres://user@host:port/db or mysql://user@host:port/db"
     )
-if _db["ENGINE"] == "django.db.backends.sqlite3":
-    # A server with several writers: WAL lets readers run beside the writer, IMMEDIATE takes
-    # the write lock at BEGIN (so no transaction fails half-way on lock upgrade), and the busy
-    # timeout makes writers queue instead of raising "database is locked".
-    _db.setdefault("OPTIONS", {}).update(
-        {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": _env_float("SQLITE_BUSY_TIMEOUT", default=30.0),
-            "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"),
-        }
-    )
-    if _db["NAME"] != ":memory:":
-        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-elif _db["ENGINE"] == "django.db.backends.mysql":
-    _db.setdefault("OPTIONS", {}).update(
-        {"charset": "utf8mb4", "isolation_level": "read committed", "init_command": "SET sql_mode='STRICT_ALL_TABLES'"}
-    )
-_db["CONN_MAX_AGE"] = _env_int("CONN_MAX_AGE", default=0)
-_db["CONN_HEALTH_CHECKS"] = True
+
+
+def _tune_database(config: dict[str, Any]) -> None:
+    """Server tuning for a database connection (the main one, and a separate rate-limit state one)."""
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # A server with several writers: WAL lets readers run beside the writer, IMMEDIATE takes
+        # the write lock at BEGIN (so no transaction fails half-way on lock upgrade), and the busy
+        # timeout makes writers queue instead of raising "database is locked".
+        config.setdefault("OPTIONS", {}).update(
+            {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": _env_float("SQLITE_BUSY_TIMEOUT", default=30.0),
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            }
+        )
+        if config["NAME"] != ":memory:":
+            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    elif config["ENGINE"] == "django.db.backends.mysql":
+        config.setdefault("OPTIONS", {}).update(
+            {
+                "charset": "utf8mb4",
+                "isolation_level": "read committed",
+                "init_command": "SET sql_mode='STRICT_ALL_TABLES'",
+            }
+        )
+    config["CONN_MAX_AGE"] = _env_int("CONN_MAX_AGE", default=0)
+    config["CONN_HEALTH_CHECKS"] = True
+
+
+_tune_database(_db)
 # Parallel checkouts on one machine share the database servers; each can name its own test DB.
 # (SQLite test databases are files in each run's own SIMPLETUNER_HOME: see tests/settings.py.)
 if env.str("CLOUDOPS_TEST_DB_NAME", default="") and _db["ENGINE"] != "django.db.backends.sqlite3":
@@ -277,17 +288,7 @@ if STATE_BACKEND == "database" and STATE_BACKEND_URL:
         raise ImproperlyConfigured(
             "STATE_BACKEND_URL must be a sqlite, postgres or mysql URL with STATE_BACKEND=database"
         )
-    if _state_db["ENGINE"] == "django.db.backends.sqlite3":
-        # The same SQLite tuning as the main database: BEGIN IMMEDIATE is the per-check lock.
-        _state_db["OPTIONS"] = {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": _env_float("SQLITE_BUSY_TIMEOUT", default=30.0),
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-    elif _state_db["ENGINE"] == "django.db.backends.mysql":
-        _state_db["OPTIONS"] = {"charset": "utf8mb4", "isolation_level": "read committed"}
-    _state_db["CONN_MAX_AGE"] = _db["CONN_MAX_AGE"]
-    _state_db["CONN_HEALTH_CHECKS"] = True
+    _tune_database(_state_db)  # BEGIN IMMEDIATE on SQLite is the per-check lock
     DATABASES["ratelimit"] = _state_db
     RATE_LIMIT_DATABASE = "ratelimit"
     DATABASE_ROUTERS = ["cloudops.ratelimit.router.StateDatabaseRouter"]
