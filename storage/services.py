@@ -238,9 +238,7 @@ def multipart_create(
     )
 
 
-def _upload_for_writer(
-    credential: Credential, bucket: str, key: str, upload_id: str
-) -> tuple[Path, multipart.Upload]:
+def _upload_for_writer(credential: Credential, bucket: str, key: str, upload_id: str) -> tuple[Path, multipart.Upload]:
     """The bucket's root and the upload a writer may add to (one root lookup per request)."""
     credential.check_write(bucket, now())
     root = output_root(bucket)
