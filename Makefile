@@ -5,7 +5,7 @@ PORT ?= 8080
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint fmt migrations-check venv venv-dev clean
+.PHONY: run test test-fast lint fmt migrations-check venv venv-dev clean
 
 # Stamp files: reinstall only when a requirements file changes.
 $(VENV)/.runtime: requirements.txt
@@ -26,12 +26,20 @@ run: $(VENV)/.runtime
 	$(PY) manage.py collectstatic --noinput -v 0
 	PORT=$(PORT) $(PY) manage.py serve
 
+# pytest exits 5 when no test was selected: make fails on that as on any failure, so a
+# PYTEST_ARGS that matches nothing is never green.
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (server processes, external servers, a browser,
+# racing worker processes, or more than a few seconds): the quick loop while editing.
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 fmt: $(VENV)/.dev
 	$(VENV)/bin/ruff format .

@@ -39,6 +39,7 @@ from typing import Any
 from django.conf import settings
 
 from cloudops import secrets
+from cloudops.auditing import AuditRefused
 from cloudops.keyfile import KeyFileError, read_or_create_key
 
 CHAIN_VERSION = 1
@@ -72,7 +73,7 @@ TEXT_LIMITS = {
 _INT_LIMIT = 2**63 - 1
 
 
-class AuditChainError(Exception):
+class AuditChainError(AuditRefused):
     """The chain cannot be extended safely (bad head checkpoint, key problems)."""
 
 

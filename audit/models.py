@@ -41,13 +41,13 @@ class AuditEntry(models.Model):
     timestamp = models.DateTimeField(default=timezone.now, db_index=True)
     event_type = models.CharField(max_length=64)
     actor_username = models.CharField(max_length=150, blank=True, default="")
-    actor_api_key = models.CharField(max_length=32, blank=True, default="")
-    actor_ip = models.CharField(max_length=45, blank=True, default="")
+    actor_api_key = models.CharField("actor API key", max_length=32, blank=True, default="")
+    actor_ip = models.CharField("actor IP", max_length=45, blank=True, default="")
     target_type = models.CharField(max_length=64, blank=True, default="")
-    target_id = models.CharField(max_length=128, blank=True, default="")
+    target_id = models.CharField("target ID", max_length=128, blank=True, default="")
     action = models.CharField(max_length=64, blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
-    mac = models.CharField(max_length=64, blank=True, default="", help_text="HMAC-SHA256 chaining this entry")
+    mac = models.CharField("MAC", max_length=64, blank=True, default="", help_text="HMAC-SHA256 chaining this entry")
 
     objects = AuditQuerySet.as_manager()
 

@@ -18,13 +18,14 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from audit import events
 from audit.chain import AuditChainError, HeadState, audit_key, canonical_timestamp
 from audit.head import head_locked, head_sign, head_verified
 from audit.models import AuditEntry
 from audit.selectors import head_state
-from audit.services import Actor, audit_record
+from audit.services import audit_record
 from audit.verification import AuditRangeError, VerifyResult, audit_verify
+from cloudops import audit_events as events
+from cloudops.auditing import Actor
 
 DELETE_BATCH = 10_000
 

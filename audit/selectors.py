@@ -106,7 +106,8 @@ def audit_stats(*, now: datetime | None = None) -> dict[str, Any]:
 
 
 def _edge(entries: QuerySet[AuditEntry]) -> dict[str, Any] | None:
-    return entries.values("sequence", "timestamp").first()
+    edge = entries.values("sequence", "timestamp").first()
+    return dict(edge) if edge is not None else None
 
 
 def head_summary(head: HeadState | None) -> dict[str, Any]:
@@ -148,6 +149,47 @@ def latest_verification(*, full_only: bool = False) -> dict[str, Any] | None:
         "checked",
         "duration_ms",
     ).first()
-    if run is not None:
-        run["reason"] = run["reason"] or None
-    return run
+    if run is None:
+        return None
+    return {**run, "reason": run["reason"] or None}
+
+
+@dataclass(frozen=True)
+class ChainStanding:
+    """What the recorded verifications say about the chain, for monitoring."""
+
+    # False while the latest whole-chain verification failed, or any verification since it did.
+    verified: bool
+    # When the latest whole-chain verification finished (passed or not); None if none is kept.
+    full_verified_at: datetime | None
+
+
+def chain_standing() -> ChainStanding | None:
+    """The chain's standing from the recorded verifications; None before the first one.
+
+    It reads what `audit_verify` (the command, the API, the admin, prune) recorded and never
+    verifies anything itself: a whole-chain verification takes about a minute per million
+    entries, far too long for a scrape. A failure is cleared only by a later whole-chain
+    verification that passes, so a passing range check cannot hide a failed full one. Only
+    the latest KEEP_RESULTS verifications are kept: without a full one among them, any
+    failure among them counts.
+    """
+    runs = AuditVerification.objects.order_by("-finished_at", "-id")
+    full = runs.filter(full=True).values("id", "finished_at", "ok").first()
+    if full is None:
+        if not runs.exists():
+            return None
+        return ChainStanding(verified=not runs.filter(ok=False).exists(), full_verified_at=None)
+    since = Q(finished_at__gt=full["finished_at"]) | Q(finished_at=full["finished_at"], id__gt=full["id"])
+    failed_since = runs.filter(since, ok=False).exists()
+    return ChainStanding(verified=full["ok"] and not failed_since, full_verified_at=full["finished_at"])
+
+
+def latest_event_at(event_type: str) -> datetime | None:
+    """When the newest entry of `event_type` was written: one seek on (event_type, sequence)."""
+    return (
+        AuditEntry.objects.filter(event_type=event_type)
+        .order_by("-sequence")
+        .values_list("timestamp", flat=True)
+        .first()
+    )

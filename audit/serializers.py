@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from audit.models import AuditEntry
-from cloudops.serializers import StrictInputSerializer
+from cloudops.serializers import MAX_BIGINT, MAX_OFFSET, StrictInputSerializer
 
 
 class AuditQuerySerializer(serializers.Serializer):
@@ -14,8 +14,8 @@ class AuditQuerySerializer(serializers.Serializer):
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
-    cursor = serializers.IntegerField(required=False, min_value=1)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, default=0)
+    cursor = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
 
     def validate(self, attrs: dict) -> dict:
         unknown = sorted(set(self.initial_data) - set(self.fields))
@@ -44,9 +44,17 @@ class AuditEntryOutputSerializer(serializers.ModelSerializer):
         }
 
 
+class AuditListBodySerializer(serializers.Serializer):
+    entries = AuditEntryOutputSerializer(many=True)
+    total = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField(allow_null=True, help_text="null when paging by cursor")
+    next_cursor = serializers.CharField(allow_null=True, help_text="pass as `cursor` for the next page")
+
+
 class AuditVerifyQuerySerializer(StrictInputSerializer):
-    from_sequence = serializers.IntegerField(required=False, min_value=1)
-    to_sequence = serializers.IntegerField(required=False, min_value=1)
+    from_sequence = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    to_sequence = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
 
     def validate(self, attrs: dict) -> dict:
         attrs = super().validate(attrs)

@@ -8,7 +8,7 @@ audit/verification.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from django.db import transaction
@@ -16,33 +16,14 @@ from django.db.models import Max
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit import events
 from audit.chain import TEXT_LIMITS, HeadState, audit_key, entry_mac, normalise_details, normalise_text
 from audit.head import head_locked, head_of, head_sign, head_verified
 from audit.models import AuditEntry
+from cloudops import audit_events as events
+from cloudops.auditing import Actor
 from cloudops.structured_logging import get_logger
 
 logger = get_logger("audit")
-
-
-@dataclass(frozen=True)
-class Actor:
-    username: str = ""
-    api_key: str = ""
-    ip: str = ""
-
-    @classmethod
-    def from_request(cls, request: HttpRequest | None) -> Actor:
-        if request is None:
-            return cls()
-        # Imported here: cloudops.net needs settings, and audit must stay importable early.
-        from cloudops.net import client_ip
-
-        user = getattr(request, "user", None)
-        username = user.get_username() if user is not None and user.is_authenticated else ""
-        auth = getattr(request, "auth", None)
-        api_key = getattr(auth, "prefix", "") or ""
-        return cls(username=username, api_key=api_key, ip=client_ip(request))
 
 
 def audit_record(

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from audit.selectors import audit_entries, audit_stats
 from audit.serializers import (
-    AuditEntryOutputSerializer,
+    AuditListBodySerializer,
     AuditQuerySerializer,
     AuditStatsOutputSerializer,
     AuditStatsQuerySerializer,
@@ -16,7 +16,10 @@ from audit.serializers import (
     AuditVerifyQuerySerializer,
 )
 from audit.verification import AuditRangeError, audit_verify
-from cloudops.permissions import IsStaff
+from cloudops.permissions import StaffPermission
+
+# Reading the trail in any form is what the admin calls viewing audit entries.
+VIEW_AUDIT = [StaffPermission.of(view="audit.view_auditentry")]
 
 
 class AuditListView(APIView):
@@ -25,9 +28,9 @@ class AuditListView(APIView):
     Page with `offset`, or with `cursor`: pass the `next_cursor` of one page to get the next
     (stable while new entries arrive)."""
 
-    permission_classes = [IsStaff]
+    permission_classes = VIEW_AUDIT
 
-    @extend_schema(parameters=[AuditQuerySerializer], responses={200: AuditEntryOutputSerializer(many=True)})
+    @extend_schema(parameters=[AuditQuerySerializer], responses={200: AuditListBodySerializer})
     def get(self, request: Request) -> Response:
         query = AuditQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
@@ -38,15 +41,14 @@ class AuditListView(APIView):
         page_source = entries.filter(sequence__lt=cursor) if cursor else entries[offset:]
         page = list(page_source[: limit + 1])
         more, page = len(page) > limit, page[:limit]
-        return Response(
-            {
-                "entries": AuditEntryOutputSerializer(page, many=True).data,
-                "total": total,
-                "limit": limit,
-                "offset": None if cursor else offset,
-                "next_cursor": str(page[-1].sequence) if more and page else None,
-            }
-        )
+        body = {
+            "entries": page,
+            "total": total,
+            "limit": limit,
+            "offset": None if cursor else offset,
+            "next_cursor": str(page[-1].sequence) if more and page else None,
+        }
+        return Response(AuditListBodySerializer(body).data)
 
 
 class AuditVerifyView(APIView):
@@ -56,7 +58,7 @@ class AuditVerifyView(APIView):
     A whole chain of a million entries takes tens of seconds: verify ranges here, or run
     `manage.py audit_verify` from cron."""
 
-    permission_classes = [IsStaff]
+    permission_classes = VIEW_AUDIT
 
     @extend_schema(parameters=[AuditVerifyQuerySerializer], responses={200: AuditVerifyOutputSerializer})
     def get(self, request: Request) -> Response:
@@ -73,7 +75,7 @@ class AuditStatsView(APIView):
     """Totals, per event type, last 24 h, oldest and newest entries, the chain head and the
     latest verification."""
 
-    permission_classes = [IsStaff]
+    permission_classes = VIEW_AUDIT
 
     @extend_schema(responses={200: AuditStatsOutputSerializer})
     def get(self, request: Request) -> Response:

@@ -98,7 +98,7 @@ def timed_writer(owner_id: int, during: Callable[[], object]) -> tuple[float, fl
 
 
 def measure(n: int) -> dict[str, float]:
-    from providers.store import JobStore
+    from cloudops.backup import JobStore
 
     owner_id = seed(n)
     store = JobStore()

@@ -114,7 +114,7 @@ def seed(jobs: int, audit: int) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from audit.services import Actor
+    from cloudops.auditing import Actor
     from cloudops.metrics.services import metrics_apply_template
     from providers.config import provider_config_get, provider_config_update
 

@@ -34,7 +34,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.s3_upload import cpu_seconds, free_port, start, stop  # noqa: E402
+from bench.s3_upload import cpu_seconds  # noqa: E402
+from tests.server.live import free_port, running_process  # noqa: E402
 
 BENCH_DB = "cloudops_bench_ratelimit"
 SERVERS = {
@@ -50,7 +51,7 @@ django.setup()
 from django.core.management import call_command
 from django.conf import settings
 from cloudops.ratelimit.limiter import RateLimiter
-from cloudops.ratelimit.state import state_backend
+from cloudops.ratelimit.backends import state_backend
 if settings.STATE_BACKEND == "database":
     call_command("migrate", database=settings.RATE_LIMIT_DATABASE, verbosity=0)
 n = int(sys.argv[1])
@@ -203,13 +204,9 @@ def measure_requests(label: str, extra: dict[str, str], seconds: float, work: Pa
     api_key = made.stdout.split()[-1]
     port = free_port()
     argv = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = start(argv, env, f"http://127.0.0.1:{port}/api/cloud/health/live")
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with running_process(argv, env, port, work / f"serve-{label}.log") as (base, proc):
         load(base, 1.0, None)  # warm up
         return measured(base, seconds, None, proc.pid), measured(base, seconds, api_key, proc.pid)
-    finally:
-        stop(proc)
 
 
 def main() -> None:

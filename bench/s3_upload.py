@@ -16,6 +16,15 @@ where boto3 sends aws-chunked bodies with CRC32 trailers) and `stock-django` (uv
 Django's stock ASGI handler, which spools each body to a temporary file before the view).
 `--single-put` sends the whole file in one put_object, which shows per-request buffering. Files go to a temporary folder on
 the same disk as the checkout (bench/out/) and are removed afterwards.
+
+Memory is evened out before each upload. This machine is a virtual machine that hands freed
+memory back to its host (free page reporting): the first touch of such memory costs about
+1.5-2 CPU seconds per GiB in page faults, memory freed moments ago about 0.2. Every target
+fills the page cache with twice the file (the parts, then the assembled object), so the figures
+depended on what ran just before: the stdlib receiver, up 0.3 s after our server's files were
+deleted, reused their warm memory (1.0 CPU s per GiB; 2.6 when it ran first), while our server,
+seconds to start, met cold memory. So right before each upload the bench writes and deletes a
+scratch file of twice the upload's size, the same for every target (`--no-warm`: as before).
 """
 
 from __future__ import annotations
@@ -24,8 +33,6 @@ import argparse
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,18 +42,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
-import httpx
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.server.live import free_port, running_process  # noqa: E402
+
 MiB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RssSampler(threading.Thread):
@@ -79,33 +83,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(argv: list[str], env: dict[str, str], probe: str, verify: str | bool = True) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{argv} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            httpx.get(probe, timeout=1, verify=verify)
-            return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    stop(proc)
-    raise SystemExit(f"{argv} did not start")
+MODE = {"single_put": False, "warm": True}
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-MODE = {"single_put": False}
+def warm_memory(folder: Path, size: int) -> None:
+    """Write and delete 2 x `size` bytes, so the upload that follows finds memory just freed."""
+    if not MODE["warm"]:
+        return
+    scratch, block = folder / "scratch.bin", bytearray(8 * MiB)
+    with scratch.open("wb") as f:
+        for _ in range(2 * size // len(block)):
+            f.write(block)
+    scratch.unlink()
 
 
 def upload(endpoint: str, key_id: str, secret: str, bucket: str, source: Path, verify: str | bool = True) -> float:
@@ -118,6 +107,7 @@ def upload(endpoint: str, key_id: str, secret: str, bucket: str, source: Path, v
         verify=verify,
         config=Config(s3={"addressing_style": "path"}, max_pool_connections=20),
     )
+    warm_memory(source.parent, source.stat().st_size)
     started = time.perf_counter()
     if MODE["single_put"]:
         with source.open("rb") as body:
@@ -186,29 +176,25 @@ def run_ours(source: Path, work: Path, server: str, https: bool, tls: tuple[str,
         SIMPLETUNER_LOG_LEVEL="WARNING",
         SIMPLETUNER_BACKGROUND_SYNC="false",
     )
-    verify: str | bool = True
+    ca = None
     if https and tls:
         env.update(SIMPLETUNER_SSL_CERT=tls[0], SIMPLETUNER_SSL_KEY=tls[1])
-        verify = tls[2]
+        ca = tls[2]
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     bucket, key_id, secret = running_job(env)
     port = free_port()
-    base = f"{'https' if https else 'http'}://127.0.0.1:{port}"
     argv = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if server == "stock-django":
         argv = [sys.executable, "-m", "uvicorn", "bench.stock_asgi:application", "--port", str(port), "--no-access-log"]
         argv += ["--http", "httptools", "--loop", "uvloop", "--lifespan", "off"]
-    proc = start(argv, env, base + "/api/cloud/health/live", verify)
-    try:
+    with running_process(argv, env, port, work / f"{home.name}.log", ca=ca) as (base, proc):
         sampler = RssSampler(proc.pid)
         before, cpu = sampler.rss(), cpu_seconds(proc.pid)
         sampler.start()
-        seconds = upload(base + "/api/cloud/storage", key_id, secret, bucket, source, verify)
+        seconds = upload(base + "/api/cloud/storage", key_id, secret, bucket, source, ca or True)
         cpu = cpu_seconds(proc.pid) - cpu
         sampler.stopped.set()
         sampler.join()
-    finally:
-        stop(proc)
     stored = home / "outputs" / bucket / "bench" / "upload.bin"
     if sha256(stored) != sha256(source):
         raise SystemExit(f"{server}: the stored object differs from the source")
@@ -219,34 +205,25 @@ def run_ours(source: Path, work: Path, server: str, https: bool, tls: tuple[str,
 
 def run_stdlib(source: Path, work: Path) -> Result:
     folder, port = work / "stdlib", free_port()
-    proc = start(
-        [sys.executable, "bench/stdlib_s3.py", str(port), str(folder)], dict(os.environ), f"http://127.0.0.1:{port}/"
-    )
-    try:
+    argv = [sys.executable, "bench/stdlib_s3.py", str(port), str(folder)]
+    with running_process(argv, dict(os.environ), port, work / "stdlib.log", ready_path="/") as (base, proc):
         cpu = cpu_seconds(proc.pid)
-        seconds = upload(f"http://127.0.0.1:{port}", "x", "y", "bucket", source)
+        seconds = upload(base, "x", "y", "bucket", source)
         cpu = cpu_seconds(proc.pid) - cpu
-    finally:
-        stop(proc)
     shutil.rmtree(folder)
     return Result("stdlib receiver", seconds, source.stat().st_size, cpu=cpu)
 
 
 def run_moto(source: Path, work: Path) -> Result:
     port = free_port()
-    proc = start(
-        [sys.executable, "-m", "moto.server", "-p", str(port)], dict(os.environ), f"http://127.0.0.1:{port}/moto-api/"
-    )
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "moto.server", "-p", str(port)]
+    with running_process(argv, dict(os.environ), port, work / "moto.log", ready_path="/moto-api/") as (endpoint, proc):
         boto3.client(
             "s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1"
         ).create_bucket(Bucket="bench")
         cpu = cpu_seconds(proc.pid)
         seconds = upload(endpoint, "x", "y", "bench", source)
         cpu = cpu_seconds(proc.pid) - cpu
-    finally:
-        stop(proc)
     return Result("moto server", seconds, source.stat().st_size, cpu=cpu)
 
 
@@ -277,8 +254,9 @@ def main() -> None:
     parser.add_argument(
         "--single-put", action="store_true", help="one put_object of the whole file instead of upload_file"
     )
+    parser.add_argument("--no-warm", action="store_true", help="skip evening out memory before each upload")
     args = parser.parse_args()
-    MODE["single_put"] = args.single_put
+    MODE["single_put"], MODE["warm"] = args.single_put, not args.no_warm
     work = ROOT / "bench" / "out" / f"run-{os.getpid()}"
     work.mkdir(parents=True)
     try:
@@ -304,7 +282,8 @@ def main() -> None:
 
 def report(results: dict[str, Result], size_mib: int) -> None:
     how = "one put_object" if MODE["single_put"] else "upload_file (8 MiB parts, 10 threads)"
-    print(f"boto3 {how} of {size_mib} MiB, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    memory = "memory evened out before each upload" if MODE["warm"] else "memory as the previous target left it"
+    print(f"boto3 {how} of {size_mib} MiB, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {memory}")
     print(f"{'target':28} {'seconds':>8} {'MiB/s':>8} {'CPU s':>6} {'RSS before':>11} {'RSS peak':>9} {'growth':>8}")
     for result in results.values():
         rss = (
@@ -313,6 +292,8 @@ def report(results: dict[str, Result], size_mib: int) -> None:
             else ""
         )
         print(f"{result.name:28} {result.seconds:8.2f} {result.mib_s:8.1f} {result.cpu:6.1f} {rss}")
+    for result in results.values():
+        print(f"{result.name}: {result.cpu / (result.size / 1024**3):.2f} CPU s per GiB")
     ours = results.get("ours")
     if ours:
         for other, goal in (("stdlib", 0.5), ("moto", 1.5)):

@@ -43,8 +43,24 @@ from providers.models import Job
 user = get_user_model().objects.create_user("bench", password="x" * 20)
 _, key = api_key_create(owner=user, name="bench")
 jobs = [Job.objects.create(owner=user, provider="local", status="running").pk for _ in range({jobs})]
-print(json.dumps({{"key": key, "secret": local_webhook_secret(), "jobs": jobs}}))
+print(json.dumps({{"key": key, "secrets": {{job: local_webhook_secret(job) for job in jobs}}, "jobs": jobs}}))
 """
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without the variables that would point a bench at real state."""
+    return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+
+
+def server_env(home: str) -> dict[str, str]:
+    """A cloudops server's environment for a bench: a fresh home (SQLite), no background sync,
+    warnings only (the benches that compare against an anchor use it too)."""
+    return clean_env() | {
+        "SIMPLETUNER_HOME": home,
+        "SIMPLETUNER_BACKGROUND_SYNC": "false",
+        "SIMPLETUNER_LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "cloudops.settings",
+    }
 
 
 def setup(env: dict[str, str], jobs: int) -> dict:
@@ -107,13 +123,7 @@ def main() -> None:
     if args.servers == 2 and not args.redis:
         parser.error("two servers need --redis (the channel layer between them)")
     home = tempfile.mkdtemp(prefix="bench-webhooks-")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(
-        SIMPLETUNER_HOME=home,
-        SIMPLETUNER_BACKGROUND_SYNC="false",
-        SIMPLETUNER_LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="cloudops.settings",
-    )
+    env = server_env(home)
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
     if args.redis:
@@ -135,7 +145,7 @@ def main() -> None:
         sent: dict[tuple[str, int], float] = {}
         latencies = []
         for step in range(1, args.deliveries + 1):
-            started, took = deliver(client, bases[0], state["secret"], job, step)
+            started, took = deliver(client, bases[0], state["secrets"][job], job, step)
             sent[(job, step)] = started
             latencies.append(took)
         time.sleep(1)
@@ -144,7 +154,7 @@ def main() -> None:
         def burst(job_id: str) -> None:
             with httpx.Client(timeout=30) as own:
                 for step in range(1, args.deliveries // args.threads + 1):
-                    deliver(own, bases[0], state["secret"], job_id, step)
+                    deliver(own, bases[0], state["secrets"][job_id], job_id, step)
 
         started = time.perf_counter()
         with ThreadPoolExecutor(args.threads) as pool:

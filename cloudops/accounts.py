@@ -1,19 +1,25 @@
-"""User services: login, logout and self-registration."""
+"""User services: login, logout and self-registration, and the audit of every login."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, login, logout
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from rest_framework import exceptions, serializers
 
-from audit import events
-from audit.services import Actor, audit_record
+from cloudops import audit_events as events
+from cloudops import auditing
+from cloudops.auditing import Actor, user_agent
 from cloudops.net import client_ip
+from cloudops.structured_logging import get_logger
+
+logger = get_logger("cloudops.accounts")
 
 REGISTRATION_DISABLED = (
     "Registration is disabled on this server. An administrator can enable it with "
@@ -22,31 +28,18 @@ REGISTRATION_DISABLED = (
 
 
 def user_login(*, request: HttpRequest, username: str, password: str) -> AbstractBaseUser | None:
-    """Start a session for valid credentials; audit the attempt either way."""
+    """Start a session for valid credentials. The attempt is audited either way, by the
+    receivers below, as every login is."""
     user = authenticate(request, username=username, password=password)
     if user is None:
-        audit_record(
-            event_type=events.AUTH_LOGIN_FAILED,
-            actor=Actor(username=username[:150], ip=client_ip(request)),
-            target_type="user",
-            target_id=username,
-        )
         return None
-    # Audit first: if the audit trail refuses the entry, no session is started.
+    # If the audit entry cannot be written, login() raises and last_login is rolled back too.
     with transaction.atomic():
-        audit_record(
-            event_type=events.AUTH_LOGIN_SUCCESS,
-            actor=Actor(username=user.get_username(), ip=client_ip(request)),
-            target_type="user",
-            target_id=user.pk,
-        )
         login(request, user)
     return user
 
 
 def user_logout(*, request: HttpRequest) -> None:
-    if request.user.is_authenticated:
-        audit_record(event_type=events.AUTH_LOGOUT, request=request, target_type="user", target_id=request.user.pk)
     logout(request)
 
 
@@ -63,7 +56,67 @@ def user_register(*, request: HttpRequest, username: str, password: str, email: 
     try:
         with transaction.atomic():
             user = user_model.objects.create_user(username=username, email=email, password=password)
-            audit_record(event_type=events.AUTH_REGISTERED, request=request, target_type="user", target_id=user.pk)
+            auditing.record(event_type=events.AUTH_REGISTERED, request=request, target_type="user", target_id=user.pk)
     except IntegrityError as exc:
         raise serializers.ValidationError({"username": "A user with that username already exists."}) from exc
     return user
+
+
+# --- Auditing logins ---------------------------------------------------------------------------
+# Django sends these signals for every login and logout, whichever form the password came
+# through (the API, the admin's form, the test client), so these receivers are the one place
+# where they are audited. cloudops.apps connects them.
+
+
+def _login_details(request: HttpRequest | None, **extra: str) -> dict[str, str]:
+    details = {name: value for name, value in extra.items() if value}
+    if request is not None:
+        details.update(user_agent=user_agent(request), path=request.path[:200])
+    return details
+
+
+def audit_login_failed(
+    sender: object, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    """A wrong password, an unknown or inactive user; `reason` when sent by our own forms."""
+    username = str(credentials.get("username", ""))[:150]
+    auditing.record(
+        event_type=events.AUTH_LOGIN_FAILED,
+        actor=Actor(username=username, ip=client_ip(request) if request is not None else ""),
+        target_type="user",
+        target_id=username,
+        details=_login_details(request, reason=kwargs.get("reason", "")),
+    )
+
+
+def audit_login_success(sender: object, request: HttpRequest, user: AbstractBaseUser, **kwargs: Any) -> None:
+    try:
+        auditing.record(
+            event_type=events.AUTH_LOGIN_SUCCESS,
+            actor=Actor(username=user.get_username(), ip=client_ip(request)),
+            target_type="user",
+            target_id=user.pk,
+            details=_login_details(request),
+        )
+    except Exception:
+        # login() has already put the user in the session: take it out again, so a login
+        # the audit trail could not record never starts a session, whoever handles the error.
+        request.session.flush()
+        request.user = AnonymousUser()
+        raise
+
+
+def audit_logout(sender: object, request: HttpRequest, user: AbstractBaseUser | None, **kwargs: Any) -> None:
+    if user is None:  # logging out without a session
+        return
+    try:
+        auditing.record(
+            event_type=events.AUTH_LOGOUT,
+            actor=Actor(username=user.get_username(), ip=client_ip(request)),
+            target_type="user",
+            target_id=user.pk,
+            details=_login_details(request),
+        )
+    except Exception:
+        # Unlike a login, a logout must not fail closed: refusing it would keep a session alive.
+        logger.exception("could not audit a logout", extra={"user_id": user.pk})

@@ -4,15 +4,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import User
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
-from cloudops.apikeys import api_key_create, api_key_revoke
+from cloudops.admin_confirm import action_hidden, confirm_page, confirmed
+from cloudops.apikeys import api_key_create, api_key_rename, api_key_revoke
 from cloudops.models import ApiKey
-
-admin.site.site_header = "cloudops administration"
-admin.site.site_title = "cloudops"
-admin.site.index_title = "SimpleTuner cloud operations"
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -29,16 +29,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ["revoked_at", "owner"]
     search_fields = ["name", "prefix", "owner__username"]
     actions = ["revoke_selected"]
+    audited_by_service = frozenset({"add", "change"})  # api_key_create, api_key_rename
 
-    def get_form(self, request: HttpRequest, obj: ApiKey | None = None, **kwargs: Any) -> type[forms.ModelForm]:
+    def get_form(
+        self, request: HttpRequest, obj: ApiKey | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
         if obj is None:
             kwargs["form"] = ApiKeyCreateForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["owner", "name"]
-        return ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
+            return ("owner", "name")
+        return ("name", "prefix", "owner", "created_at", "last_used_at", "revoked_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
         if obj is None:
@@ -47,7 +50,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
         if change:
-            obj.save(update_fields=["name"])
+            api_key_rename(api_key=obj, name=obj.name, request=request)
             return
         created, raw_key = api_key_create(owner=obj.owner, name=obj.name, request=request)
         obj.pk = created.pk
@@ -58,8 +61,38 @@ class ApiKeyAdmin(admin.ModelAdmin):
         # Keys are revoked, not deleted, so the audit trail can still name them.
         return False
 
-    @admin.action(description="Revoke selected API keys")
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        for api_key in queryset.filter(revoked_at__isnull=True):
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
+        active = list(queryset.filter(revoked_at__isnull=True).select_related("owner"))
+        if not confirmed(request):
+            return confirm_page(
+                self,
+                request,
+                title="Revoke API keys",
+                question=f"Revoke these {len(active)} API key(s)? Clients using them are refused from now on; "
+                "a revoked key cannot be restored.",
+                objects=[f"{key.name} ({key.prefix}…, {key.owner})" for key in active],
+                confirm_label="Yes, revoke them",
+                hidden=action_hidden("revoke_selected", (key.pk for key in active)),
+                nothing_to_do="The selected keys are revoked already: there is nothing to revoke.",
+            )
+        for api_key in active:
             api_key_revoke(api_key=api_key, request=request)
-        self.message_user(request, "Selected keys revoked.")
+        self.message_user(request, f"{len(active)} API key(s) are now revoked.", level=messages.SUCCESS)
+        return None
+
+
+# Django's user admin, with its set-password form in one transaction with its audit entry
+# (Django runs the change and delete forms in one, not this one).
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(auth_admin.UserAdmin):
+    # Recorded by Django, not edited: as split date/time fields they would also lose their
+    # microseconds on every save of the page.
+    readonly_fields = ["last_login", "date_joined"]
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        with transaction.atomic():
+            return super().user_change_password(request, id, form_url)

@@ -9,13 +9,13 @@ import string
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit import events
-from audit.services import audit_record
+from cloudops import audit_events as events
+from cloudops import auditing
 from cloudops.keys import derive_token
 from cloudops.models import ApiKey
 
@@ -33,7 +33,7 @@ def api_key_secret(api_key: ApiKey) -> str:
     return f"{api_key.prefix}_{derive_token('api-key', api_key.prefix, api_key.salt)}"
 
 
-def api_key_create(*, owner: AbstractBaseUser, name: str, request: HttpRequest | None = None) -> tuple[ApiKey, str]:
+def api_key_create(*, owner: User, name: str, request: HttpRequest | None = None) -> tuple[ApiKey, str]:
     """Create a key for `owner`; returns the row and the full key, which is never shown again."""
     prefix = KEY_SCHEME + "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(8))
     api_key = ApiKey(owner=owner, name=name, prefix=prefix, salt=secrets.token_hex(16))
@@ -42,7 +42,7 @@ def api_key_create(*, owner: AbstractBaseUser, name: str, request: HttpRequest |
     # One transaction: if the audit trail refuses the entry, the key is not created either.
     with transaction.atomic():
         api_key.save()
-        audit_record(
+        auditing.record(
             event_type=events.API_KEY_CREATED,
             request=request,
             target_type="api_key",
@@ -57,7 +57,7 @@ def api_key_revoke(*, api_key: ApiKey, request: HttpRequest | None = None) -> Ap
     with transaction.atomic():
         updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if updated:
-            audit_record(
+            auditing.record(
                 event_type=events.API_KEY_REVOKED,
                 request=request,
                 target_type="api_key",
@@ -65,6 +65,23 @@ def api_key_revoke(*, api_key: ApiKey, request: HttpRequest | None = None) -> Ap
                 details={"name": api_key.name, "owner": api_key.owner.get_username()},
             )
     api_key.refresh_from_db()
+    return api_key
+
+
+def api_key_rename(*, api_key: ApiKey, name: str, request: HttpRequest | None = None) -> ApiKey:
+    """Rename a key (admin), audited with the old and the new name. The same name writes nothing."""
+    with transaction.atomic():
+        previous = ApiKey.objects.select_for_update().values_list("name", flat=True).get(pk=api_key.pk)
+        if previous != name:
+            ApiKey.objects.filter(pk=api_key.pk).update(name=name)
+            auditing.record(
+                event_type=events.API_KEY_RENAMED,
+                request=request,
+                target_type="api_key",
+                target_id=api_key.prefix,
+                details={"name": name, "previous_name": previous, "owner": api_key.owner.get_username()},
+            )
+    api_key.name = name
     return api_key
 
 

@@ -10,7 +10,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from audit.chain import AuditChainError
+from cloudops.auditing import AuditRefused
+from cloudops.middleware import AUDIT_REFUSED
 
 
 def _flatten(errors: Any, prefix: str = "") -> list[str]:
@@ -24,16 +25,11 @@ def _flatten(errors: Any, prefix: str = "") -> list[str]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with validation errors summarised in `detail` and kept in `errors`."""
-    if isinstance(exc, AuditChainError):
+    if isinstance(exc, AuditRefused):
         # The audit trail fails closed (no key, wrong key, tampered head): the action is
         # refused because it could not be recorded verifiably. The reason is in the logs
         # and, for staff, in the health document; never in this response.
-        return Response(
-            {
-                "detail": "The audit trail cannot be written, so this action was refused. See the audit health component."
-            },
-            status=503,
-        )
+        return Response({"detail": AUDIT_REFUSED}, status=503)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.ValidationError):
         response.data = {"detail": "; ".join(_flatten(exc.detail)), "errors": exc.detail}

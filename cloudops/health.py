@@ -11,27 +11,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from typing import Any, Literal
+from functools import cache, wraps
+from typing import Any, Literal, TypeVar
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.utils.module_loading import import_string
 from django.views.decorators.http import require_safe
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import APIException
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import cloudops
-from cloudops import secrets
+from cloudops import background, secrets
 from cloudops.structured_logging import get_logger
 
 logger = get_logger("cloudops.health")
 
 Status = Literal["healthy", "degraded", "unhealthy"]
-_RANK: dict[str, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+_RANK: dict[Status, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
 # Uptime counts from process start (this module is imported during start-up).
 PROCESS_STARTED = time.monotonic()
@@ -62,6 +65,7 @@ class Component:
 
 
 Check = Callable[[], "Component | None"]
+_Result = TypeVar("_Result", "Component", "Component | None")
 
 
 def elapsed_ms(started: float) -> float:
@@ -69,14 +73,42 @@ def elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
+def failed(name: str, started: float, exc: Exception, message: str | None = None) -> Component:
+    """The component of a check that raised: unhealthy, with a public reason (what failed, not
+    the exception's text, which may name hosts or users) and the exception for staff."""
+    down = isinstance(exc, DatabaseError)
+    # A database outage is one line per probe; anything else may be a bug: its traceback.
+    logger.warning("health check %s failed: %s: %s", name, type(exc).__name__, exc, exc_info=not down)
+    if message is None:
+        message = f"{name} cannot be checked: " + ("the database is unavailable" if down else "the check failed")
+    return Component(name, "unhealthy", message, elapsed_ms(started), error=f"{type(exc).__name__}: {exc}")
+
+
+def guarded(name: str) -> Callable[[Callable[[], _Result]], Callable[[], _Result]]:
+    """Decorate a check so it reports its own failure as the unhealthy component `name`
+    (e.g. its database reads while the database is down) instead of raising: the health
+    document answers 503 with every component, never a 500."""
+
+    def decorate(check: Callable[[], _Result]) -> Callable[[], _Result]:
+        @wraps(check)
+        def run() -> _Result:
+            started = time.perf_counter()
+            try:
+                return check()
+            except Exception as exc:  # a check must report, never raise
+                return failed(name, started, exc)
+
+        return run
+
+    return decorate
+
+
 def _timed(name: str, fn: Callable[[], str]) -> Component:
     started = time.perf_counter()
     try:
         message = fn()
     except Exception as exc:  # a check must report, never raise
-        latency = elapsed_ms(started)
-        logger.warning("health check %s failed", name, exc_info=True)
-        return Component(name, "unhealthy", f"{name} unavailable", latency, error=f"{type(exc).__name__}: {exc}")
+        return failed(name, started, exc, f"{name} unavailable")
     return Component(name, "healthy", message, elapsed_ms(started))
 
 
@@ -99,6 +131,7 @@ def required_secrets() -> list[str]:
     return keys
 
 
+@guarded("secrets")
 def check_secrets() -> Component:
     """Which provider supplied each required secret (never the value), and which are down.
 
@@ -132,15 +165,56 @@ def check_secrets() -> Component:
     return Component("secrets", "healthy", message, latency, details=details)
 
 
+@guarded("background")
+def check_background() -> Component | None:
+    """This process's background loops (cloudops.background): unhealthy if one's thread is
+    gone, degraded if one has not completed a pass for several intervals. None in a process
+    that runs none (management commands)."""
+    states = background.loops()
+    if not states:
+        return None
+    now = time.time()
+    details = {
+        s.name: {
+            "running": s.alive,
+            "last_success_age_s": round(now - s.last_success, 1) if s.last_success else None,
+            "failures_in_a_row": s.failures_in_a_row,
+        }
+        for s in states
+    }
+    error = "; ".join(f"{s.name}: {s.last_error}" for s in states if s.failures_in_a_row) or None
+    dead = [s.name for s in states if not s.alive]
+    if dead:
+        message = "Not running: " + ", ".join(dead) + " (restart this server process)"
+        return Component("background", "unhealthy", message, 0.0, error=error, details=details)
+    late = [s for s in states if s.lateness(now) > 0]
+    if late:
+        message = "Late: " + ", ".join(f"{s.name} ({s.failures_in_a_row} failed passes in a row)" for s in late)
+        return Component("background", "degraded", message, 0.0, error=error, details=details)
+    return Component("background", "healthy", f"{len(states)} background loops on time", 0.0, details=details)
+
+
 @cache
-def _load(path: str) -> Check:
+def _load(path: str) -> Callable[[], Any]:
     return import_string(path)
 
 
 def run_checks(paths: list[str]) -> list[Component]:
+    """The components of the checks at `paths`. Each check reports its own failure (`guarded`);
+    one that raises anyway is reported unhealthy under its function's name, never a 500.
+
+    They run on a new database connection: the one a request thread keeps (CONN_MAX_AGE) can
+    answer from its own cache for a database that a new connection cannot open (a SQLite file
+    rewritten under the server, a revoked password). A health request costs one connect."""
+    if not connection.in_atomic_block:
+        connection.close()
     components = []
     for path in paths:
-        component = _load(path)()
+        started = time.perf_counter()
+        try:
+            component = _load(path)()
+        except Exception as exc:
+            component = failed(path.rsplit(".", 1)[-1].removeprefix("check_"), started, exc)
         if component is not None:
             components.append(component)
     return components
@@ -148,7 +222,7 @@ def run_checks(paths: list[str]) -> list[Component]:
 
 def overall_status(components: list[Component]) -> Status:
     worst = max((_RANK[c.status] for c in components), default=0)
-    return next(status for status, rank in _RANK.items() if rank == worst)  # type: ignore[return-value]
+    return next(status for status, rank in _RANK.items() if rank == worst)
 
 
 def uptime_seconds() -> float:
@@ -182,15 +256,60 @@ def ready(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ready"})
 
 
+class ComponentOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=list(_RANK))
+    latency_ms = serializers.FloatField(allow_null=True)
+    message = serializers.CharField()
+    details = serializers.DictField(required=False)
+    error = serializers.CharField(required=False, help_text="staff only: the internal error text")
+
+
+class HealthOutputSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=list(_RANK))
+    version = serializers.CharField()
+    uptime_seconds = serializers.FloatField()
+    timestamp = serializers.DateTimeField()
+    components = ComponentOutputSerializer(many=True)
+
+
+class HealthQuerySerializer(serializers.Serializer):
+    include_providers = serializers.BooleanField(
+        required=False, default=False, help_text="add a live check of each provider (true/false, 1/0, yes/no)"
+    )
+
+
 class HealthView(APIView):
-    """The full health document. Anyone may read it; only staff see internal error text."""
+    """The full health document. Anyone may read it; only staff see internal error text.
+    200 while healthy or degraded, 503 while unhealthy (the same document)."""
 
     permission_classes = [AllowAny]
 
+    def perform_authentication(self, request: Request) -> None:
+        """Lazy: who is asking is resolved by _is_staff, which survives a broken database."""
+
+    @extend_schema(
+        parameters=[HealthQuerySerializer], responses={200: HealthOutputSerializer, 503: HealthOutputSerializer}
+    )
     def get(self, request: Request) -> Response:
+        query = HealthQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         components = run_checks(settings.HEALTH_CHECKS)
-        if request.query_params.get("include_providers", "").lower() in ("1", "true", "yes"):
+        if query.validated_data["include_providers"]:
             components += run_checks(settings.PROVIDER_HEALTH_CHECKS)
-        internal = bool(request.user and request.user.is_staff)
-        document = health_document(components, internal=internal)
+        document = health_document(components, internal=_is_staff(request))
         return Response(document, status=503 if document["status"] == "unhealthy" else 200)
+
+
+def _is_staff(request: Request) -> bool:
+    """Whether the caller may see internal error text. Staff status alone, on purpose: that
+    text is operator information about this server, not data of a model the admin guards with
+    a permission. A credential that cannot be checked (an API key or session while the
+    database is down) is answered as anyone is, never with a 500."""
+    try:
+        return bool(request.user and request.user.is_staff)
+    except APIException:
+        raise  # a wrong key is still a 401
+    except Exception:
+        logger.warning("health: the caller's credentials could not be checked", exc_info=True)
+        return False

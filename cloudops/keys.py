@@ -4,7 +4,8 @@ Credentials that the server must be able to recompute (API keys used as S3 secre
 upload secrets, the local provider's webhook secret) are derived from this key instead of
 being stored: the database alone never reveals them. Set SIMPLETUNER_SERVER_KEY through the
 secrets chain, or let the server generate $SIMPLETUNER_HOME/config/server_key (mode 0600).
-Changing it invalidates every derived credential.
+Changing it invalidates every derived credential, and takes a restart when it is the generated
+file: each process reads that file once (it was a file read per webhook and per API key).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from functools import cache
+from pathlib import Path
 
 from django.conf import settings
 
@@ -22,8 +25,13 @@ SERVER_KEY_NAME = "SIMPLETUNER_SERVER_KEY"
 
 
 def server_key() -> bytes:
-    value = get_secret(SERVER_KEY_NAME) or read_or_create_key(settings.CONFIG_DIR / "server_key")
+    value = get_secret(SERVER_KEY_NAME) or _generated_key(settings.CONFIG_DIR / "server_key")
     return value.encode()
+
+
+@cache
+def _generated_key(path: Path) -> str:
+    return read_or_create_key(path)
 
 
 def derive(purpose: str, *parts: str) -> bytes:

@@ -8,8 +8,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
+from cloudops.auditing import AuditRefused
+from cloudops.converters import LABEL_AS
 from cloudops.net import client_ip
 from cloudops.structured_logging import correlation_scope, get_logger
 
@@ -23,12 +25,14 @@ def _incoming_id(request: HttpRequest) -> str | None:
 
 
 _REGEX_GROUP = re.compile(r"\(\?P<(\w+)>(?:[^()\\]|\\.)*\)")
+_CONVERTER = re.compile(r"<(\w+):(\w+)>")
 
 
 @functools.cache  # URL patterns are a small fixed set; both middlewares label every request
 def route_label(route: str) -> str:
     """A URL pattern as a readable path: `<str:job_id>` stays, a regex group becomes `<bucket>`."""
     route = _REGEX_GROUP.sub(lambda m: f"<{m.group(1)}>", route)
+    route = _CONVERTER.sub(lambda m: f"<{LABEL_AS.get(m.group(1), m.group(1))}:{m.group(2)}>", route)
     route = route.lstrip("^").rstrip("$")
     if route.endswith("/?"):
         route = route[:-2]
@@ -109,3 +113,26 @@ class RequestContextMiddleware(DualModeMiddleware):
             response = await self.get_response(request)  # type: ignore[misc]
             _log_access(request, response, started, cid)
         return response
+
+
+AUDIT_REFUSED = "The audit trail cannot be written, so this action was refused. See the audit health component."
+
+
+class AuditRefusalMiddleware(DualModeMiddleware):
+    """An action the audit trail refused (cloudops.auditing.AuditRefused: no key, a wrong key,
+    a tampered head) is a 503 everywhere, as the API's exception handler answers it: the
+    server cannot record the change right now, which is neither the client's fault nor a
+    crash. Its transaction has rolled back; the reason is in the logs and the health document."""
+
+    def sync_call(self, request: HttpRequest) -> HttpResponseBase:
+        return self.get_response(request)  # type: ignore[return-value]
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        return await self.get_response(request)  # type: ignore[misc]
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        if not isinstance(exception, AuditRefused):
+            return None
+        if request.path.startswith("/api/"):
+            return JsonResponse({"detail": AUDIT_REFUSED}, status=503)
+        return HttpResponse(AUDIT_REFUSED, status=503, content_type="text/plain; charset=utf-8")

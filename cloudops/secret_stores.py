@@ -14,6 +14,7 @@ import os
 import stat
 import threading
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,16 @@ def build_stores(*, clock: Clock) -> list[SecretProvider]:
     stores: list[SecretProvider] = [
         FileStore(explicit=settings.SIMPLETUNER_SECRETS_FILE, home=settings.SIMPLETUNER_HOME)
     ]
-    cache = {"ttl": settings.SIMPLETUNER_SECRETS_TTL, "retry": settings.SIMPLETUNER_SECRETS_RETRY, "clock": clock}
+    cache = partial(
+        CachedStore, ttl=settings.SIMPLETUNER_SECRETS_TTL, retry=settings.SIMPLETUNER_SECRETS_RETRY, clock=clock
+    )
     if settings.SIMPLETUNER_AWS_SECRET_NAME:
         aws = AwsSecretsManager(
             secret_name=settings.SIMPLETUNER_AWS_SECRET_NAME,
             region=settings.SIMPLETUNER_AWS_REGION,
             timeout=settings.SIMPLETUNER_SECRETS_TIMEOUT,
         )
-        stores.append(CachedStore(name="aws-secrets-manager", location=aws.location, fetch=aws.fetch, **cache))
+        stores.append(cache(name="aws-secrets-manager", location=aws.location, fetch=aws.fetch))
     if settings.SIMPLETUNER_VAULT_PATH:
         vault = Vault(
             addr=settings.SIMPLETUNER_VAULT_ADDR,
@@ -49,7 +52,7 @@ def build_stores(*, clock: Clock) -> list[SecretProvider]:
             skip_verify=settings.SIMPLETUNER_VAULT_SKIP_VERIFY,
             timeout=settings.SIMPLETUNER_SECRETS_TIMEOUT,
         )
-        stores.append(CachedStore(name="vault", location=vault.location, fetch=vault.fetch, **cache))
+        stores.append(cache(name="vault", location=vault.location, fetch=vault.fetch))
     return stores
 
 

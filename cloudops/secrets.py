@@ -63,9 +63,12 @@ class SecretProvider(Protocol):
     """One source of secrets in the chain."""
 
     # Short public name reported as a key's source: environment, file, aws-secrets-manager, vault.
-    name: str
+    @property
+    def name(self) -> str: ...
+
     # Where it reads from (a path, a store address), for operators; never a credential.
-    location: str
+    @property
+    def location(self) -> str: ...
 
     def get(self, key: str) -> str | None:
         """The value of `key`, None if this provider does not have it.

@@ -1,8 +1,10 @@
-"""cloudops settings: one file, driven by environment variables (django-environ).
+"""cloudops settings: one file, driven by environment variables.
 
-Every value an operator can set is read here, once, and a bad value stops the
-process with a message naming the variable. Runtime-editable settings (provider
-configuration, metrics configuration) live in the database instead.
+Every value an operator can set is read here, once, through the `_env_*` readers below, and a
+bad value stops the process with a message naming the variable. Database URLs are parsed by
+django-environ. Runtime-editable settings (provider configuration, metrics configuration) live
+in the database instead. The code each library part calls into the apps with is named in the
+wiring block at the end.
 """
 
 from __future__ import annotations
@@ -22,11 +24,24 @@ from cloudops.structured_logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+def _env_str(name: str, default: str = "") -> str:
+    """The variable exactly as set. (django-environ's own reader would take a value starting
+    with `$` for the name of another variable, and a secret key may start with `$`.)"""
+    value = os.environ.get(name)
+    return default if value is None else value
+
+
+def _env_list(name: str, default: list[str]) -> list[str]:
+    """Comma-separated items, blanks dropped; unset is `default`, empty is []."""
+    value = os.environ.get(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _env_path(name: str, default: str) -> Path:
-    return Path(env.str(name, default=default)).expanduser().resolve()
+    return Path(_env_str(name, default=default)).expanduser().resolve()
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -66,14 +81,14 @@ def _env_float(name: str, default: float, minimum: float = 0) -> float:
 
 
 def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.str(name, default=default).strip().lower()
+    value = _env_str(name, default=default).strip().lower()
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}")
     return value
 
 
 def _env_networks(name: str, default: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    raw = env.str(name, default=default)
+    raw = _env_str(name, default=default)
     networks = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
@@ -103,21 +118,27 @@ DEFAULT_SQLITE_PATH = CLOUD_DIR / "jobs.db"
 DEBUG = _env_bool("DEBUG", default=False)
 
 try:
-    SECRET_KEY = env.str("SECRET_KEY", default="") or read_or_create_key(CONFIG_DIR / "secret_key")
+    SECRET_KEY = _env_str("SECRET_KEY", default="") or read_or_create_key(CONFIG_DIR / "secret_key")
 except (OSError, KeyFileError) as exc:
     raise ImproperlyConfigured(
         f"SECRET_KEY is not set and cannot be persisted under {CONFIG_DIR}: {exc}. "
         "Set SECRET_KEY or make SIMPLETUNER_HOME writable."
     ) from exc
 
-SIMPLETUNER_PUBLIC_URL = env.str("SIMPLETUNER_PUBLIC_URL", default="").rstrip("/")
+SIMPLETUNER_PUBLIC_URL = _env_str("SIMPLETUNER_PUBLIC_URL", default="").rstrip("/")
 _public = urlsplit(SIMPLETUNER_PUBLIC_URL) if SIMPLETUNER_PUBLIC_URL else None
 if _public is not None and (_public.scheme not in ("http", "https") or not _public.hostname):
     raise ImproperlyConfigured(f"SIMPLETUNER_PUBLIC_URL={SIMPLETUNER_PUBLIC_URL!r} must be an absolute http(s) URL")
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-if _public is not None:
+# Where the docs site (docs/, MkDocs) is served; setup hints (GET /api/cloud/hints) link into
+# it. The default is where `mkdocs serve` puts it; point it at your team's copy.
+SIMPLETUNER_DOCS_URL = _env_str("SIMPLETUNER_DOCS_URL", default="http://127.0.0.1:8000/").rstrip("/") + "/"
+if urlsplit(SIMPLETUNER_DOCS_URL).scheme not in ("http", "https") or not urlsplit(SIMPLETUNER_DOCS_URL).hostname:
+    raise ImproperlyConfigured(f"SIMPLETUNER_DOCS_URL={SIMPLETUNER_DOCS_URL!r} must be an absolute http(s) URL")
+
+ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS", default=[])
+if _public is not None and _public.hostname:  # validated above: an http(s) URL with a host
     ALLOWED_HOSTS.append(_public.hostname)
     CSRF_TRUSTED_ORIGINS.append(f"{_public.scheme}://{_public.netloc}")
 
@@ -129,7 +150,7 @@ SIMPLETUNER_ALLOW_REGISTRATION = _env_bool("SIMPLETUNER_ALLOW_REGISTRATION", def
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "cloudops.apps.AdminConfig",  # django.contrib.admin with cloudops.admin_site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -161,6 +182,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: turns an action the audit trail refused into a 503 for the admin too.
+    "cloudops.middleware.AuditRefusalMiddleware",
 ]
 
 ROOT_URLCONF = "cloudops.urls"
@@ -182,7 +205,7 @@ TEMPLATES = [
 ]
 
 # --- Database --------------------------------------------------------------------------------
-DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{DEFAULT_SQLITE_PATH}")}
+DATABASES = {"default": environ.Env.db_url_config(_env_str("DATABASE_URL", default=f"sqlite:///{DEFAULT_SQLITE_PATH}"))}
 _db = DATABASES["default"]
 _SUPPORTED_ENGINES = ("django.db.backends.sqlite3", "django.db.backends.postgresql", "django.db.backends.mysql")
 if _db.get("ENGINE") not in _SUPPORTED_ENGINES:
@@ -214,23 +237,42 @@ def _tune_database(config: dict[str, Any]) -> None:
                 "init_command": "SET sql_mode='STRICT_ALL_TABLES'",
             }
         )
-    config["CONN_MAX_AGE"] = _env_int("CONN_MAX_AGE", default=0)
+    # SQLite connections are a file handle: kept by each request thread (cloudops/handler.py)
+    # instead of opened per request. A server database's default stays one connection per
+    # request; a connection pooler or CONN_MAX_AGE is the operator's choice there.
+    sqlite = config["ENGINE"] == "django.db.backends.sqlite3"
+    config["CONN_MAX_AGE"] = _env_int("CONN_MAX_AGE", default=600 if sqlite else 0)
     config["CONN_HEALTH_CHECKS"] = True
 
 
 _tune_database(_db)
 # Parallel checkouts on one machine share the database servers; each can name its own test DB.
 # (SQLite test databases are files in each run's own SIMPLETUNER_HOME: see tests/settings.py.)
-if env.str("CLOUDOPS_TEST_DB_NAME", default="") and _db["ENGINE"] != "django.db.backends.sqlite3":
-    _db["TEST"] = {"NAME": env.str("CLOUDOPS_TEST_DB_NAME")}
+if _env_str("CLOUDOPS_TEST_DB_NAME", default="") and _db["ENGINE"] != "django.db.backends.sqlite3":
+    _db["TEST"] = {"NAME": _env_str("CLOUDOPS_TEST_DB_NAME")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, caches, channels -----------------------------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = _env_str("REDIS_URL", default="").strip()
+if REDIS_URL and urlsplit(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
+    raise ImproperlyConfigured("REDIS_URL must be a redis://host:port/db, rediss:// or unix:// URL")
+# Seconds a connect or a call to REDIS_URL (cache, channel layer) may take before it degrades as
+# cloudops/redis_backends.py and the README's "When Redis is down or hung" say. A healthy Redis
+# answers in well under a millisecond; 1 s absorbs a fork or a slow network, and a request that
+# waits on it once stays far inside clients' and Prometheus' (10 s) timeouts.
+REDIS_TIMEOUT = _env_float("REDIS_TIMEOUT", default=1.0, minimum=0.01)
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    _redis_timeouts = {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
+    CACHES = {
+        "default": {"BACKEND": "cloudops.redis_backends.RedisCache", "LOCATION": REDIS_URL, "OPTIONS": _redis_timeouts}
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "cloudops.redis_backends.RedisChannelLayer",
+            "CONFIG": {"url": REDIS_URL, "timeout": REDIS_TIMEOUT},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -254,7 +296,7 @@ def _env_rate_limit_rules(name: str) -> list[Any]:
     """Extra rules, matched before the defaults: JSON [[pattern, calls, period, methods], ...]."""
     import json
 
-    raw = env.str(name, default="").strip()
+    raw = _env_str(name, default="").strip()
     if not raw:
         return []
     try:
@@ -275,7 +317,7 @@ def _env_rate_limit_rules(name: str) -> list[Any]:
 
 RATE_LIMIT_RULES = _env_rate_limit_rules("RATE_LIMIT_RULES")
 STATE_BACKEND = _env_choice("STATE_BACKEND", "redis" if REDIS_URL else "database", ("database", "redis", "memory"))
-STATE_BACKEND_URL = env.str("STATE_BACKEND_URL", default="").strip()
+STATE_BACKEND_URL = _env_str("STATE_BACKEND_URL", default="").strip()
 RATE_LIMIT_REDIS_URL = (STATE_BACKEND_URL or REDIS_URL) if STATE_BACKEND == "redis" else ""
 if STATE_BACKEND == "redis" and urlsplit(RATE_LIMIT_REDIS_URL).scheme not in ("redis", "rediss", "unix"):
     raise ImproperlyConfigured("STATE_BACKEND=redis needs STATE_BACKEND_URL or REDIS_URL as redis://host:port/db")
@@ -283,7 +325,7 @@ if STATE_BACKEND == "redis" and urlsplit(RATE_LIMIT_REDIS_URL).scheme not in ("r
 RATE_LIMIT_REDIS_TIMEOUT = _env_float("RATE_LIMIT_REDIS_TIMEOUT", default=1.0, minimum=0.01)
 RATE_LIMIT_DATABASE = "default"
 if STATE_BACKEND == "database" and STATE_BACKEND_URL:
-    _state_db = env.db_url_config(STATE_BACKEND_URL)
+    _state_db = environ.Env.db_url_config(STATE_BACKEND_URL)
     if _state_db.get("ENGINE") not in _SUPPORTED_ENGINES:
         raise ImproperlyConfigured(
             "STATE_BACKEND_URL must be a sqlite, postgres or mysql URL with STATE_BACKEND=database"
@@ -310,9 +352,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON for API clients; DRF's browsable pages only for a browser (cloudops/browsable.py).
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "cloudops.browsable.BrowserContentNegotiation",
+    # JSON within limits (depth, finite numbers, 64-bit integers, valid Unicode): cloudops/jsonbody.py.
+    "DEFAULT_PARSER_CLASSES": ["cloudops.jsonbody.StrictJSONParser"],
+    # drf-spectacular, plus the error answers every operation shares (cloudops/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "cloudops.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "cloudops.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -351,7 +400,7 @@ _SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 def _env_secret_names(name: str, default: str) -> list[str]:
-    names = [item.strip() for item in env.str(name, default=default).split(",") if item.strip()]
+    names = [item.strip() for item in _env_str(name, default=default).split(",") if item.strip()]
     for item in names:
         if not _SECRET_NAME.match(item):
             raise ImproperlyConfigured(f"{name}: {item!r} is not a valid secret name")
@@ -359,7 +408,7 @@ def _env_secret_names(name: str, default: str) -> list[str]:
 
 
 def _env_secrets_file(name: str) -> Path | None:
-    raw = env.str(name, default="").strip()
+    raw = _env_str(name, default="").strip()
     if not raw:
         return None
     path = Path(raw).expanduser().resolve()
@@ -386,39 +435,23 @@ SIMPLETUNER_SECRETS_FILE = _env_secrets_file("SIMPLETUNER_SECRETS_FILE")
 # Keys that health and `manage.py secrets_check` require; a missing one degrades health.
 SIMPLETUNER_REQUIRED_SECRETS = _env_secret_names("SIMPLETUNER_REQUIRED_SECRETS", "")
 
-SIMPLETUNER_AWS_SECRET_NAME = env.str("SIMPLETUNER_AWS_SECRET_NAME", default="").strip()
+SIMPLETUNER_AWS_SECRET_NAME = _env_str("SIMPLETUNER_AWS_SECRET_NAME", default="").strip()
 # boto3 reads AWS_DEFAULT_REGION, profiles and AWS_ENDPOINT_URL itself; AWS_REGION is the
 # name most other SDKs and platforms (Lambda, ECS) use, so it is honoured too.
-SIMPLETUNER_AWS_REGION = env.str("AWS_REGION", default="").strip() or None
+SIMPLETUNER_AWS_REGION = _env_str("AWS_REGION", default="").strip() or None
 
-SIMPLETUNER_VAULT_PATH = env.str("SIMPLETUNER_VAULT_PATH", default="").strip().strip("/")
-SIMPLETUNER_VAULT_MOUNT = env.str("SIMPLETUNER_VAULT_MOUNT", default="secret").strip().strip("/")
+SIMPLETUNER_VAULT_PATH = _env_str("SIMPLETUNER_VAULT_PATH", default="").strip().strip("/")
+SIMPLETUNER_VAULT_MOUNT = _env_str("SIMPLETUNER_VAULT_MOUNT", default="secret").strip().strip("/")
 # OpenBao's own CLI reads BAO_ADDR / BAO_TOKEN; either spelling works, VAULT_* first.
-_vault_addr_var = "VAULT_ADDR" if env.str("VAULT_ADDR", default="").strip() else "BAO_ADDR"
-_vault_addr = env.str(_vault_addr_var, default="").strip()
+_vault_addr_var = "VAULT_ADDR" if _env_str("VAULT_ADDR", default="").strip() else "BAO_ADDR"
+_vault_addr = _env_str(_vault_addr_var, default="").strip()
 SIMPLETUNER_VAULT_ADDR = _env_url(_vault_addr_var, _vault_addr) if _vault_addr else ""
-SIMPLETUNER_VAULT_NAMESPACE = env.str("VAULT_NAMESPACE", default="").strip() or None
+SIMPLETUNER_VAULT_NAMESPACE = _env_str("VAULT_NAMESPACE", default="").strip() or None
 SIMPLETUNER_VAULT_SKIP_VERIFY = _env_bool("VAULT_SKIP_VERIFY", default=False)
 if SIMPLETUNER_VAULT_PATH and not SIMPLETUNER_VAULT_ADDR:
     raise ImproperlyConfigured("SIMPLETUNER_VAULT_PATH is set but VAULT_ADDR (or BAO_ADDR) is not")
 if SIMPLETUNER_VAULT_PATH and not SIMPLETUNER_VAULT_MOUNT:
     raise ImproperlyConfigured("SIMPLETUNER_VAULT_MOUNT must not be empty (the KV v2 mount, default secret)")
-
-# --- Health ----------------------------------------------------------------------------------
-# Dotted paths of check functions; each returns a cloudops.health.Component or None (not
-# configured). Later features append their own checks here.
-HEALTH_CHECKS = [
-    "cloudops.health.check_database",
-    "cloudops.health.check_secrets",
-    "audit.health.check_audit",
-    "cloudops.ratelimit.health.check_rate_limit_backend",
-]
-READINESS_CHECKS = ["cloudops.health.check_database"]
-# Live checks of each configured provider, added by ?include_providers=true.
-PROVIDER_HEALTH_CHECKS: list[str] = []
-# Secrets the health document requires beyond SIMPLETUNER_REQUIRED_SECRETS: functions returning
-# the keys enabled features need right now (e.g. the Replicate token only while replicate is on).
-HEALTH_SECRET_REQUIREMENTS: list[str] = []
 
 # --- Audit trail -----------------------------------------------------------------------------
 # The chain key is SIMPLETUNER_AUDIT_KEY from the secrets chain (audit/chain.py); without it the
@@ -432,36 +465,27 @@ SIMPLETUNER_LOG_LEVEL = _env_choice(
     "SIMPLETUNER_LOG_LEVEL", "INFO", ("debug", "info", "warning", "error", "critical")
 ).upper()
 SIMPLETUNER_LOG_FORMAT = _env_choice("SIMPLETUNER_LOG_FORMAT", "json", ("json", "text"))
-SIMPLETUNER_LOG_FILE = env.str("SIMPLETUNER_LOG_FILE", default="") or None
+SIMPLETUNER_LOG_FILE = _env_str("SIMPLETUNER_LOG_FILE", default="") or None
 LOGGING = logging_config(
     level=SIMPLETUNER_LOG_LEVEL, json_output=SIMPLETUNER_LOG_FORMAT == "json", log_file=SIMPLETUNER_LOG_FILE
 )
 
 # --- Providers and jobs ----------------------------------------------------------------------
-# Provider clients by name; the name is what jobs and /api/cloud/providers/{provider} use.
-PROVIDER_CLIENTS = {
-    "local": "providers.local.LocalProvider",
-    "replicate": "providers.replicate.ReplicateProvider",
-}
-HEALTH_CHECKS.append("providers.health.check_circuit_breakers")
-PROVIDER_HEALTH_CHECKS += ["providers.health.check_local", "providers.health.check_replicate"]
-HEALTH_SECRET_REQUIREMENTS.append("providers.health.required_secrets")
-
-REPLICATE_API_BASE_URL = env.str("REPLICATE_API_BASE_URL", default="https://api.replicate.com/v1").rstrip("/")
+REPLICATE_API_BASE_URL = _env_str("REPLICATE_API_BASE_URL", default="https://api.replicate.com/v1").rstrip("/")
 if urlsplit(REPLICATE_API_BASE_URL).scheme not in ("http", "https"):
     raise ImproperlyConfigured(f"REPLICATE_API_BASE_URL={REPLICATE_API_BASE_URL!r} must be an http(s) URL")
 # The SimpleTuner trainer on Replicate; a provider's `model` / `version_override` win over it.
-REPLICATE_MODEL = env.str("REPLICATE_MODEL", default="simpletuner/advanced-trainer")
+REPLICATE_MODEL = _env_str("REPLICATE_MODEL", default="simpletuner/advanced-trainer")
 
 # Outbound HTTP to providers. A provider's own proxy_url / ssl_ca_bundle / ssl_verify /
 # http_timeout (admin or API) win over these; NO_PROXY applies to both.
-OUTBOUND_HTTPS_PROXY = env.str("HTTPS_PROXY", default="") or env.str("https_proxy", default="")
-OUTBOUND_HTTP_PROXY = env.str("HTTP_PROXY", default="") or env.str("http_proxy", default="")
-OUTBOUND_NO_PROXY = env.str("NO_PROXY", default="") or env.str("no_proxy", default="")
+OUTBOUND_HTTPS_PROXY = _env_str("HTTPS_PROXY", default="") or _env_str("https_proxy", default="")
+OUTBOUND_HTTP_PROXY = _env_str("HTTP_PROXY", default="") or _env_str("http_proxy", default="")
+OUTBOUND_NO_PROXY = _env_str("NO_PROXY", default="") or _env_str("no_proxy", default="")
 for _name, _proxy in (("HTTPS_PROXY", OUTBOUND_HTTPS_PROXY), ("HTTP_PROXY", OUTBOUND_HTTP_PROXY)):
     if _proxy and (urlsplit(_proxy).scheme not in ("http", "https") or not urlsplit(_proxy).hostname):
         raise ImproperlyConfigured(f"{_name}={_proxy!r} must be an http(s)://host:port proxy URL")
-SIMPLETUNER_CA_BUNDLE = env.str("SIMPLETUNER_CA_BUNDLE", default="")
+SIMPLETUNER_CA_BUNDLE = _env_str("SIMPLETUNER_CA_BUNDLE", default="")
 if SIMPLETUNER_CA_BUNDLE and not Path(SIMPLETUNER_CA_BUNDLE).expanduser().is_file():
     raise ImproperlyConfigured(f"SIMPLETUNER_CA_BUNDLE={SIMPLETUNER_CA_BUNDLE!r} is not a readable file")
 SIMPLETUNER_SSL_VERIFY = _env_bool("SIMPLETUNER_SSL_VERIFY", default=True)
@@ -479,9 +503,9 @@ SIMPLETUNER_CIRCUIT_HALF_OPEN_PROBES = _env_int("SIMPLETUNER_CIRCUIT_HALF_OPEN_P
 
 # Where the server itself answers on this machine; the last fallback for the URLs given to
 # jobs (after a provider's s3_public_url and SIMPLETUNER_PUBLIC_URL).
-SIMPLETUNER_LOCAL_URL = env.str(
+SIMPLETUNER_LOCAL_URL = _env_str(
     "SIMPLETUNER_LOCAL_URL",
-    default=f"{'https' if env.str('SIMPLETUNER_SSL_CERT', default='') else 'http'}://127.0.0.1:"
+    default=f"{'https' if _env_str('SIMPLETUNER_SSL_CERT', default='') else 'http'}://127.0.0.1:"
     f"{_env_int('PORT', default=8080, minimum=1)}",
 ).rstrip("/")
 
@@ -494,6 +518,10 @@ SIMPLETUNER_SYNC_INTERVAL = _env_float("SIMPLETUNER_SYNC_INTERVAL", default=30.0
 SIMPLETUNER_SYNC_STALE_SECONDS = _env_float("SIMPLETUNER_SYNC_STALE_SECONDS", default=120.0)
 # A job left `pending` this long (the server died between recording and submitting it) fails.
 SIMPLETUNER_SUBMIT_TIMEOUT = _env_float("SIMPLETUNER_SUBMIT_TIMEOUT", default=3600.0, minimum=1)
+# A recorded job whose start at the provider has not happened this long after a process took
+# it on (the process died) is started again by a retry of its submission or by the sync.
+# Keep it above the slowest start (a dataset upload to Replicate).
+SIMPLETUNER_SUBMIT_CLAIM_SECONDS = _env_float("SIMPLETUNER_SUBMIT_CLAIM_SECONDS", default=600.0, minimum=10)
 
 # The local provider: one directory per job (config, output.log, exit status), commands.
 SIMPLETUNER_LOCAL_JOBS_DIR = _env_path("SIMPLETUNER_LOCAL_JOBS_DIR", str(SIMPLETUNER_HOME / "jobs"))
@@ -501,8 +529,11 @@ SIMPLETUNER_LOCAL_JOBS_DIR = _env_path("SIMPLETUNER_LOCAL_JOBS_DIR", str(SIMPLET
 SIMPLETUNER_LOCAL_COMMANDS = _env_choice("SIMPLETUNER_LOCAL_COMMANDS", "staff", ("staff", "all", "none"))
 # Seconds between SIGTERM and SIGKILL when a local job is cancelled.
 SIMPLETUNER_LOCAL_CANCEL_GRACE = _env_float("SIMPLETUNER_LOCAL_CANCEL_GRACE", default=10.0)
+# Seconds a local job reported ended (by its own webhook) may keep running for final uploads
+# before it is stopped like a cancelled one.
+SIMPLETUNER_LOCAL_EXIT_GRACE = _env_float("SIMPLETUNER_LOCAL_EXIT_GRACE", default=300.0)
 # Server variables a local job inherits; nothing else (no tokens, no DATABASE_URL) leaks to it.
-SIMPLETUNER_LOCAL_ENV_PASSTHROUGH = env.list(
+SIMPLETUNER_LOCAL_ENV_PASSTHROUGH = _env_list(
     "SIMPLETUNER_LOCAL_ENV_PASSTHROUGH",
     default=["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "CUDA_VISIBLE_DEVICES", "HF_HOME"],
 )
@@ -516,8 +547,10 @@ SIMPLETUNER_JOB_LOG_MAX_BYTES = _env_int("SIMPLETUNER_JOB_LOG_MAX_BYTES", defaul
 # s3_output_path says otherwise. Limits fail uploads with S3 errors before a byte is written.
 SIMPLETUNER_S3_MAX_OBJECT_BYTES = _env_int("SIMPLETUNER_S3_MAX_OBJECT_BYTES", default=5 * 1024**4, minimum=1)
 SIMPLETUNER_S3_MIN_FREE_BYTES = _env_int("SIMPLETUNER_S3_MIN_FREE_BYTES", default=1024**3)
-# Job credentials keep working this long after the job ends, for its final uploads.
-SIMPLETUNER_UPLOAD_GRACE_SECONDS = _env_int("SIMPLETUNER_UPLOAD_GRACE_SECONDS", default=3600)
+# A job's upload credentials end with it: at once when it is cancelled or fails, this long
+# after it completed (its final uploads may race the completion webhook; as long as a local
+# job may keep running after reporting completion, SIMPLETUNER_LOCAL_EXIT_GRACE).
+SIMPLETUNER_UPLOAD_GRACE_SECONDS = _env_int("SIMPLETUNER_UPLOAD_GRACE_SECONDS", default=300, minimum=0)
 # Multipart uploads (and stray temporary files) untouched this long are removed by
 # `manage.py storage_cleanup`.
 SIMPLETUNER_S3_MULTIPART_TTL_SECONDS = _env_int("SIMPLETUNER_S3_MULTIPART_TTL_SECONDS", default=86400, minimum=60)
@@ -527,12 +560,20 @@ SIMPLETUNER_S3_MAX_SKEW_SECONDS = _env_int("SIMPLETUNER_S3_MAX_SKEW_SECONDS", de
 SIMPLETUNER_S3_FSYNC = _env_bool("SIMPLETUNER_S3_FSYNC", default=True)
 # Accept the legacy `X-Upload-Token: <access key id>` header (bearer, no signature).
 SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN = _env_bool("SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN", default=True)
-# Functions turning an access key id into a storage.credentials.Credential (first match wins).
-S3_CREDENTIAL_RESOLVERS = ["storage.credentials.api_key_credential", "storage.credentials.job_credential"]
-HEALTH_CHECKS.append("storage.health.check_output_storage")
+
+# --- Request bodies ----------------------------------------------------------------------------
+# Largest request body outside the S3 endpoint (which streams bodies under its own limits) and
+# webhooks (SIMPLETUNER_WEBHOOK_MAX_BYTES): 413 past it, before Django reads more than this + 1
+# bytes, held in memory, never spooled to disk (cloudops/bodies.py). The default leaves a job
+# submit room for its 256 KiB of configs written out with whitespace and escapes.
+SIMPLETUNER_MAX_REQUEST_BYTES = _env_int("SIMPLETUNER_MAX_REQUEST_BYTES", default=1024 * 1024, minimum=1024)
+# Django parses what the bound admits in memory too: a file field of an admin form is kept in
+# memory up to this size (Django's default, 2.5 MiB, unless the bound is higher).
+FILE_UPLOAD_MAX_MEMORY_SIZE = max(2621440, SIMPLETUNER_MAX_REQUEST_BYTES)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2621440, SIMPLETUNER_MAX_REQUEST_BYTES)
 
 # --- Inbound webhooks and live events --------------------------------------------------------
-# POST /api/webhooks/{provider} (providers/webhooks.py). Larger bodies are refused with 413
+# POST /api/webhooks/{provider} (providers/webhooks/). Larger bodies are refused with 413
 # before they are read whole.
 SIMPLETUNER_WEBHOOK_MAX_BYTES = _env_int("SIMPLETUNER_WEBHOOK_MAX_BYTES", default=1024 * 1024, minimum=1024)
 # A webhook-id is remembered for the Standard Webhooks timestamp tolerance (5 minutes, fixed)
@@ -549,28 +590,20 @@ SIMPLETUNER_WEBHOOK_SECRET_REFETCH = _env_int("SIMPLETUNER_WEBHOOK_SECRET_REFETC
 SIMPLETUNER_EVENTS_HEARTBEAT = _env_float("SIMPLETUNER_EVENTS_HEARTBEAT", default=15.0, minimum=0.1)
 SIMPLETUNER_EVENTS_BUFFER = _env_int("SIMPLETUNER_EVENTS_BUFFER", default=1000, minimum=10)
 SIMPLETUNER_EVENTS_QUEUE = _env_int("SIMPLETUNER_EVENTS_QUEUE", default=256, minimum=1)
-# Open streams re-check their API key / session this often: a revoked key stops streaming.
+# Open streams re-check their API key / session and user this often: a revoked key stops
+# streaming, and a user who lost (or gained) the right to see every job reconnects.
 SIMPLETUNER_EVENTS_REAUTH_SECONDS = _env_float("SIMPLETUNER_EVENTS_REAUTH_SECONDS", default=60.0, minimum=0.1)
-if REDIS_URL:
-    HEALTH_CHECKS.append("providers.health.check_channel_layer")
-HEALTH_CHECKS.append("providers.health.check_webhook_signatures")
+# Open streams at once, per user and for the whole instance (every process), counted in the
+# rate limiter's state (cloudops/ratelimit/slots.py); 429 with Retry-After past either. A stream
+# holds its slot as a lease refreshed every third of SIMPLETUNER_EVENTS_SLOT_LEASE seconds, so
+# the slots of a process killed without cleanup come free when their leases run out.
+SIMPLETUNER_EVENTS_MAX_PER_USER = _env_int("SIMPLETUNER_EVENTS_MAX_PER_USER", default=10, minimum=1)
+SIMPLETUNER_EVENTS_MAX_STREAMS = _env_int("SIMPLETUNER_EVENTS_MAX_STREAMS", default=500, minimum=1)
+SIMPLETUNER_EVENTS_SLOT_LEASE = _env_float("SIMPLETUNER_EVENTS_SLOT_LEASE", default=60.0, minimum=1)
 
 # --- Prometheus metrics ------------------------------------------------------------------------
 # What the scrape exports is runtime configuration (admin, /api/cloud/metrics/config); the
 # optional scrape token SIMPLETUNER_METRICS_TOKEN comes from the secrets chain at request time.
-# Sources per category (dotted paths of `collect() -> Iterable[prometheus_client Metric]`).
-# rate_limits reads the rate limiter's shared state (cloudops.ratelimit.metrics);
-# approvals exports nothing until the approvals feature exists (no made-up zeros).
-METRICS_SOURCES: dict[str, list[str]] = {
-    "jobs": ["cloudops.metrics.sources.jobs.collect"],
-    "http": ["cloudops.metrics.sources.http.collect"],
-    "rate_limits": ["cloudops.ratelimit.metrics.collect"],
-    "approvals": [],
-    "audit": ["cloudops.metrics.sources.audit.collect"],
-    "health": ["cloudops.metrics.sources.health.collect"],
-    "circuit_breakers": ["cloudops.metrics.sources.circuit_breakers.collect"],
-    "provider": ["cloudops.metrics.sources.provider.collect"],
-}
 # Each server process adds its HTTP request counts to the database this often (seconds).
 SIMPLETUNER_METRICS_FLUSH_SECONDS = _env_float("SIMPLETUNER_METRICS_FLUSH_SECONDS", default=10.0, minimum=0.1)
 # Aggregates that scan tables (jobs, cost limits) are served from the cache while younger than
@@ -579,8 +612,8 @@ SIMPLETUNER_METRICS_CACHE_SECONDS = _env_float("SIMPLETUNER_METRICS_CACHE_SECOND
 
 # --- HTTPS and the server ----------------------------------------------------------------------
 # With both set, `manage.py serve` (and `make run`) speak TLS themselves.
-SIMPLETUNER_SSL_CERT = env.str("SIMPLETUNER_SSL_CERT", default="") or None
-SIMPLETUNER_SSL_KEY = env.str("SIMPLETUNER_SSL_KEY", default="") or None
+SIMPLETUNER_SSL_CERT = _env_str("SIMPLETUNER_SSL_CERT", default="") or None
+SIMPLETUNER_SSL_KEY = _env_str("SIMPLETUNER_SSL_KEY", default="") or None
 if bool(SIMPLETUNER_SSL_CERT) != bool(SIMPLETUNER_SSL_KEY):
     raise ImproperlyConfigured("SIMPLETUNER_SSL_CERT and SIMPLETUNER_SSL_KEY must be set together")
 for _name, _file in (("SIMPLETUNER_SSL_CERT", SIMPLETUNER_SSL_CERT), ("SIMPLETUNER_SSL_KEY", SIMPLETUNER_SSL_KEY)):
@@ -589,11 +622,74 @@ for _name, _file in (("SIMPLETUNER_SSL_CERT", SIMPLETUNER_SSL_CERT), ("SIMPLETUN
 # uvicorn applies back-pressure to request bodies; daphne holds each one whole in memory
 # (django/daphne#483), which multi-GB uploads cannot afford. See the README's figures.
 SIMPLETUNER_SERVER = _env_choice("SIMPLETUNER_SERVER", "uvicorn", ("uvicorn", "daphne"))
+# Threads that run requests' middleware and views (cloudops/handler.py): at most this many
+# requests of a process run their Python at once, and (with CONN_MAX_AGE) each thread keeps
+# one database connection, so this also bounds a process's connections. Requests beyond it wait.
+SIMPLETUNER_REQUEST_THREADS = _env_int("SIMPLETUNER_REQUEST_THREADS", default=16, minimum=1)
 
 # --- Backup and restore ----------------------------------------------------------------------
-# The SQLite database's backups (providers/store): where `manage.py backup` writes by default,
+# The SQLite database's backups (cloudops/backup): where `manage.py backup` writes by default,
 # what `list_backups` shows, and where `restore` keeps the safety copy of the database it
 # replaces. Created on first use, mode 0700 (backups hold the whole database).
 SIMPLETUNER_BACKUP_DIR = _env_path("SIMPLETUNER_BACKUP_DIR", str(SIMPLETUNER_HOME / "backups"))
 # Longest a restore waits for the migrations that bring an older backup up to date.
 SIMPLETUNER_RESTORE_MIGRATE_TIMEOUT = _env_float("SIMPLETUNER_RESTORE_MIGRATE_TIMEOUT", default=3600.0, minimum=1)
+
+# --- Wiring ----------------------------------------------------------------------------------
+# The app code the library calls, by dotted path (docs/architecture.md: the library in
+# cloudops/ imports no app; these names are how it reaches them). A new provider, health check
+# or metric source is one line here.
+
+# Provider clients by name; the name is what jobs and /api/cloud/providers/{provider} use.
+PROVIDER_CLIENTS = {
+    "local": "providers.local.LocalProvider",
+    "replicate": "providers.replicate.ReplicateProvider",
+}
+# Health checks, in the order the health document lists them; each returns a
+# cloudops.health.Component or None (not configured).
+HEALTH_CHECKS = [
+    "cloudops.health.check_database",
+    "cloudops.health.check_secrets",
+    "cloudops.health.check_background",
+    "audit.health.check_audit",
+    "cloudops.ratelimit.health.check_rate_limit_backend",
+    "providers.health.check_circuit_breakers",
+    "storage.health.check_output_storage",
+    *(["providers.health.check_channel_layer"] if REDIS_URL else []),
+    "providers.health.check_webhook_signatures",
+]
+READINESS_CHECKS = ["cloudops.health.check_database"]
+# Live checks of each configured provider, added by ?include_providers=true.
+PROVIDER_HEALTH_CHECKS = ["providers.health.check_local", "providers.health.check_replicate"]
+# Secrets the health document requires beyond SIMPLETUNER_REQUIRED_SECRETS: functions returning
+# the keys enabled features need right now (e.g. the Replicate token only while replicate is on).
+HEALTH_SECRET_REQUIREMENTS = ["providers.health.required_secrets"]
+# Prometheus sources per category (dotted paths of `collect() -> Iterable[Metric]`). rate_limits
+# reads the rate limiter's shared state; approvals exports nothing until the approvals feature
+# exists (no made-up zeros).
+METRICS_SOURCES: dict[str, list[str]] = {
+    "jobs": ["providers.metrics.collect_jobs"],
+    "http": ["cloudops.metrics.sources.http.collect"],
+    "rate_limits": ["cloudops.ratelimit.metrics.collect"],
+    "approvals": [],
+    "audit": ["audit.metrics.collect_activity", "audit.metrics.collect_verification"],
+    "health": ["cloudops.metrics.sources.health.collect", "audit.metrics.collect_last_backup"],
+    "circuit_breakers": ["providers.metrics.collect_circuit_breakers"],
+    "provider": ["providers.metrics.collect_cost_limits"],
+}
+# Setup hints (GET /api/cloud/hints): functions returning the cloudops.hints.Hint list whose
+# condition holds now.
+HINT_SOURCES = [
+    "providers.hints.public_url_hints",
+    "providers.hints.provider_token_hints",
+    "providers.hints.webhook_signature_hints",
+    "cloudops.metrics.hints.metrics_export_hints",
+]
+# How library code records an audit entry (cloudops.auditing.record).
+AUDIT_RECORDER = "audit.services.audit_record"
+# Rate-limit keys apps contribute, by the name rules use as their `key` (cloudops.ratelimit.keys).
+RATE_LIMIT_KEYS = {"storage": "storage.ratelimit.STORAGE_KEY"}
+# Functions turning an access key id into a storage.credentials.Credential (first match wins).
+S3_CREDENTIAL_RESOLVERS = ["storage.credentials.api_key_credential", "storage.credentials.job_credential"]
+# How the admin's job page lists and downloads a job's output files (storage.job_outputs).
+JOB_OUTPUTS = "storage.job_outputs"

@@ -93,7 +93,8 @@ def _record_extra(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line in the shape of SPEC section 9."""
+    """One JSON object per line: timestamp (UTC, ms), level, logger, message, correlation_id,
+    source {file, line, function}, extra {the caller's fields}, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -126,6 +127,17 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class ClientErrorRecord(logging.Filter):
+    """For loggers that report a client's mistake as an ERROR with a traceback (Django's
+    DisallowedHost: a scanner or a probe sending another Host): one warning line instead.
+    The answer (400) is in the access log already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
 def logging_config(level: str = "INFO", json_output: bool = True, log_file: str | None = None) -> dict[str, Any]:
     """The dictConfig used by settings.py and configure_structured_logging()."""
     formatter = "json" if json_output else "text"
@@ -146,11 +158,13 @@ def logging_config(level: str = "INFO", json_output: bool = True, log_file: str 
             "json": {"()": JsonFormatter},
             "text": {"()": TextFormatter},
         },
+        "filters": {"client_error": {"()": ClientErrorRecord}},
         "handlers": handlers,
         "root": {"level": level.upper(), "handlers": list(handlers)},
         "loggers": {
             # Django logs every 4xx/5xx itself; our access log already has one line per request.
             "django.request": {"level": "ERROR"},
+            "django.security.DisallowedHost": {"filters": ["client_error"]},
             "django.server": {"level": "WARNING"},
             "daphne": {"level": "WARNING"},
             # At DEBUG botocore logs request and response bodies, and a GetSecretValue
@@ -165,5 +179,20 @@ def configure_structured_logging(level: str = "INFO", json_output: bool = True, 
     logging.config.dictConfig(logging_config(level=level, json_output=json_output, log_file=log_file))
 
 
-def get_logger(name: str) -> logging.Logger:
-    return logging.getLogger(name)
+class SafeExtraLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose `extra` keys can never collide with LogRecord's own attributes.
+
+    logging raises KeyError for `extra={"thread": ...}` (or name, process, message, ...), so a
+    handler that logs such a field raises instead of logging, and a background loop's error
+    handler once killed its thread that way. Colliding keys are kept with a `_` suffix.
+    """
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = kwargs.get("extra")
+        if extra and not _RECORD_ATTRS.isdisjoint(extra):
+            kwargs["extra"] = {(f"{k}_" if k in _RECORD_ATTRS else k): v for k, v in extra.items()}
+        return msg, kwargs
+
+
+def get_logger(name: str) -> SafeExtraLogger:
+    return SafeExtraLogger(logging.getLogger(name), {})

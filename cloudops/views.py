@@ -15,12 +15,18 @@ from rest_framework.views import APIView
 from cloudops import accounts
 from cloudops.apikeys import api_key_create, api_key_revoke
 from cloudops.models import ApiKey
+from cloudops.openapi import ErrorOutputSerializer
+from cloudops.permissions import has_staff_perm, request_user
 from cloudops.serializers import (
+    ApiKeyBodySerializer,
+    ApiKeyCreatedBodySerializer,
     ApiKeyInputSerializer,
-    ApiKeyOutputSerializer,
+    ApiKeyListBodySerializer,
     LoginInputSerializer,
+    LogoutBodySerializer,
+    MeBodySerializer,
     RegisterInputSerializer,
-    UserOutputSerializer,
+    UserBodySerializer,
 )
 
 
@@ -32,49 +38,49 @@ class LoginView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=LoginInputSerializer, responses={200: UserOutputSerializer})
+    @extend_schema(request=LoginInputSerializer, responses={200: UserBodySerializer, 401: ErrorOutputSerializer})
     def post(self, request: Request) -> Response:
         data = LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = accounts.user_login(request=request._request, **data.validated_data)
         if user is None:
             return Response({"detail": "Invalid username or password."}, status=status.HTTP_401_UNAUTHORIZED)
-        return Response({"user": UserOutputSerializer(user).data})
+        return Response(UserBodySerializer({"user": user}).data)
 
 
 class LogoutView(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(request=None, responses={200: None})
+    @extend_schema(request=None, responses={200: LogoutBodySerializer})
     def post(self, request: Request) -> Response:
         accounts.user_logout(request=request._request)
-        return Response({"status": "logged_out"})
+        return Response(LogoutBodySerializer({"status": "logged_out"}).data)
 
 
 class RegisterView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=RegisterInputSerializer, responses={201: UserOutputSerializer})
+    @extend_schema(
+        request=RegisterInputSerializer,
+        responses={201: UserBodySerializer, 403: ErrorOutputSerializer},
+        description="403 while registration is off (SIMPLETUNER_ALLOW_REGISTRATION).",
+    )
     def post(self, request: Request) -> Response:
         data = RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = accounts.user_register(request=request._request, **data.validated_data)
-        return Response({"user": UserOutputSerializer(user).data}, status=status.HTTP_201_CREATED)
+        return Response(UserBodySerializer({"user": user}).data, status=status.HTTP_201_CREATED)
 
 
 class MeView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: UserOutputSerializer})
+    @extend_schema(responses={200: MeBodySerializer})
     def get(self, request: Request) -> Response:
         auth = request.auth if isinstance(request.auth, ApiKey) else None
-        return Response(
-            {
-                "user": UserOutputSerializer(request.user).data,
-                "auth": {"method": "api_key" if auth else "session", "api_key": auth.prefix if auth else None},
-            }
-        )
+        method = {"method": "api_key" if auth else "session", "api_key": auth.prefix if auth else None}
+        return Response(MeBodySerializer({"user": request.user, "auth": method}).data)
 
 
 class ApiKeyListView(APIView):
@@ -82,32 +88,32 @@ class ApiKeyListView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: ApiKeyOutputSerializer(many=True)})
+    @extend_schema(responses={200: ApiKeyListBodySerializer})
     def get(self, request: Request) -> Response:
-        keys = ApiKey.objects.filter(owner=request.user).select_related("owner")
-        return Response({"api_keys": ApiKeyOutputSerializer(keys, many=True).data, "total": keys.count()})
+        keys = list(ApiKey.objects.filter(owner=request_user(request)).select_related("owner"))
+        return Response(ApiKeyListBodySerializer({"api_keys": keys, "total": len(keys)}).data)
 
-    @extend_schema(request=ApiKeyInputSerializer, responses={201: ApiKeyOutputSerializer})
+    @extend_schema(request=ApiKeyInputSerializer, responses={201: ApiKeyCreatedBodySerializer})
     def post(self, request: Request) -> Response:
         data = ApiKeyInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        api_key, raw_key = api_key_create(owner=request.user, name=data.validated_data["name"], request=request)
-        body = {
-            "api_key": ApiKeyOutputSerializer(api_key).data,
-            "key": raw_key,
-            "warning": "Store this key now: it is shown only once.",
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+        api_key, raw_key = api_key_create(
+            owner=request_user(request), name=data.validated_data["name"], request=request
+        )
+        body = {"api_key": api_key, "key": raw_key, "warning": "Store this key now: it is shown only once."}
+        return Response(ApiKeyCreatedBodySerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class ApiKeyDetailView(APIView):
-    """Revoke a key. Staff may revoke anyone's; others only their own (else 404)."""
+    """Revoke a key: your own, or anyone's with staff status and cloudops.change_apikey
+    (revoking is a change: keys are never deleted). Other keys are a 404."""
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: ApiKeyOutputSerializer})
+    @extend_schema(responses={200: ApiKeyBodySerializer})
     def delete(self, request: Request, key_id: int) -> Response:
-        keys = ApiKey.objects.all() if request.user.is_staff else ApiKey.objects.filter(owner=request.user)
+        any_key = has_staff_perm(request.user, "cloudops.change_apikey")
+        keys = ApiKey.objects.all() if any_key else ApiKey.objects.filter(owner=request_user(request))
         api_key = get_object_or_404(keys, pk=key_id)
         api_key = api_key_revoke(api_key=api_key, request=request)
-        return Response({"api_key": ApiKeyOutputSerializer(api_key).data})
+        return Response(ApiKeyBodySerializer({"api_key": api_key}).data)

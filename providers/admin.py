@@ -1,4 +1,4 @@
-"""Admin: providers (with the Advanced configuration section), jobs and circuit breakers.
+"""Admin: providers (with the Advanced configuration section) and circuit breakers (jobs: admin_jobs).
 
 Every change goes through the same services as the API (validated, audited).
 """
@@ -6,31 +6,31 @@ Every change goes through the same services as the API (validated, audited).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from rest_framework.exceptions import APIException
 
+from cloudops.admin_confirm import ReadOnlyPageMixin
+from providers import admin_jobs  # noqa: F401  # registers the jobs admin
 from providers import config as validators
 from providers.circuit import circuit_reset
 from providers.config import CONFIG_FIELDS, provider_config_update
-from providers.errors import ProviderError
-from providers.jobs import job_cancel
-from providers.models import CircuitBreaker, Job, ProviderConfig
+from providers.http import redact_url
+from providers.models import CircuitBreaker, ProviderConfig
 
 SSL_WARNING = (
     "Disabling SSL verification is a security risk. Only do this if you have a self-signed certificate or are "
     "behind a corporate proxy. Continue?"
 )
-# Remembered for the admin session once confirmed, as the guide describes.
+# Remembered for the admin session once confirmed: the warning is asked once per session.
 SSL_CONFIRMED_SESSION_KEY = "providers_ssl_verify_off_confirmed"
 
-_FIELD_VALIDATORS = {
+_FIELD_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "ssl_ca_bundle": validators.validate_ca_bundle,
-    "proxy_url": lambda v: validators.validate_http_url(v, allow_path=False),
     "http_timeout": validators.validate_timeout,
     "s3_public_url": lambda v: validators.validate_http_url(v, allow_path=True),
     "s3_output_path": validators.validate_output_path,
@@ -40,24 +40,32 @@ _FIELD_VALIDATORS = {
 }
 
 
+class SslVerifySelect(forms.NullBooleanSelect):
+    """Django's null-boolean select (which shows the stored True/False/None as selected; a
+    plain Select compares "True" with "true" and always showed "Inherit"), in our words."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.choices = [
+            ("unknown", "Inherit (SIMPLETUNER_SSL_VERIFY)"),
+            ("true", "Verify certificates"),
+            ("false", "Do not verify certificates (insecure)"),
+        ]
+
+
 class ProviderConfigForm(forms.ModelForm):
     request: HttpRequest | None = None
 
     webhook_allowed_ips = forms.CharField(
         required=False,
+        label="Webhook allowed IPs",
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One IP address or CIDR network per line (IPv4 or IPv6). Empty: every IP is accepted.",
     )
     ssl_verify = forms.NullBooleanField(
         required=False,
         label="SSL verification",
-        widget=forms.Select(
-            choices=[
-                ("unknown", "Inherit (SIMPLETUNER_SSL_VERIFY)"),
-                ("true", "Verify certificates"),
-                ("false", "Do not verify certificates (insecure)"),
-            ]
-        ),
+        widget=SslVerifySelect(),
     )
     confirm_disable_ssl = forms.BooleanField(required=False, label=SSL_WARNING)
 
@@ -68,6 +76,8 @@ class ProviderConfigForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initial["webhook_allowed_ips"] = "\n".join(self.instance.webhook_allowed_ips or [])
+        # Shown as the API shows it; sent back unchanged it keeps the stored password.
+        self.initial["proxy_url"] = redact_url(self.instance.proxy_url)
         confirmed = self.request is not None and bool(self.request.session.get(SSL_CONFIRMED_SESSION_KEY))
         # Read by ssl_confirm.js, which asks with a dialog instead of the checkbox.
         self.fields["confirm_disable_ssl"].widget.attrs.update(
@@ -81,8 +91,15 @@ class ProviderConfigForm(forms.ModelForm):
         except ValueError as exc:
             raise forms.ValidationError(str(exc))
 
+    def clean_proxy_url(self) -> str:
+        try:
+            return validators.validate_proxy_url(self.cleaned_data["proxy_url"], stored=self.instance.proxy_url)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc))
+
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         for name, validate in _FIELD_VALIDATORS.items():
             if name in cleaned and name not in self.errors:
                 try:
@@ -107,6 +124,7 @@ class ProviderConfigForm(forms.ModelForm):
 @admin.register(ProviderConfig)
 class ProviderConfigAdmin(admin.ModelAdmin):
     form = ProviderConfigForm
+    audited_by_service = frozenset({"change"})  # provider_config_update
 
     class Media:
         js = ["providers/admin/ssl_confirm.js"]
@@ -156,40 +174,8 @@ class ProviderConfigAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "owner", "provider", "status", "hardware", "cost_usd", "created_at", "completed_at"]
-    list_filter = ["status", "provider", ("owner", admin.RelatedOnlyFieldListFilter), "created_at"]
-    search_fields = ["id", "name", "external_id", "owner__username"]
-    date_hierarchy = "created_at"
-    actions = ["cancel_selected"]
-    # The upload token is a credential (the legacy X-Upload-Token): never shown.
-    exclude = ["upload_token", "request_fingerprint"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Job._meta.fields if f.name not in self.exclude]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # jobs are submitted through the API (quotas, cost limits, audit)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # job history carries costs and audit references
-
-    @admin.action(description="Cancel selected jobs")
-    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        cancelled = 0
-        for job in queryset:
-            try:
-                job_cancel(job=job, request=request)
-                cancelled += 1
-            except (APIException, ProviderError) as exc:
-                detail = exc.message if isinstance(exc, ProviderError) else exc.detail
-                self.message_user(request, f"{job.pk}: {detail}", level=messages.WARNING)
-        self.message_user(request, f"{cancelled} job(s) cancelled.")
-
-
 @admin.register(CircuitBreaker)
-class CircuitBreakerAdmin(admin.ModelAdmin):
+class CircuitBreakerAdmin(ReadOnlyPageMixin, admin.ModelAdmin):
     list_display = ["provider", "state", "consecutive_failures", "failures_total", "opened_at", "last_error"]
     actions = ["reset_selected"]
 
@@ -202,8 +188,7 @@ class CircuitBreakerAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Close the selected circuits now")
+    @admin.action(description="Close the selected circuits now", permissions=["change"])
     def reset_selected(self, request: HttpRequest, queryset: QuerySet[CircuitBreaker]) -> None:
-        for breaker in queryset:
-            circuit_reset(breaker.provider)
-        self.message_user(request, "Circuits closed.")
+        closed = sum(circuit_reset(breaker.provider, request=request) for breaker in queryset)
+        self.message_user(request, f"{closed} circuit(s) are now closed.")

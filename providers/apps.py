@@ -33,4 +33,11 @@ class ProvidersConfig(AppConfig):
     verbose_name = "Providers and jobs"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from providers.config_cache import provider_config_changed
+        from providers.models import ProviderConfig
+
         checks.register(check_provider_clients)
+        post_save.connect(provider_config_changed, sender=ProviderConfig, dispatch_uid="provider_config_saved")
+        post_delete.connect(provider_config_changed, sender=ProviderConfig, dispatch_uid="provider_config_deleted")

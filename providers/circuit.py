@@ -17,9 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
+from django.http import HttpRequest
 from django.utils import timezone
 
+from audit.services import audit_record
+from cloudops import audit_events as events
 from cloudops.structured_logging import get_logger
 from providers.errors import CircuitOpenError
 from providers.models import CIRCUIT_STATE_VALUE, CircuitBreaker, CircuitState
@@ -142,11 +146,31 @@ def circuit_release_probe(provider: str) -> None:
     )
 
 
-def circuit_reset(provider: str) -> None:
-    """Close the circuit by hand (admin action); the cumulative failure count is kept."""
-    CircuitBreaker.objects.filter(provider=provider).update(
-        state=CircuitState.CLOSED, consecutive_failures=0, probes_in_flight=0, opened_at=None, probe_started_at=None
-    )
+def circuit_reset(provider: str, *, request: HttpRequest | None = None) -> bool:
+    """Close the circuit by hand (admin action); the cumulative failure count is kept.
+
+    Audited (`circuit_breaker.reset`, with the state it left) in the same transaction. A
+    circuit already closed with no failures counted changes nothing and writes nothing.
+    """
+    with transaction.atomic():
+        breaker = CircuitBreaker.objects.select_for_update().filter(provider=provider).first()
+        idle = {"state": CircuitState.CLOSED, "consecutive_failures": 0, "probes_in_flight": 0}
+        if breaker is None or all(getattr(breaker, name) == value for name, value in idle.items()):
+            return False
+        CircuitBreaker.objects.filter(pk=breaker.pk).update(**idle, opened_at=None, probe_started_at=None)
+        audit_record(
+            event_type=events.CIRCUIT_BREAKER_RESET,
+            request=request,
+            target_type="provider",
+            target_id=provider,
+            action="close",
+            details={
+                "previous_state": breaker.state,
+                "consecutive_failures": breaker.consecutive_failures,
+                "failures_total": breaker.failures_total,
+            },
+        )
+    return True
 
 
 def circuit_snapshot(*, now: datetime | None = None) -> list[CircuitStatus]:

@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.http import HttpRequest
 
-from audit import events
-from audit.services import Actor, audit_record
-from providers.http import redact_url
+from audit.services import audit_record
+from cloudops import audit_events as events
+from cloudops.auditing import Actor
+from providers.http import REDACTED_PASSWORD, redact_url
 from providers.models import CostLimitAction, CostLimitPeriod, ProviderConfig
 from providers.registry import get_provider, provider_names
 
@@ -67,6 +68,25 @@ def validate_http_url(value: str, *, allow_path: bool) -> str:
     if not allow_path and parts.path not in ("", "/"):
         raise ValueError("must not contain a path (http://host:port)")
     return value.rstrip("/")
+
+
+def validate_proxy_url(value: str, *, stored: str) -> str:
+    """A proxy URL as sent by the API or the admin form, which show the stored one redacted.
+
+    Sending back exactly the redacted form keeps the stored URL with its password. The `***`
+    placeholder in any other URL (another user, host or port) is refused: carrying the old
+    password over to another proxy, or storing `***` as a password, would both be wrong
+    without anyone noticing.
+    """
+    value = validate_http_url(value, allow_path=False)
+    if value and value == redact_url(stored):
+        return stored
+    if urlsplit(value).password == REDACTED_PASSWORD:
+        raise ValueError(
+            f"'{REDACTED_PASSWORD}' keeps the stored password only for the same user, host and port "
+            f"({redact_url(stored) or 'no proxy is stored'}); type the password for this proxy"
+        )
+    return value
 
 
 def validate_ca_bundle(value: str) -> str:
@@ -234,10 +254,8 @@ def provider_config_update(
 ) -> ProviderConfig:
     """Apply validated `changes`; only fields that really change are written and audited.
 
-    A proxy URL sent back in its redacted form (as the API shows it) keeps the stored one.
+    A proxy URL must have gone through validate_proxy_url (which resolves its redacted form).
     """
-    if changes.get("proxy_url") and changes["proxy_url"] == redact_url(provider_config.proxy_url):
-        changes = {k: v for k, v in changes.items() if k != "proxy_url"}
     changed = sorted(k for k, v in changes.items() if getattr(provider_config, k) != v)
     if not changed:
         return provider_config

@@ -1,6 +1,6 @@
 """Credentials and URLs handed to jobs: upload credentials, webhook URL and signing secret.
 
-Nothing here is stored: the upload secret and the local webhook secret are derived from the
+Nothing here is stored: the upload secret and the local webhook secrets are derived from the
 server key (cloudops.keys), so the database alone never reveals them. Never log or return
 these values from the API.
 """
@@ -69,7 +69,22 @@ def job_upload_credentials(job: Job, provider_config: ProviderConfig | None = No
     )
 
 
-def local_webhook_secret() -> str:
-    """The Standard Webhooks secret (`whsec_<base64>`) local jobs sign their webhooks with.
-    One per server, derived from the server key; the webhook endpoint verifies with it."""
-    return "whsec_" + base64.b64encode(derive("webhook", "local")).decode()
+def job_upload_bearer(upload_token: str) -> str:
+    """The job's legacy `X-Upload-Token` value: `<upload token>.<proof>`.
+
+    The upload token alone (the access key id) is in every URL the job presigns, so it cannot
+    be a bearer credential; the proof is derived from the server key like the upload secret
+    (nothing stored) and never appears in a URL. The token names its job, so the server
+    resolves it with one indexed lookup and compares the whole value with compare_digest.
+    """
+    return f"{upload_token}.{derive_token('upload-bearer', upload_token)}"
+
+
+def local_webhook_secret(job_id: str) -> str:
+    """The Standard Webhooks secret (`whsec_<base64>`) one local job signs its webhooks with.
+
+    One per job, derived from the server key and the job id (nothing stored): a job knows
+    only its own, so it cannot report anything about another job. The webhook endpoint
+    derives it again from the job the delivery names.
+    """
+    return "whsec_" + base64.b64encode(derive("webhook", "local", job_id)).decode()

@@ -81,6 +81,10 @@ def network_settings(provider_config: ProviderConfig | None) -> NetworkSettings:
     )
 
 
+# What stands for a password wherever a URL is shown (API, admin, audit, errors).
+REDACTED_PASSWORD = "***"
+
+
 def redact_url(url: str) -> str:
     """`url` with any password replaced by `***` (proxy URLs may carry credentials)."""
     if not url:
@@ -91,7 +95,7 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{parts.username}:{REDACTED_PASSWORD}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -353,7 +357,7 @@ class ProviderHTTP:
         try:
             response = client.send(request)
         except httpx.TimeoutException as exc:
-            error = ProviderTimeout(
+            error: ProviderError = ProviderTimeout(
                 f"{self.provider} did not answer within the timeout ({type(exc).__name__})", provider=self.provider
             )
             if isinstance(exc, httpx.ConnectTimeout) or idempotent:
@@ -395,7 +399,7 @@ class ProviderHTTP:
         detail = _body(response)
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            error = ProviderRateLimited(
+            error: ProviderError = ProviderRateLimited(
                 f"{self.provider} rate limit reached (429)",
                 provider=self.provider,
                 status_code=429,

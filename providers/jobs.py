@@ -1,4 +1,5 @@
-"""Job services: submit, the one status-transition function, provider state, cancel, logs.
+"""Job services: the one status-transition function, provider state, cancel, logs (submission
+is providers/submit.py).
 
 The API, the admin, the background sync, the local runner's watcher and (later) the webhook
 endpoint all change jobs through these functions.
@@ -6,65 +7,40 @@ endpoint all change jobs through these functions.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException
 
-from audit import events
-from audit.services import Actor, audit_record
+from audit.services import audit_record
+from cloudops import audit_events as events
+from cloudops.auditing import Actor
+from cloudops.jsonbody import storable_text
 from cloudops.structured_logging import LogContext, get_logger
-from providers.base import HardwareOption, RemoteState
+from providers.base import RemoteState
 from providers.config import provider_config_get
-from providers.costs import cost_limit_check, job_cost, resolve_hardware
-from providers.datasets import validate_dataset
+from providers.costs import job_cost
 from providers.errors import ProviderError
-from providers.events import job_event_after_commit
+from providers.events import job_event
 from providers.models import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, Job, JobStatus, ProviderConfig
 from providers.registry import get_provider
 
 logger = get_logger("cloudops.providers.jobs")
 
-MAX_CONFIG_BYTES = 256 * 1024
-# Config keys that name a credential: such values belong in the secrets chain, never in a
-# job config (which is stored, shown in the API and sent to providers as config_json).
-_SECRET_WORDS = {"token", "secret", "password", "passwd", "passphrase", "credential", "credentials", "apikey"}
-_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("secret", "key"), ("private", "key"), ("auth", "key")}
-
-
-class IdempotencyConflict(APIException):
-    status_code = 409
-    default_code = "idempotency_conflict"
+# A cancel still unfinished after this long (its process died) no longer blocks a new one.
+CANCEL_CLAIM_SECONDS = 60
 
 
 class JobConflict(APIException):
     status_code = 409
     default_code = "job_conflict"
-
-
-class SubmitFailed(Exception):
-    """The job was recorded but the provider refused or failed it; the job is now failed."""
-
-    def __init__(self, job: Job, error: ProviderError) -> None:
-        super().__init__(error.message)
-        self.job = job
-        self.error = error
-
-
-@dataclass
-class SubmitResult:
-    job: Job
-    created: bool
-    warnings: list[str] = field(default_factory=list)
 
 
 # --- Status transitions ------------------------------------------------------------------------
@@ -83,54 +59,79 @@ def job_transition(
 ) -> bool:
     """Move `job` to status `to` if that is forward; returns whether this call moved it.
 
-    Compare-and-set: one UPDATE ... WHERE status = <the status we read>, checked by its row
-    count, with the `job.status_changed` audit entry in the same transaction. Statuses only
-    move to a higher rank (providers.models.STATUS_RANK) and terminal ones never change, so
-    late or out-of-order events are ignored. `fields` are written in the same UPDATE.
-    `job` is refreshed from the database either way.
+    Compare-and-set: one UPDATE ... WHERE status = <the caller's job.status>, checked by its
+    row count, with the `job.status_changed` audit entry in the same transaction. Statuses
+    only move to a higher rank (providers.models.STATUS_RANK) and terminal ones never change,
+    so late or out-of-order events are ignored. `fields` are written in the same UPDATE and
+    set on `job`; a lost race re-reads the row and tries again from there. The caller's copy
+    is never ahead of the database (statuses only move forward), so a move it already shows
+    as backward is refused without a query.
     """
     now = now or timezone.now()
     for _ in range(len(STATUS_RANK)):  # each lost race means the job moved forward: bounded
-        current = Job.objects.filter(pk=job.pk).values("status", "started_at").first()
-        if current is None or current["status"] in TERMINAL_STATUSES:
-            break
-        if STATUS_RANK[to] <= STATUS_RANK[current["status"]]:
-            break
-        updates: dict[str, Any] = {"status": to, "updated_at": now, **(fields or {})}
-        # A provider-reported time in `fields` wins over the time we heard of the change.
-        if to == JobStatus.RUNNING and current["started_at"] is None:
-            updates.setdefault("started_at", now)
-        if to in TERMINAL_STATUSES:
-            updates.setdefault("completed_at", now)
-        with transaction.atomic():
-            moved = Job.objects.filter(pk=job.pk, status=current["status"]).update(**updates)
-            if moved:
-                audit_record(
-                    event_type=events.JOB_STATUS_CHANGED,
-                    request=request,
-                    actor=actor,
-                    target_type="job",
-                    target_id=job.pk,
-                    action=to,
-                    details={"from": current["status"], "to": to, "reason": reason[:500], "source": source},
-                )
-        if moved:
-            # Every status change passes here once: the place to publish job events (SSE).
-            job_event_after_commit(kind="job.status", job_id=job.pk, previous_status=current["status"])
-            job.refresh_from_db()
-            logger.info(
-                "job status changed",
-                extra={"job_id": job.pk, "from": current["status"], "to": to, "source": source},
-            )
+        if job.status in TERMINAL_STATUSES or STATUS_RANK[to] <= STATUS_RANK[job.status]:
+            return False
+        if _compare_and_set(job=job, to=to, fields=fields or {}, now=now, audit=(reason, source, request, actor)):
             return True
-    job.refresh_from_db()
+        if not _reread(job):
+            return False
     return False
+
+
+def _reread(job: Job) -> bool:
+    """Bring the caller's copy up to date after a write it lost; False if the job is gone."""
+    try:
+        job.refresh_from_db()
+    except Job.DoesNotExist:
+        return False
+    return True
+
+
+def _compare_and_set(
+    *,
+    job: Job,
+    to: str,
+    fields: dict[str, Any],
+    now: datetime,
+    audit: tuple[str, str, HttpRequest | None, Actor | None],
+) -> bool:
+    """One attempt of job_transition: the UPDATE from job.status, and on success the audit
+    entry and the live event in its transaction and the new values on `job`."""
+    previous = job.status
+    updates: dict[str, Any] = {"status": to, "updated_at": now, **fields}
+    # A provider-reported time in `fields` wins over the time we heard of the change.
+    if to == JobStatus.RUNNING and job.started_at is None:
+        updates.setdefault("started_at", now)
+    if to in TERMINAL_STATUSES:
+        updates.setdefault("completed_at", now)
+    reason, source, request, actor = audit
+    # No savepoint: nothing here recovers from an error, which rolls back the whole
+    # transaction (a caller's too: a delivery's replay record goes with it).
+    with transaction.atomic(savepoint=False):
+        if not Job.objects.filter(pk=job.pk, status=previous).update(**updates):
+            return False
+        for name, value in updates.items():
+            setattr(job, name, value)
+        audit_record(
+            event_type=events.JOB_STATUS_CHANGED,
+            request=request,
+            actor=actor,
+            target_type="job",
+            target_id=job.pk,
+            action=to,
+            details={"from": previous, "to": to, "reason": reason[:500], "source": source},
+        )
+        # Every status change passes here once: the place to record job events (SSE), in
+        # the transaction of the change.
+        job_event(kind="job.status", job=job, previous_status=previous)
+    logger.info("job status changed", extra={"job_id": job.pk, "from": previous, "to": to, "source": source})
+    return True
 
 
 def cap_logs(text: str) -> str:
     """The last SIMPLETUNER_JOB_LOG_MAX_BYTES of a log (the end is what explains a failure)."""
     limit = settings.SIMPLETUNER_JOB_LOG_MAX_BYTES
-    return text if len(text) <= limit else text[-limit:]
+    return storable_text(text if len(text) <= limit else text[-limit:])
 
 
 def job_apply_remote(
@@ -148,15 +149,15 @@ def job_apply_remote(
     if remote.progress:
         fields["progress"] = remote.progress
     if remote.output_url:
-        fields["output_url"] = remote.output_url[:2048]
+        fields["output_url"] = storable_text(remote.output_url[:2048])
     if remote.external_id and not job.external_id:
-        fields["external_id"] = remote.external_id[:128]
+        fields["external_id"] = storable_text(remote.external_id[:128])
     if remote.status in TERMINAL_STATUSES and remote.run_seconds is not None:
         provider_config = provider_config or provider_config_get(job.provider)
         fields["run_seconds"] = remote.run_seconds
         fields["cost_usd"] = job_cost(job=job, run_seconds=remote.run_seconds, provider_config=provider_config)
     if remote.status == JobStatus.FAILED and remote.error:
-        fields["error"] = remote.error[:10000]
+        fields["error"] = storable_text(remote.error[:10000])
     if remote.started_at is not None and job.started_at is None:
         fields["started_at"] = remote.started_at
     if remote.completed_at is not None and remote.status in TERMINAL_STATUSES:
@@ -164,14 +165,38 @@ def job_apply_remote(
     if remote.status and job_transition(
         job=job, to=remote.status, reason=f"{job.provider} reported {remote.status}", source=source, fields=fields
     ):
+        if job.is_terminal:
+            config = provider_config or provider_config_get(job.provider)
+            transaction.on_commit(partial(get_provider(job.provider).ended, job=job, provider_config=config))
         return True
+    if "run_seconds" in fields and job.is_terminal and job.run_seconds is None:
+        _record_run_time(job=job, run_seconds=fields["run_seconds"], cost_usd=fields["cost_usd"])
+        return False
     activity = {k: v for k, v in fields.items() if k in ("last_synced_at", "logs", "progress", "output_url")}
+    activity["updated_at"] = now
     progressed = bool(remote.progress) and remote.progress != job.progress
-    if Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(**activity, updated_at=now):
-        job.refresh_from_db()
-        if progressed:
-            job_event_after_commit(kind="job.progress", job_id=job.pk)
+    with transaction.atomic(savepoint=False):  # as in _compare_and_set
+        updated = Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(**activity)
+        if updated:
+            for name, value in activity.items():
+                setattr(job, name, value)
+            if progressed:
+                job_event(kind="job.progress", job=job)
+    if not updated:
+        _reread(job)  # it ended meanwhile: the caller sees how
     return False
+
+
+def _record_run_time(*, job: Job, run_seconds: float, cost_usd: Any) -> None:
+    """The run time (and its cost) of a job that ended before its process did: a local job
+    reported `completed` by its own webhook, or cancelled, whose runner exits afterwards.
+    Recorded once (only while none is), and never changes the status."""
+    recorded = Job.objects.filter(pk=job.pk, status__in=TERMINAL_STATUSES, run_seconds__isnull=True).update(
+        run_seconds=run_seconds, cost_usd=cost_usd
+    )
+    if recorded:
+        job.run_seconds, job.cost_usd = run_seconds, cost_usd
+        logger.info("job run time recorded", extra={"job_id": job.pk, "run_seconds": run_seconds})
 
 
 def job_refresh(*, job: Job, source: str = "sync") -> bool:
@@ -182,192 +207,39 @@ def job_refresh(*, job: Job, source: str = "sync") -> bool:
         return job_apply_remote(job=job, remote=remote, source=source, provider_config=provider_config)
 
 
-# --- Submit --------------------------------------------------------------------------------------
-
-
-def _words(key: str) -> list[str]:
-    return [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()) if w]
-
-
-def _secret_keys(value: Any, path: str = "") -> list[str]:
-    found: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            words = _words(str(key))
-            pairs = set(zip(words, words[1:], strict=False))
-            if _SECRET_WORDS.intersection(words) or _SECRET_PAIRS & pairs:
-                found.append(f"{path}{key}")
-            found += _secret_keys(item, f"{path}{key}.")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _secret_keys(item, f"{path}{index}.")
-    return found
-
-
-def validate_job_input(*, config: dict[str, Any], dataloader_config: list[Any], dataset: str) -> None:
-    """Checks every provider shares: size, no credentials in configs, a known dataset."""
-    if len(json.dumps(config)) + len(json.dumps(dataloader_config)) > MAX_CONFIG_BYTES:
-        raise ValidationError(
-            {"config": [f"config and dataloader_config together must stay under {MAX_CONFIG_BYTES} bytes."]}
-        )
-    for name, value in (("config", config), ("dataloader_config", dataloader_config)):
-        secrets = _secret_keys(value)
-        if secrets:
-            raise ValidationError(
-                {
-                    name: [
-                        f"{', '.join(secrets)}: credentials do not belong in a job config (it is stored and shown); "
-                        "configure them in the secrets chain (e.g. HF_TOKEN)."
-                    ]
-                }
-            )
-    try:
-        validate_dataset(dataset)
-    except ValueError as exc:
-        raise ValidationError({"dataset": [str(exc)]})
-
-
-def _fingerprint(**body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _idempotent_match(owner: AbstractBaseUser, key: str, fingerprint: str) -> Job | None:
-    existing = Job.objects.filter(owner=owner, idempotency_key=key).first()
-    if existing is not None and existing.request_fingerprint != fingerprint:
-        raise IdempotencyConflict(
-            "This Idempotency-Key was already used with a different request body; use a new key for a new job."
-        )
-    return existing
-
-
-def _create_job(*, idempotency_key: str | None, **values: Any) -> tuple[Job, bool]:
-    """Insert the job; a concurrent request with the same key loses on the unique constraint
-    and gets the winner's job instead (so retries never create two jobs)."""
-    try:
-        with transaction.atomic():
-            return Job.objects.create(idempotency_key=idempotency_key, **values), True
-    except IntegrityError:
-        if not idempotency_key:
-            raise
-        existing = _idempotent_match(values["owner"], idempotency_key, values["request_fingerprint"])
-        if existing is None:
-            raise
-        return existing, False
-
-
-def _admit(
-    *,
-    owner: AbstractBaseUser,
-    provider: str,
-    config: dict[str, Any],
-    dataloader_config: list[Any],
-    dataset: str,
-    hardware: str,
-) -> tuple[ProviderConfig, HardwareOption, list[str]]:
-    """Everything checked before a job is recorded; returns the provider's configuration,
-    the resolved hardware and cost-limit warnings (or raises the 4xx that refuses it)."""
-    provider_config = provider_config_get(provider)
-    if not provider_config.enabled:
-        hint = f'PATCH /api/cloud/providers/{provider} {{"enabled": true}}'
-        raise ValidationError({"provider": [f"{provider} is disabled; a staff user can enable it with {hint}."]})
-    get_provider(provider).validate_submission(config=config, user_is_staff=bool(getattr(owner, "is_staff", False)))
-    validate_job_input(config=config, dataloader_config=dataloader_config, dataset=dataset)
-    option = resolve_hardware(provider_config, hardware)
-    return provider_config, option, cost_limit_check(provider_config)
-
-
-def job_submit(
-    *,
-    owner: AbstractBaseUser,
-    provider: str,
-    config: dict[str, Any],
-    dataloader_config: list[Any] | None = None,
-    hardware: str = "",
-    name: str = "",
-    dataset: str = "",
-    idempotency_key: str | None = None,
-    request: HttpRequest | None = None,
-) -> SubmitResult:
-    """Validate, check cost limits, record the job, then start it at the provider.
-
-    Same owner + same idempotency key returns the first job (created=False) as long as the
-    body is the same (else IdempotencyConflict). A provider failure leaves the job `failed`
-    with the reason and raises SubmitFailed.
-    """
-    dataloader_config = dataloader_config or []
-    body = {"provider": provider, "config": config, "dataloader_config": dataloader_config, "name": name}
-    fingerprint = _fingerprint(**body, hardware=hardware, dataset=dataset)
-    if idempotency_key and (existing := _idempotent_match(owner, idempotency_key, fingerprint)):
-        return SubmitResult(job=existing, created=False)
-    provider_config, option, warnings = _admit(
-        owner=owner,
-        provider=provider,
-        config=config,
-        dataloader_config=dataloader_config,
-        dataset=dataset,
-        hardware=hardware,
-    )
-    job, created = _create_job(
-        idempotency_key=idempotency_key,
-        owner=owner,
-        hardware=option.id,
-        dataset=dataset,
-        request_fingerprint=fingerprint,
-        **body,
-    )
-    if not created:
-        return SubmitResult(job=job, created=False)
-    audit_record(
-        event_type=events.JOB_SUBMITTED,
-        request=request,
-        actor=None if request else Actor(username=owner.get_username()),
-        target_type="job",
-        target_id=job.pk,
-        action="submit",
-        details={"provider": provider, "hardware": option.id, "name": name},
-    )
-    with LogContext(job_id=job.pk, provider=provider):
-        logger.info("job submitted", extra={"hardware": option.id})
-        warnings += _start(job=job, provider_config=provider_config)
-    return SubmitResult(job=job, created=True, warnings=warnings)
-
-
-def _start(*, job: Job, provider_config: ProviderConfig) -> list[str]:
-    client = get_provider(job.provider)
-    try:
-        remote, warnings = client.submit(job=job, provider_config=provider_config)
-    except ProviderError as exc:
-        logger.warning("provider refused the job", extra={"error": exc.message})
-        job_transition(
-            job=job,
-            to=JobStatus.FAILED,
-            reason="submission failed",
-            source="submit",
-            fields={"error": f"Submission to {job.provider} failed: {exc.message}"},
-        )
-        raise SubmitFailed(job, exc) from exc
-    job_apply_remote(job=job, remote=remote, source="submit", provider_config=provider_config)
-    if job.status == JobStatus.CANCELLED and remote.status not in TERMINAL_STATUSES:
-        # Cancelled while we were submitting: stop what the provider just started.
-        try:
-            client.cancel(job=job, provider_config=provider_config)
-        except ProviderError as exc:
-            logger.warning("could not cancel a job cancelled during submission", extra={"error": exc.message})
-    return warnings
-
-
 # --- Cancel and logs -------------------------------------------------------------------------------
 
 
+def _claim_cancel(job: Job) -> datetime | None:
+    """Mark the cancel as requested, unless another cancel holds the mark; returns the mark.
+
+    Of several cancels at once, the one whose conditional UPDATE sets the mark proceeds; the
+    others find it set. A mark older than CANCEL_CLAIM_SECONDS is taken over: its canceller
+    died before finishing (a provider call that fails gives its mark back at once)."""
+    now = timezone.now()
+    free = Q(cancel_requested_at__isnull=True) | Q(
+        cancel_requested_at__lt=now - timedelta(seconds=CANCEL_CLAIM_SECONDS)
+    )
+    claimed = Job.objects.filter(free, pk=job.pk, status__in=ACTIVE_STATUSES).update(cancel_requested_at=now)
+    return now if claimed else None
+
+
 def job_cancel(*, job: Job, request: HttpRequest | None = None, actor: Actor | None = None) -> Job:
-    """Stop the job at the provider and mark it cancelled; a terminal job is a JobConflict."""
-    if job.is_terminal:
-        raise JobConflict(f"Job {job.pk} is already {job.status}.")
+    """Stop the job at the provider and mark it cancelled. A terminal job, or one another
+    cancel is already stopping, is a JobConflict: one cancel wins, and only it is audited."""
+    claimed_at = _claim_cancel(job)
+    if claimed_at is None:
+        job.refresh_from_db()
+        raise JobConflict(f"Job {job.pk} is already {job.status if job.is_terminal else 'being cancelled'}.")
     who = actor or Actor.from_request(request)
-    Job.objects.filter(pk=job.pk).update(cancel_requested_at=timezone.now())
     provider_config = provider_config_get(job.provider)
     with LogContext(job_id=job.pk, provider=job.provider):
-        remote = get_provider(job.provider).cancel(job=job, provider_config=provider_config)
+        try:
+            remote = get_provider(job.provider).cancel(job=job, provider_config=provider_config)
+        except ProviderError:
+            # Give the mark back, so the owner can try again now rather than in a minute.
+            Job.objects.filter(pk=job.pk, cancel_requested_at=claimed_at).update(cancel_requested_at=None)
+            raise
         if remote is not None and remote.status in TERMINAL_STATUSES and remote.status != JobStatus.CANCELLED:
             job_apply_remote(job=job, remote=remote, source="cancel", provider_config=provider_config)
             raise JobConflict(f"Job {job.pk} already {remote.status} at {job.provider}.")
@@ -410,9 +282,10 @@ def job_logs(*, job: Job) -> JobLogs:
     side effect), else the stored tail. A provider outage falls back to the stored tail."""
     limit = settings.SIMPLETUNER_JOB_LOG_MAX_BYTES
     fresh = None
-    if not job.is_terminal or job.provider == "local":
+    client = get_provider(job.provider)
+    if not job.is_terminal or client.logs_after_end:
         try:
-            fresh = get_provider(job.provider).logs(job=job, provider_config=provider_config_get(job.provider))
+            fresh = client.logs(job=job, provider_config=provider_config_get(job.provider))
         except ProviderError as exc:
             logger.warning("could not fetch logs from the provider", extra={"job_id": job.pk, "error": exc.message})
     if fresh is None:

@@ -26,21 +26,31 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from cloudops.health import Component, elapsed_ms
-from cloudops.structured_logging import LogContext, correlation_scope, get_logger
-from providers.base import HardwareOption, RemoteState
-from providers.credentials import job_upload_credentials, local_webhook_secret, webhook_url
+from cloudops.jsonbody import InvalidJSON, parse_json
+from cloudops.structured_logging import get_logger
+from providers.base import (
+    DeliveryUnverifiable,
+    HardwareOption,
+    Phase,
+    RemoteState,
+    SigningSecret,
+    Submitted,
+    run_seconds_of,
+)
+from providers.credentials import job_upload_bearer, job_upload_credentials, local_webhook_secret, webhook_url
 from providers.errors import ProviderConfigError
 from providers.models import Job, JobStatus, ProviderConfig
+from providers.webhooks.payloads import progress_of
 
 logger = get_logger("cloudops.providers.local")
 
 RUNNER = Path(__file__).with_name("runner.py")
 EXAMPLE_TRAINER = Path(__file__).with_name("example_trainer.py")
 ERROR_TAIL_CHARS = 2000
+MAX_STATE_FILE_BYTES = 64 * 1024
 # Limits for the bundled trainer's settings, so a typo cannot run for a year.
 TRAINER_LIMITS = {"max_train_steps": (1, 1_000_000), "step_seconds": (0, 3600), "checkpoint_size_mb": (0, 10_240)}
 
@@ -137,10 +147,15 @@ def read_tail(path: Path, max_bytes: int) -> tuple[str, bool]:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A file the job's process group can write (progress.json, exit.json), read as untrusted
+    input: at most MAX_STATE_FILE_BYTES, within the JSON limits, an object; else None."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        with path.open("rb") as handle:
+            data = handle.read(MAX_STATE_FILE_BYTES + 1)
+        value = parse_json(data) if len(data) <= MAX_STATE_FILE_BYTES else None
+    except (OSError, InvalidJSON):
         return None
+    return value if isinstance(value, dict) else None
 
 
 class LocalProvider:
@@ -148,18 +163,20 @@ class LocalProvider:
     display_name = "Local (this machine)"
     enabled_by_default = True
     default_hardware = "local"
+    logs_after_end = True  # output.log stays in the job's directory
+    remote = False
 
     def hardware_defaults(self) -> dict[str, HardwareOption]:
         return {"local": HardwareOption(id="local", label="This machine", price_per_second=0.0)}
 
-    def validate_submission(self, *, config: dict[str, Any], user_is_staff: bool) -> None:
+    def validate_submission(self, *, config: dict[str, Any], trusted: bool) -> None:
         command = config.get("command")
         if command is None:
             self._validate_trainer_settings(config)
             return
         policy = settings.SIMPLETUNER_LOCAL_COMMANDS
-        if policy == "none" or (policy == "staff" and not user_is_staff):
-            who = "nobody" if policy == "none" else "staff users only"
+        if policy == "none" or (policy == "staff" and not trusted):
+            who = "nobody" if policy == "none" else "staff users who may change providers only"
             raise PermissionDenied(f"config.command: custom commands on the local provider are allowed for {who}.")
         valid = isinstance(command, list) and 0 < len(command) <= 1000
         if not valid or not all(isinstance(arg, str) and arg and len(arg) <= 4096 for arg in command):
@@ -186,7 +203,7 @@ class LocalProvider:
                 "SIMPLETUNER_DATALOADER_CONFIG": str(directory / "dataloader.json"),
                 "SIMPLETUNER_OUTPUT_DIR": str(directory / "output"),
                 "SIMPLETUNER_WEBHOOK_URL": webhook_url(provider_config),
-                "SIMPLETUNER_WEBHOOK_SECRET": local_webhook_secret(),
+                "SIMPLETUNER_WEBHOOK_SECRET": local_webhook_secret(job.id),
             }
         )
         if job.dataset:
@@ -205,19 +222,21 @@ class LocalProvider:
                     "AWS_REGION": creds.region,
                     "SIMPLETUNER_S3_ENDPOINT": creds.endpoint_url,
                     "SIMPLETUNER_S3_BUCKET": creds.bucket,
+                    "SIMPLETUNER_UPLOAD_TOKEN": job_upload_bearer(job.upload_token),
                 }
             )
         return env
 
-    def submit(self, *, job: Job, provider_config: ProviderConfig) -> tuple[RemoteState, list[str]]:
+    def submit(self, *, job: Job, provider_config: ProviderConfig, phase: Phase) -> Submitted:
         try:
             return self._start(job=job, provider_config=provider_config)
         except OSError as exc:  # e.g. the jobs directory is not writable: the operator must act
             raise ProviderConfigError(f"cannot start the local job: {exc}", provider=self.name) from exc
 
-    def _start(self, *, job: Job, provider_config: ProviderConfig) -> tuple[RemoteState, list[str]]:
+    def _start(self, *, job: Job, provider_config: ProviderConfig) -> Submitted:
         directory = job_dir(job.id)
-        directory.mkdir(parents=True, mode=0o700)
+        # exist_ok: a start taken over after its starter died may find the directory made.
+        directory.mkdir(parents=True, mode=0o700, exist_ok=True)
         (directory / "config.json").write_text(json.dumps(job.config, indent=2))
         (directory / "dataloader.json").write_text(json.dumps(job.dataloader_config, indent=2))
         # -I (isolated): the script's own directory must not shadow the standard library
@@ -239,12 +258,12 @@ class LocalProvider:
             "host": socket.gethostname(),
             "dir": str(directory),
         }
-        # Recorded before the watcher starts, so a command that exits at once is still found.
+        # Recorded before anyone watches it, so a command that exits at once is still found.
         Job.objects.filter(pk=job.pk).update(runner=runner, external_id=str(process.pid))
         job.runner, job.external_id = runner, str(process.pid)
-        _watch(process, job.id)
         logger.info("local job started", extra={"job_id": job.id, "pid": process.pid})
-        return RemoteState(status=JobStatus.RUNNING, external_id=str(process.pid)), []
+        # The caller has providers.sync watch it: reaping the runner the moment it exits.
+        return Submitted(RemoteState(status=JobStatus.RUNNING, external_id=str(process.pid)), wait=process.wait)
 
     def _is_mine(self, job: Job) -> bool:
         return job.runner.get("host") in (None, socket.gethostname())
@@ -253,15 +272,20 @@ class LocalProvider:
         if not job.runner or not self._is_mine(job):
             return RemoteState(status=None)
         directory = Path(job.runner["dir"])
-        progress = _read_json(directory / "progress.json") or {}
+        progress = progress_of(_read_json(directory / "progress.json"))
         if runner_alive(job.runner) and not (directory / "exit.json").exists():
             return RemoteState(status=JobStatus.RUNNING, progress=progress)
         # The runner writes exit.json before it exits, so a dead runner's status is final now.
         exit_status = _read_json(directory / "exit.json")
         logs, _ = read_tail(directory / "output.log", settings.SIMPLETUNER_JOB_LOG_MAX_BYTES)
         if exit_status is None and job.cancel_requested_at is not None:
-            # Our SIGTERM reached the runner before it could relay it (it was just starting).
-            return RemoteState(status=JobStatus.CANCELLED, logs=logs, progress=progress)
+            # Our SIGTERM reached the runner before it could relay it (it was just starting), or
+            # the group ignored it and was killed: no exit status. It ran until the cancel.
+            started = job.started_at or job.created_at
+            ran = (job.cancel_requested_at - started).total_seconds()
+            return RemoteState(
+                status=JobStatus.CANCELLED, logs=logs, progress=progress, run_seconds=run_seconds_of(ran)
+            )
         if exit_status is None:
             return RemoteState(
                 status=JobStatus.FAILED,
@@ -275,17 +299,19 @@ class LocalProvider:
     def _finished(
         self, exit_status: dict[str, Any], logs: str, progress: dict[str, Any], *, cancel_requested: bool
     ) -> RemoteState:
-        code = int(exit_status.get("returncode", -1))
-        duration = exit_status.get("duration")
-        run_seconds = float(duration) if duration is not None else None
+        code = exit_status.get("returncode")
+        code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        run_seconds = _run_seconds(exit_status)
         if code == 0:
             return RemoteState(status=JobStatus.COMPLETED, logs=logs, run_seconds=run_seconds, progress=progress)
         if cancel_requested:
             # The exit our SIGTERM caused: whoever records it first (this watcher or job_cancel)
             # records a cancellation, not a failure.
             return RemoteState(status=JobStatus.CANCELLED, logs=logs, run_seconds=run_seconds, progress=progress)
-        if code < 0:
-            reason = f"The command was killed by {signal.Signals(-code).name}."
+        if code is None:
+            reason = "The command left an unreadable exit status."
+        elif code < 0:
+            reason = f"The command was killed by {_signal_name(-code)}."
         else:
             reason = f"The command exited with status {code}."
         tail = logs[-ERROR_TAIL_CHARS:].strip()
@@ -304,6 +330,24 @@ class LocalProvider:
             timer.daemon = True
             timer.start()
         return None
+
+    def ended(self, *, job: Job, provider_config: ProviderConfig) -> None:
+        """A job reported terminal while its process still runs (a job may report `completed`
+        before it exits, or report falsely) gets SIMPLETUNER_LOCAL_EXIT_GRACE seconds to exit
+        by itself, for its final uploads; then it is stopped as a cancel stops it, so no
+        process outlives its job (whose owner could no longer cancel it). The timer lives in
+        this server process: a restart within the grace period leaves the process running."""
+        runner = dict(job.runner)
+        if runner and self._is_mine(job) and runner_alive(runner):
+            timer = threading.Timer(settings.SIMPLETUNER_LOCAL_EXIT_GRACE, stop_if_alive, args=(runner,))
+            timer.daemon = True
+            timer.start()
+
+    def signing_secret(self, *, provider_config: ProviderConfig, job_id: str, refresh: bool) -> SigningSecret:
+        """The per-job secret of the job the delivery names (a job knows only its own)."""
+        if not job_id:
+            raise DeliveryUnverifiable("a local job's delivery must name its job (job_id)")
+        return SigningSecret(local_webhook_secret(job_id))
 
     def logs(self, *, job: Job, provider_config: ProviderConfig) -> str | None:
         if not job.runner or not self._is_mine(job):
@@ -325,6 +369,37 @@ class LocalProvider:
         return Component("provider:local", "healthy", "Local jobs can run", latency)
 
 
+def stop_if_alive(runner: dict[str, Any]) -> bool:
+    """SIGTERM a runner that outlived its job, and SIGKILL its group after the cancel grace."""
+    if not _signal(runner, signal.SIGTERM, group=False):
+        return False
+    logger.warning("a local job outlived its end; stopping it", extra={"pid": runner.get("pid")})
+    timer = threading.Timer(settings.SIMPLETUNER_LOCAL_CANCEL_GRACE, kill_if_alive, args=(runner,))
+    timer.daemon = True
+    timer.start()
+    return True
+
+
+def _run_seconds(exit_status: dict[str, Any]) -> float | None:
+    """The run time in an exit status: `duration`, else `finished_at - started_at` (exit
+    files of runners before every exit path wrote a duration)."""
+    if "duration" in exit_status:
+        return run_seconds_of(exit_status["duration"])
+    started, finished = exit_status.get("started_at"), exit_status.get("finished_at")
+    if isinstance(started, bool) or isinstance(finished, bool):
+        return None
+    if isinstance(started, int | float) and isinstance(finished, int | float):
+        return run_seconds_of(finished - started)
+    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def kill_if_alive(runner: dict[str, Any]) -> bool:
     """SIGKILL the job's process group if it outlived the cancel grace period (also when the
     runner itself is gone but left its command running)."""
@@ -338,24 +413,3 @@ def kill_if_alive(runner: dict[str, Any]) -> bool:
     if killed:
         logger.warning("local job ignored SIGTERM; killed", extra={"pid": runner.get("pid")})
     return killed
-
-
-def _watch(process: subprocess.Popen[bytes], job_id: str) -> None:
-    """Reap the runner when it exits and finish the job at once (the background sync is the
-    fallback for runners this process did not start)."""
-
-    def wait() -> None:
-        process.wait()
-        try:
-            from providers.jobs import job_refresh
-
-            with correlation_scope(), LogContext(job_id=job_id, provider="local"):
-                job = Job.objects.filter(pk=job_id).first()
-                if job is not None and not job.is_terminal:
-                    job_refresh(job=job, source="local-runner")
-        except Exception:
-            logger.exception("could not record the end of a local job", extra={"job_id": job_id})
-        finally:
-            connection.close()
-
-    threading.Thread(target=wait, name=f"local-job-{job_id}", daemon=True).start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
@@ -50,20 +51,20 @@ class ProviderConfig(models.Model):
     display_name = models.CharField(max_length=100, blank=True)
     enabled = models.BooleanField(default=True)
     # Webhook security: read by the inbound webhook endpoint.
-    webhook_allowed_ips = models.JSONField(default=list, blank=True)
+    webhook_allowed_ips = models.JSONField("webhook allowed IPs", default=list, blank=True)
     webhook_require_signature = models.BooleanField(default=True)
     # Outbound HTTP.
-    ssl_verify = models.BooleanField(null=True, blank=True)
-    ssl_ca_bundle = models.CharField(max_length=1024, blank=True, default="")
-    proxy_url = models.CharField(max_length=2048, blank=True, default="")
-    http_timeout = models.FloatField(null=True, blank=True)
+    ssl_verify = models.BooleanField("SSL verification", null=True, blank=True)
+    ssl_ca_bundle = models.CharField("SSL CA bundle", max_length=1024, blank=True, default="")
+    proxy_url = models.CharField("proxy URL", max_length=2048, blank=True, default="")
+    http_timeout = models.FloatField("HTTP timeout (seconds)", null=True, blank=True)
     # The S3-compatible upload endpoint given to this provider's jobs.
-    s3_endpoint_enabled = models.BooleanField(default=True)
-    s3_public_url = models.CharField(max_length=2048, blank=True, default="")
-    s3_output_path = models.CharField(max_length=1024, blank=True, default="")
+    s3_endpoint_enabled = models.BooleanField("S3 endpoint enabled", default=True)
+    s3_public_url = models.CharField("S3 public URL", max_length=2048, blank=True, default="")
+    s3_output_path = models.CharField("S3 output path", max_length=1024, blank=True, default="")
     # Spending limit over a calendar period (UTC).
     cost_limit_enabled = models.BooleanField(default=False)
-    cost_limit_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    cost_limit_amount = models.DecimalField("cost limit (USD)", max_digits=12, decimal_places=2, default=Decimal("0"))
     cost_limit_period = models.CharField(max_length=8, choices=CostLimitPeriod.choices, default=CostLimitPeriod.MONTHLY)
     cost_limit_action = models.CharField(max_length=8, choices=CostLimitAction.choices, default=CostLimitAction.WARN)
     # Price overrides merged over the provider's default table: {id: {"price_per_second", "label"}}.
@@ -81,6 +82,17 @@ class ProviderConfig(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.name
+
+    @property
+    def output_root(self) -> Path:
+        """The directory holding this provider's jobs' outputs, one bucket per job
+        ({output_root}/{job id}/{key}): `s3_output_path` with `~` expanded, else OUTPUTS_DIR.
+
+        The one statement of the rule: the API, the S3 endpoint and its sweeps read it through
+        providers.selectors (job_output_root, output_roots). A provider without a row has the
+        defaults, so an unsaved `ProviderConfig()` names the default root.
+        """
+        return Path(self.s3_output_path).expanduser() if self.s3_output_path else settings.OUTPUTS_DIR
 
 
 class JobStatus(models.TextChoices):
@@ -111,9 +123,9 @@ class Job(models.Model):
     """One training job.
 
     The id is the job's S3 output bucket. `upload_token` is the access key id of the job's
-    upload credentials (also accepted alone as the legacy `X-Upload-Token`, so it is a
-    credential and never appears in API responses); the secret is derived from it with the
-    server key (providers.credentials) and never stored. Status changes go through
+    upload credentials (kept out of API responses, though every URL the job presigns shows it,
+    so it never authenticates alone); the secret and the legacy `X-Upload-Token` value are
+    derived from it with the server key (providers.credentials) and never stored. Status changes go through
     providers.jobs.job_transition only.
     """
 
@@ -121,7 +133,7 @@ class Job(models.Model):
     name = models.CharField(max_length=200, blank=True, default="")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
     provider = models.CharField(max_length=32)
-    external_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    external_id = models.CharField("external ID", max_length=128, blank=True, default="", db_index=True)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
     hardware = models.CharField(max_length=64, blank=True, default="")
     config = models.JSONField(default=dict, blank=True)
@@ -134,12 +146,12 @@ class Job(models.Model):
     # Last time the provider told us anything (webhook or poll); the sync polls stale jobs.
     last_synced_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
-    run_seconds = models.FloatField(null=True, blank=True)
-    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"))
+    run_seconds = models.FloatField("run time (seconds)", null=True, blank=True)
+    cost_usd = models.DecimalField("cost (USD)", max_digits=14, decimal_places=6, default=Decimal("0"))
     error = models.TextField(blank=True, default="")
     logs = models.TextField(blank=True, default="")
     progress = models.JSONField(default=dict, blank=True)
-    output_url = models.CharField(max_length=2048, blank=True, default="")
+    output_url = models.CharField("output URL", max_length=2048, blank=True, default="")
     # The local runner's process (pid, start time, host), to check it across restarts.
     runner = models.JSONField(default=dict, blank=True)
     upload_token = models.CharField(max_length=32, unique=True, default=new_upload_token, editable=False)
@@ -147,6 +159,8 @@ class Job(models.Model):
     upload_bytes = models.BigIntegerField(default=0)
     last_upload_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # When a process took on starting the job at the provider (providers/submit.py).
+    start_claimed_at = models.DateTimeField(null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
@@ -156,9 +170,15 @@ class Job(models.Model):
             models.UniqueConstraint(fields=["owner", "idempotency_key"], name="job_owner_idempotency_key"),
         ]
         indexes = [
-            models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
+            # The job list's order (newest first) under each of its filters, ending in the
+            # whole ordering so a page, a cursor and a capped count are index range scans
+            # (providers.paging). created_at and id never change: status updates are the
+            # only writes these cost.
+            models.Index(fields=["created_at", "id"], name="job_created_keyset"),
+            models.Index(fields=["owner", "created_at", "id"], name="job_owner_keyset"),
+            models.Index(fields=["status", "created_at", "id"], name="job_status_keyset"),
+            models.Index(fields=["provider", "created_at", "id"], name="job_provider_keyset"),
             models.Index(fields=["status", "last_synced_at"], name="job_status_synced"),
-            models.Index(fields=["provider", "created_at"], name="job_provider_created"),
             # Covering indexes for the metrics: per-status counts and sums, and a provider's
             # spend in the current cost-limit period, without reading the table.
             models.Index(fields=["status", "cost_usd", "run_seconds"], name="job_status_costs"),
@@ -221,7 +241,8 @@ class WebhookDelivery(models.Model):
     key: of two identical deliveries racing in different processes, exactly one commits and
     the other fails on the key (and answers "duplicate"). Rows expire after the signature's
     timestamp tolerance plus a margin (a replay older than that fails the timestamp check
-    anyway) and are pruned as new deliveries arrive, so the table stays small.
+    anyway): a delivery takes an expired record of its id over, and the sync pass prunes the
+    rest, so the table stays small.
     """
 
     provider = models.CharField(max_length=32)
@@ -247,6 +268,9 @@ class LiveEvent(models.Model):
     owner_id = models.BigIntegerField(null=True, blank=True)
     data = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
+    # The channel layer refused its live message (Redis down or hung): a stream resuming from
+    # a later id still gets it (providers.stream), since it cannot have had it live.
+    unsent = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

@@ -17,18 +17,32 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
 from cloudops.health import Component, elapsed_ms
 from cloudops.secrets import get_secret
-from providers.base import HardwareOption, RemoteState
-from providers.credentials import has_public_url, job_upload_credentials, webhook_url
+from cloudops.structured_logging import get_logger
+from providers.base import (
+    HardwareOption,
+    Phase,
+    RemoteState,
+    SecretUnavailable,
+    SigningSecret,
+    Submitted,
+    run_seconds_of,
+)
+from providers.credentials import has_public_url, job_upload_bearer, job_upload_credentials, webhook_url
 from providers.errors import CircuitOpenError, ProviderConfigError, ProviderError, ProviderInputError
 from providers.http import ProviderHTTP, RetryPolicy
 from providers.models import Job, JobStatus, ProviderConfig
 
+logger = get_logger("cloudops.providers.replicate")
+
 TOKEN_KEY = "REPLICATE_API_TOKEN"
+REPLICATE_SECRET_KEY = "REPLICATE_WEBHOOK_SECRET"
+_SECRET_CACHE_KEY = "cloudops:webhook-secret:{provider}"
 WEBHOOK_EVENTS = ["start", "output", "logs", "completed"]
 STATUS_MAP = {
     "starting": JobStatus.QUEUED,
@@ -69,7 +83,6 @@ def prediction_state(prediction: dict[str, Any]) -> RemoteState:
     also arrives in webhooks, where a field of the wrong type must not raise."""
     metrics = prediction.get("metrics")
     predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
-    valid_time = isinstance(predict_time, int | float) and not isinstance(predict_time, bool) and predict_time >= 0
     output = prediction.get("output")
     if isinstance(output, list):
         output = next((item for item in output if isinstance(item, str)), "")
@@ -79,7 +92,7 @@ def prediction_state(prediction: dict[str, Any]) -> RemoteState:
         status=STATUS_MAP.get(status) if isinstance(status, str) else None,
         error=str(error) if error else "",
         logs=logs if isinstance(logs, str) else None,
-        run_seconds=float(predict_time) if valid_time else None,
+        run_seconds=run_seconds_of(predict_time),
         output_url=output if isinstance(output, str) else "",
         external_id=external_id if isinstance(external_id, str) else "",
         started_at=_timestamp(prediction.get("started_at")),
@@ -106,6 +119,9 @@ class ReplicateProvider:
     # Off until an operator enables it (and configures REPLICATE_API_TOKEN).
     enabled_by_default = False
     default_hardware = "gpu-l40s"
+    # A finished prediction's logs are the ones stored with the job.
+    logs_after_end = False
+    remote = True
 
     def __init__(self, policy: RetryPolicy | None = None) -> None:
         self.policy = policy
@@ -113,7 +129,7 @@ class ReplicateProvider:
     def hardware_defaults(self) -> dict[str, HardwareOption]:
         return dict(REPLICATE_HARDWARE)
 
-    def validate_submission(self, *, config: dict[str, Any], user_is_staff: bool) -> None:
+    def validate_submission(self, *, config: dict[str, Any], trusted: bool) -> None:
         if "command" in config:
             raise ValidationError({"config": ["command: only the local provider runs commands."]})
         steps = config_value(config, "max_train_steps")
@@ -186,7 +202,7 @@ class ReplicateProvider:
         self, *, job: Job, provider_config: ProviderConfig, images: str, warnings: list[str]
     ) -> dict[str, Any]:
         """SimpleTuner's trainer inputs. Secrets go only into the secret-typed inputs
-        (s3_secret_key, hf_token), never into config_json."""
+        (s3_secret_key, s3_upload_token, hf_token), never into config_json."""
         inputs: dict[str, Any] = {
             "config_json": json.dumps(job.config),
             "dataloader_json": json.dumps(job.dataloader_config),
@@ -203,6 +219,7 @@ class ReplicateProvider:
                 s3_bucket=creds.bucket,
                 s3_access_key=creds.access_key_id,
                 s3_secret_key=creds.secret_access_key,
+                s3_upload_token=job_upload_bearer(job.upload_token),
             )
         elif provider_config.s3_endpoint_enabled:
             warnings.append(
@@ -214,22 +231,21 @@ class ReplicateProvider:
             inputs["hf_token"] = hf_token
         return inputs
 
-    def _images(self, job: Job, provider_config: ProviderConfig) -> str:
+    def _images(self, job: Job, provider_config: ProviderConfig, phase: Phase) -> str:
         from providers.datasets import dataset_archive, is_url
-        from providers.jobs import job_transition
 
         if not job.dataset or is_url(job.dataset):
             return job.dataset
-        job_transition(job=job, to=JobStatus.UPLOADING, reason="uploading the dataset", source="submit")
+        phase(JobStatus.UPLOADING, "uploading the dataset")
         with dataset_archive(job.dataset) as archive:
             uploaded = self.upload_file(provider_config, archive)
         return uploaded["urls"]["get"]
 
-    def submit(self, *, job: Job, provider_config: ProviderConfig) -> tuple[RemoteState, list[str]]:
+    def submit(self, *, job: Job, provider_config: ProviderConfig, phase: Phase) -> Submitted:
         warnings: list[str] = []
         model = provider_config.model or settings.REPLICATE_MODEL
         version = provider_config.version_override or self.latest_version(provider_config, model)
-        images = self._images(job, provider_config)
+        images = self._images(job, provider_config, phase)
         inputs = self.trainer_inputs(job=job, provider_config=provider_config, images=images, warnings=warnings)
         hook = webhook_url(provider_config) if has_public_url(provider_config) else None
         if hook is None:
@@ -238,7 +254,7 @@ class ReplicateProvider:
                 f"every {settings.SIMPLETUNER_SYNC_INTERVAL:.0f} s."
             )
         prediction = self.create_prediction(provider_config, version=version, inputs=inputs, webhook=hook)
-        return prediction_state(prediction), warnings
+        return Submitted(prediction_state(prediction), warnings)
 
     def poll(self, *, job: Job, provider_config: ProviderConfig) -> RemoteState:
         if not job.external_id:
@@ -249,6 +265,32 @@ class ReplicateProvider:
         if not job.external_id:
             return None
         return prediction_state(self.cancel_prediction(provider_config, job.external_id))
+
+    def ended(self, *, job: Job, provider_config: ProviderConfig) -> None:
+        """Nothing of a prediction runs on our side."""
+
+    def signing_secret(self, *, provider_config: ProviderConfig, job_id: str, refresh: bool) -> SigningSecret:
+        """REPLICATE_WEBHOOK_SECRET from the secrets chain; else the account's secret from
+        Replicate's API, kept in the Django cache (shared by every process when REDIS_URL is
+        set) for SIMPLETUNER_WEBHOOK_SECRET_TTL seconds and fetched again on `refresh`. While
+        Redis is down or hung the cache read is a miss, so each delivery fetches it."""
+        configured = get_secret(REPLICATE_SECRET_KEY)
+        if configured:
+            return SigningSecret(configured)
+        key = _SECRET_CACHE_KEY.format(provider=provider_config.name)
+        cached = None if refresh else cache.get(key)
+        if cached:
+            return SigningSecret(cached, refetchable=True)
+        try:
+            secret = self.webhook_secret(provider_config)
+        except (ProviderError, KeyError, TypeError, ValueError) as exc:
+            message = exc.message if isinstance(exc, ProviderError) else "unexpected answer"
+            raise SecretUnavailable(f"cannot fetch Replicate's webhook secret: {message}") from exc
+        if not isinstance(secret, str) or not secret:
+            raise SecretUnavailable("Replicate returned an empty webhook secret")
+        cache.set(key, secret, settings.SIMPLETUNER_WEBHOOK_SECRET_TTL)
+        logger.info("fetched the webhook signing secret from Replicate", extra={"refresh": refresh})
+        return SigningSecret(secret, refetchable=True)
 
     def logs(self, *, job: Job, provider_config: ProviderConfig) -> str | None:
         if not job.external_id:

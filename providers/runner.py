@@ -20,7 +20,11 @@ from pathlib import Path
 from types import FrameType
 
 
-def _write_exit(job_dir: Path, status: dict[str, object]) -> None:
+def _write_exit(job_dir: Path, returncode: int, started: float) -> None:
+    """exit.json with the wall time from this process's start to the command's end (the
+    job's run time: recorded even when the job was reported ended or cancelled before)."""
+    finished = time.time()
+    status = {"returncode": returncode, "started_at": started, "finished_at": finished, "duration": finished - started}
     tmp = job_dir / ".exit.json.tmp"
     tmp.write_text(json.dumps(status))
     os.replace(tmp, job_dir / "exit.json")
@@ -54,22 +58,18 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, forward)
     with (job_dir / "output.log").open("ab", buffering=0) as log:
         if pending:
-            _write_exit(job_dir, {"returncode": 128 + pending[0], "started_at": started, "finished_at": time.time()})
+            _write_exit(job_dir, 128 + pending[0], started)
             return 0
         try:
             child = subprocess.Popen(command, cwd=job_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         except OSError as exc:
             log.write(f"cannot start {command[0]!r}: {exc}\n".encode())
-            _write_exit(job_dir, {"returncode": 127, "started_at": started, "finished_at": time.time()})
+            _write_exit(job_dir, 127, started)
             return 0
         if pending:  # signalled while the command was starting: relay it now, once
             os.killpg(os.getpgid(0), pending[0])
         returncode = child.wait()
-    finished = time.time()
-    _write_exit(
-        job_dir,
-        {"returncode": returncode, "started_at": started, "finished_at": finished, "duration": finished - started},
-    )
+    _write_exit(job_dir, returncode, started)
     return 0
 
 

@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from rest_framework import serializers
 
-from cloudops.serializers import StrictInputSerializer
+from cloudops.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictDecimalField,
+    StrictInputSerializer,
+)
 from providers import config as validators
 from providers.circuit import circuit_snapshot
 from providers.costs import cost_limit_status, hardware_table
 from providers.credentials import public_base_url, webhook_url
 from providers.http import network_settings, redact_url
 from providers.models import CostLimitAction, CostLimitPeriod, Job, JobStatus, ProviderConfig
+from providers.paging import MAX_JOB_OFFSET, TOTAL_COUNT_CAP, BadCursor, JobCursor
 from providers.registry import provider_names
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """JSON true/false only: "no" or 0 for a security toggle is a 400, not a guess."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class StrictCharField(serializers.CharField):
-    """Strings only (DRF's CharField would turn 123 into "123")."""
-
-    default_error_messages = {"not_a_string": "Must be a string."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("not_a_string")
-        return super().to_internal_value(data)
+from providers.selectors import output_roots
 
 
 def _check(validator: Any, value: Any, **kwargs: Any) -> Any:
@@ -64,7 +50,7 @@ class ProviderConfigInputSerializer(StrictInputSerializer):
     s3_public_url = StrictCharField(required=False, allow_blank=True, max_length=2048)
     s3_output_path = StrictCharField(required=False, allow_blank=True, max_length=1024)
     cost_limit_enabled = StrictBooleanField(required=False)
-    cost_limit_amount = serializers.DecimalField(required=False, max_digits=12, decimal_places=2, min_value=0)
+    cost_limit_amount = StrictDecimalField(required=False, max_digits=12, decimal_places=2, min_value=0)
     cost_limit_period = serializers.ChoiceField(required=False, choices=CostLimitPeriod.choices)
     cost_limit_action = serializers.ChoiceField(required=False, choices=CostLimitAction.choices)
     hardware = serializers.DictField(required=False)
@@ -79,7 +65,7 @@ class ProviderConfigInputSerializer(StrictInputSerializer):
         return _check(validators.validate_ca_bundle, value)
 
     def validate_proxy_url(self, value: str) -> str:
-        return _check(validators.validate_http_url, value, allow_path=False)
+        return _check(validators.validate_proxy_url, value, stored=self.context["provider_config"].proxy_url)
 
     def validate_http_timeout(self, value: float | None) -> float | None:
         return _check(validators.validate_timeout, value)
@@ -145,9 +131,7 @@ class ProviderConfigOutputSerializer(serializers.ModelSerializer):
             **network_settings(obj).describe(),
             "public_url": public_base_url(obj),
             "webhook_url": webhook_url(obj),
-            "s3_output_path": str(
-                Path(obj.s3_output_path).expanduser() if obj.s3_output_path else settings.OUTPUTS_DIR
-            ),
+            "s3_output_path": str(obj.output_root),
         }
 
     def get_hardware_prices(self, obj: ProviderConfig) -> dict[str, Any]:
@@ -176,7 +160,6 @@ class ProviderConfigOutputSerializer(serializers.ModelSerializer):
 
 
 class JobSubmitInputSerializer(StrictInputSerializer):
-    provider = StrictCharField(max_length=32)
     config = serializers.DictField(required=False, default=dict)
     dataloader_config = serializers.ListField(child=serializers.DictField(), required=False, default=list)
     hardware = StrictCharField(required=False, allow_blank=True, max_length=64, default="")
@@ -184,10 +167,19 @@ class JobSubmitInputSerializer(StrictInputSerializer):
     dataset = StrictCharField(required=False, allow_blank=True, max_length=1024, default="")
     idempotency_key = StrictCharField(required=False, max_length=255)
 
-    def validate_provider(self, value: str) -> str:
-        if value not in provider_names():
-            raise serializers.ValidationError(f"unknown provider {value!r} (known: {', '.join(provider_names())})")
-        return value
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # The providers are settings (PROVIDER_CLIENTS): read when the serializer is made, so the
+        # OpenAPI schema lists them as the field's choices.
+        names = provider_names()
+        message = f"unknown provider '{{input}}' (known: {', '.join(names)})"
+        provider = StrictChoiceField(choices=names, error_messages={"invalid_choice": message})
+        return {"provider": provider, **super().get_fields()}
+
+
+OFFSET_BOUND = (
+    f"Ensure this value is less than or equal to {MAX_JOB_OFFSET}: deeper pages are read with `cursor` "
+    "(each page's `next_cursor`, or follow its `next` link)."
+)
 
 
 class JobListQuerySerializer(serializers.Serializer):
@@ -195,15 +187,28 @@ class JobListQuerySerializer(serializers.Serializer):
     provider = StrictCharField(required=False, max_length=32)
     owner = StrictCharField(required=False, max_length=150)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    offset = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_JOB_OFFSET,
+        default=0,
+        error_messages={"max_value": OFFSET_BOUND},
+        help_text=f"at most {MAX_JOB_OFFSET}; page deeper with `cursor`",
+    )
+    cursor = StrictCharField(
+        required=False, max_length=200, help_text="a page's `next_cursor`: the page after it (not with `offset`)"
+    )
 
+    def validate_cursor(self, value: str) -> JobCursor:
+        try:
+            return JobCursor.decode(value)
+        except BadCursor as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
-def output_roots() -> dict[str, Path]:
-    """Each provider's output directory (the S3 endpoint writes {root}/{job id}/...)."""
-    roots = {}
-    for config in ProviderConfig.objects.all():
-        roots[config.name] = Path(config.s3_output_path).expanduser() if config.s3_output_path else settings.OUTPUTS_DIR
-    return roots
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "cursor" in attrs and attrs.get("offset"):
+            raise serializers.ValidationError({"cursor": "Use either cursor or offset, not both."})
+        return attrs
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
@@ -243,10 +248,71 @@ class JobOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_output(self, obj: Job) -> dict[str, Any]:
-        roots = self.context.get("output_roots") or output_roots()
-        root = roots.get(obj.provider, settings.OUTPUTS_DIR)
+        roots = self.context.get("output_roots")
+        root = output_roots()[obj.provider] if roots is None else roots[obj.provider]
         return {"bucket": obj.id, "path": str(root / obj.id), "url": obj.output_url or None}
 
     def get_upload_progress(self, obj: Job) -> dict[str, Any]:
         last = obj.last_upload_at.isoformat().replace("+00:00", "Z") if obj.last_upload_at else None
         return {"files": obj.upload_objects, "bytes": obj.upload_bytes, "last_upload_at": last}
+
+
+# --- Response bodies: each endpoint's whole answer, so the OpenAPI schema is what it sends -----
+
+
+class ProviderListBodySerializer(serializers.Serializer):
+    providers = ProviderPublicSerializer(many=True)
+
+
+class ProviderBodySerializer(serializers.Serializer):
+    provider = ProviderConfigOutputSerializer()
+
+
+class JobBodySerializer(serializers.Serializer):
+    """`{"job": ...}`; context["output_roots"] (output_roots()) saves a query per job."""
+
+    job = JobOutputSerializer()
+
+
+class JobListBodySerializer(serializers.Serializer):
+    jobs = JobOutputSerializer(many=True)
+    total = serializers.IntegerField(
+        help_text=f"jobs matching the filters, counted up to {TOTAL_COUNT_CAP} (see total_exact)"
+    )
+    total_exact = serializers.BooleanField(
+        help_text=f"false: more than {TOTAL_COUNT_CAP} jobs match and `total` is that lower bound"
+    )
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField(allow_null=True, help_text="null when paging by cursor")
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="pass as `cursor` for the next page; null: last page"
+    )
+    next = serializers.URLField(allow_null=True, help_text="the next page's URL (same filters, by cursor)")
+
+
+class JobCancelBodySerializer(JobBodySerializer):
+    job_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=JobStatus.choices)
+
+
+class JobSubmitBodySerializer(JobCancelBodySerializer):
+    idempotent_hit = serializers.BooleanField(help_text="true: a retry; this is the job the first request created")
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class JobLogsBodySerializer(serializers.Serializer):
+    job_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=JobStatus.choices)
+    logs = serializers.CharField(allow_blank=True)
+    truncated = serializers.BooleanField()
+    source = serializers.ChoiceField(choices=["provider", "stored"])  # type: ignore[assignment]  # named like Field.source
+
+
+class ProviderErrorBodySerializer(serializers.Serializer):
+    """A provider's failure as the caller sees it (502, 503, 504; 400 for input it refused)."""
+
+    detail = serializers.CharField()
+    provider = serializers.CharField()
+    provider_status = serializers.IntegerField(required=False, help_text="the provider's own HTTP status")
+    job_id = serializers.CharField(required=False)
+    job = JobOutputSerializer(required=False, help_text="the job, now failed (submit only)")

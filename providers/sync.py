@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from cloudops.background import PeriodicThread
-from cloudops.structured_logging import get_logger
+from cloudops.structured_logging import LogContext, correlation_scope, get_logger
 from providers.errors import CircuitOpenError, ProviderError
 from providers.jobs import job_refresh, job_transition
-from providers.models import ACTIVE_STATUSES, Job, JobStatus, Lease
+from providers.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus, Lease
+from providers.webhooks.apply import webhook_prune_all
 
 logger = get_logger("cloudops.providers.sync")
 
@@ -37,8 +40,14 @@ def default_holder() -> str:
 
 
 def _lease_ttl() -> timedelta:
-    # Long enough for one job's poll (timeout x retries) between renewals.
-    return timedelta(seconds=max(3 * settings.SIMPLETUNER_SYNC_INTERVAL, 300))
+    """Two sync intervals: a holder that died is taken over by the next pass after that.
+
+    The holder renews the lease after every job. Accepted race: one provider call slower than
+    the whole TTL (its timeout times its retries) lets another process start a pass meanwhile,
+    and both may poll the same job once; recording a poll is a forward-only compare-and-set
+    (job_transition), so the double poll changes nothing but the provider's request count.
+    """
+    return timedelta(seconds=2 * settings.SIMPLETUNER_SYNC_INTERVAL)
 
 
 def lease_acquire(name: str, holder: str, *, now: datetime | None = None) -> bool:
@@ -101,6 +110,18 @@ def _fail_abandoned_submissions(now: datetime, result: SyncResult) -> None:
             result.changed[JobStatus.FAILED] += 1
 
 
+def _start_abandoned_submissions(now: datetime, result: SyncResult) -> None:
+    """Jobs recorded whose starter died before reaching the provider, and not yet abandoned
+    for good: started now (providers/submit.py claims each, so one process starts it)."""
+    # Imported here: submit imports this module, to have the jobs it starts watched.
+    from providers.submit import abandoned_submissions, job_start_abandoned
+
+    cutoff = now - timedelta(seconds=settings.SIMPLETUNER_SUBMIT_TIMEOUT)
+    for job in abandoned_submissions():
+        if job.created_at >= cutoff and job_start_abandoned(job=job):
+            result.changed["started"] += 1
+
+
 def _kill_lingering_cancelled(now: datetime) -> None:
     """Cancelled local jobs that ignored SIGTERM past the grace period (e.g. their server
     restarted before its SIGKILL timer fired)."""
@@ -118,6 +139,29 @@ def _kill_lingering_cancelled(now: datetime) -> None:
             kill_if_alive(job.runner)
 
 
+def _record_local_run_times(now: datetime) -> None:
+    """Local jobs of this host that ended (their own webhook, a cancel) before their process
+    did, and whose run time no watcher recorded (this server restarted meanwhile): recorded
+    from the exit status the runner left, once it is there."""
+    from pathlib import Path
+
+    from providers.local import runner_alive
+
+    ended = Job.objects.filter(
+        provider="local",
+        status__in=TERMINAL_STATUSES,
+        run_seconds__isnull=True,
+        completed_at__gt=now - timedelta(days=1),
+    ).exclude(external_id="")
+    for job in ended[:MAX_JOBS_PER_PASS]:
+        runner = job.runner
+        mine = runner.get("host") in (None, socket.gethostname()) and runner.get("dir")
+        # Without an exit status only a cancel says when it ended (providers.local poll).
+        knowable = job.cancel_requested_at is not None or (Path(runner["dir"]) / "exit.json").exists()
+        if mine and knowable and not runner_alive(runner):
+            job_refresh(job=job, source="sync")
+
+
 def jobs_sync(*, holder: str | None = None, now: datetime | None = None) -> SyncResult:
     """One pass, under the lease. Safe to run from several processes at once: all but one
     return at once with ran=False."""
@@ -130,7 +174,10 @@ def jobs_sync(*, holder: str | None = None, now: datetime | None = None) -> Sync
     try:
         _sync_jobs(now, result, holder)
         _fail_abandoned_submissions(now, result)
+        _start_abandoned_submissions(now, result)
         _kill_lingering_cancelled(now)
+        _record_local_run_times(now)
+        webhook_prune_all(now)
     finally:
         lease_release(LEASE_NAME, holder)
     if result.checked or result.changed:
@@ -156,6 +203,30 @@ def _sync_jobs(now: datetime, result: SyncResult, holder: str) -> None:
         if not lease_acquire(LEASE_NAME, holder):
             logger.warning("sync lease lost mid-pass; stopping", extra={"holder": holder})
             return
+
+
+# --- Watching a job that runs here ------------------------------------------------------------------
+
+
+def job_watch(*, job_id: str, wait: Callable[[], object], source: str) -> None:
+    """Record the end of a job that runs in this process's care (a local job's runner) the
+    moment `wait()` returns, instead of at the next sync pass (the fallback for runners this
+    process did not start, e.g. after a restart)."""
+
+    def watch() -> None:
+        wait()
+        try:
+            with correlation_scope(), LogContext(job_id=job_id):
+                job = Job.objects.filter(pk=job_id).first()
+                # A job already ended (its own webhook, a cancel) still gets its run time.
+                if job is not None and (not job.is_terminal or job.run_seconds is None):
+                    job_refresh(job=job, source=source)
+        except Exception:
+            logger.exception("could not record the end of a job", extra={"job_id": job_id})
+        finally:
+            connection.close()
+
+    threading.Thread(target=watch, name=f"job-watch-{job_id}", daemon=True).start()
 
 
 # --- The in-process loop ------------------------------------------------------------------------

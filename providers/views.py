@@ -4,35 +4,55 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cloudops.net import client_ip
-from cloudops.permissions import IsStaff
+from cloudops.openapi import ErrorOutputSerializer
+from cloudops.permissions import StaffPermission, request_user
 from providers.config import UnknownProvider, provider_config_get, provider_config_list, provider_config_update
 from providers.errors import ProviderError
-from providers.jobs import SubmitFailed, job_cancel, job_logs, job_submit
+from providers.jobs import job_cancel, job_logs
 from providers.models import ProviderConfig
-from providers.selectors import job_list, jobs_visible_to
+from providers.registry import provider_names
+from providers.selectors import job_list, jobs_visible_to, may_change_job
 from providers.serializers import (
+    JobBodySerializer,
+    JobCancelBodySerializer,
+    JobListBodySerializer,
     JobListQuerySerializer,
-    JobOutputSerializer,
+    JobLogsBodySerializer,
+    JobSubmitBodySerializer,
     JobSubmitInputSerializer,
+    ProviderBodySerializer,
     ProviderConfigInputSerializer,
-    ProviderConfigOutputSerializer,
-    ProviderPublicSerializer,
+    ProviderErrorBodySerializer,
+    ProviderListBodySerializer,
     output_roots,
 )
-from providers.webhooks import WebhookOutcome, webhook_admit, webhook_receive, webhook_too_large
+from providers.submit import SubmitFailed, job_submit
+from providers.webhooks.receive import webhook_handle
+
+# The answers of the endpoints that call a provider, when the provider fails.
+PROVIDER_ERRORS = dict.fromkeys((502, 503, 504), ProviderErrorBodySerializer)
+
+
+# 200 is a retry with the same Idempotency-Key; 409 the same key with another body.
+SUBMIT_RESPONSES = {
+    201: JobSubmitBodySerializer,
+    200: JobSubmitBodySerializer,
+    409: ErrorOutputSerializer,
+    **PROVIDER_ERRORS,
+}
 
 
 def provider_error_response(error: ProviderError, **extra: Any) -> Response:
@@ -40,7 +60,9 @@ def provider_error_response(error: ProviderError, **extra: Any) -> Response:
     body = {"detail": error.message, "provider": error.provider, **extra}
     if error.status_code is not None:
         body["provider_status"] = error.status_code
-    response = Response(body, status=error.http_status)
+    response = Response(
+        ProviderErrorBodySerializer(body, context={"output_roots": output_roots()}).data, status=error.http_status
+    )
     if error.retry_after is not None:
         response["Retry-After"] = str(max(1, round(error.retry_after)))
     return response
@@ -54,15 +76,23 @@ class ProviderListView(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: ProviderPublicSerializer(many=True)})
+    @extend_schema(operation_id="cloud_providers_list", responses={200: ProviderListBodySerializer})
     def get(self, request: Request) -> Response:
-        return Response({"providers": ProviderPublicSerializer(provider_config_list(), many=True).data})
+        return Response(ProviderListBodySerializer({"providers": provider_config_list()}).data)
 
 
+def _provider_parameter() -> OpenApiParameter:
+    return OpenApiParameter("provider", str, OpenApiParameter.PATH, enum=provider_names())
+
+
+@extend_schema(parameters=[_provider_parameter()])
 class ProviderDetailView(APIView):
-    """A provider's full configuration (staff). PUT and PATCH change only the fields sent."""
+    """A provider's full configuration (staff with the provider configuration permissions).
+    PUT and PATCH change only the fields sent."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [
+        StaffPermission.of(view="providers.view_providerconfig", change="providers.change_providerconfig")
+    ]
 
     def _config(self, provider: str) -> ProviderConfig:
         try:
@@ -70,19 +100,19 @@ class ProviderDetailView(APIView):
         except UnknownProvider:
             raise Http404 from None
 
-    @extend_schema(responses={200: ProviderConfigOutputSerializer})
+    @extend_schema(responses={200: ProviderBodySerializer})
     def get(self, request: Request, provider: str) -> Response:
-        return Response({"provider": ProviderConfigOutputSerializer(self._config(provider)).data})
+        return Response(ProviderBodySerializer({"provider": self._config(provider)}).data)
 
-    @extend_schema(request=ProviderConfigInputSerializer, responses={200: ProviderConfigOutputSerializer})
+    @extend_schema(request=ProviderConfigInputSerializer, responses={200: ProviderBodySerializer})
     def put(self, request: Request, provider: str) -> Response:
         config = self._config(provider)
         data = ProviderConfigInputSerializer(data=request.data, context={"provider_config": config})
         data.is_valid(raise_exception=True)
         config = provider_config_update(provider_config=config, changes=data.validated_data, request=request)
-        return Response({"provider": ProviderConfigOutputSerializer(config).data})
+        return Response(ProviderBodySerializer({"provider": config}).data)
 
-    @extend_schema(request=ProviderConfigInputSerializer, responses={200: ProviderConfigOutputSerializer})
+    @extend_schema(request=ProviderConfigInputSerializer, responses={200: ProviderBodySerializer})
     def patch(self, request: Request, provider: str) -> Response:
         return self.put(request, provider)
 
@@ -90,8 +120,8 @@ class ProviderDetailView(APIView):
 # --- Jobs ----------------------------------------------------------------------------------------
 
 
-def _job_body(job: Any, **extra: Any) -> dict[str, Any]:
-    return {"job": JobOutputSerializer(job, context={"output_roots": output_roots()}).data, **extra}
+def _job_body(body: type[JobBodySerializer], job: Any, **extra: Any) -> dict[str, Any]:
+    return body({"job": job, **extra}, context={"output_roots": output_roots()}).data
 
 
 def _idempotency_key(request: Request, body_key: str | None) -> str | None:
@@ -104,18 +134,13 @@ def _idempotency_key(request: Request, body_key: str | None) -> str | None:
 
 
 class JobListView(APIView):
-    """GET: jobs you may see (staff: all), filtered and paged. POST: an alias of /submit."""
+    """GET: jobs you may see (all of them with providers.view_job), filtered and paged,
+    newest first. Page with `offset` (at most 10,000), or with `cursor`: each page's
+    `next_cursor` (or its `next` link) gives the next, at the same cost however deep.
+    `total` counts up to 10,000; `total_exact` says whether more match (providers.paging).
+    POST: an alias of /submit."""
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, many=True, description="repeat or comma-separate"),
-            OpenApiParameter("provider", str),
-            OpenApiParameter("owner", str, description="username"),
-            OpenApiParameter("limit", int, description="1-500, default 50"),
-            OpenApiParameter("offset", int),
-        ],
-        responses={200: JobOutputSerializer(many=True)},
-    )
+    @extend_schema(parameters=[JobListQuerySerializer], responses={200: JobListBodySerializer})
     def get(self, request: Request) -> Response:
         params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k != "status"}
         statuses = [s.strip() for raw in request.query_params.getlist("status") for s in raw.split(",") if s.strip()]
@@ -125,30 +150,43 @@ class JobListView(APIView):
         query.is_valid(raise_exception=True)
         v = query.validated_data
         page = job_list(
-            user=request.user,
+            user=request_user(request),
             statuses=v.get("status"),
             provider=v.get("provider", ""),
             owner=v.get("owner", ""),
             limit=v["limit"],
             offset=v["offset"],
+            cursor=v.get("cursor"),
         )
-        roots = output_roots()
-        return Response(
-            {
-                "jobs": JobOutputSerializer(page.jobs, many=True, context={"output_roots": roots}).data,
-                "total": page.total,
-                "limit": page.limit,
-                "offset": page.offset,
-            }
-        )
+        cursor = page.next_cursor.encode() if page.next_cursor else None
+        body = {
+            "jobs": page.jobs,
+            "total": page.total,
+            "total_exact": page.total_exact,
+            "limit": page.limit,
+            "offset": page.offset,
+            "next_cursor": cursor,
+            "next": _next_link(request, cursor),
+        }
+        return Response(JobListBodySerializer(body, context={"output_roots": output_roots()}).data)
 
-    @extend_schema(request=JobSubmitInputSerializer, responses={201: JobOutputSerializer})
+    @extend_schema(request=JobSubmitInputSerializer, responses=SUBMIT_RESPONSES)
     def post(self, request: Request) -> Response:
         return submit(request)
 
 
+def _next_link(request: Request, cursor: str | None) -> str | None:
+    """This request's URL with `cursor` for the next page instead of any offset."""
+    if cursor is None:
+        return None
+    query = request.query_params.copy()
+    query.pop("offset", None)
+    query["cursor"] = cursor
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+
 class JobSubmitView(APIView):
-    @extend_schema(request=JobSubmitInputSerializer, responses={201: JobOutputSerializer})
+    @extend_schema(request=JobSubmitInputSerializer, responses=SUBMIT_RESPONSES)
     def post(self, request: Request) -> Response:
         return submit(request)
 
@@ -159,10 +197,11 @@ def submit(request: Request) -> Response:
     values = dict(data.validated_data)
     key = _idempotency_key(request, values.pop("idempotency_key", None))
     try:
-        result = job_submit(owner=request.user, idempotency_key=key, request=request, **values)
+        result = job_submit(owner=request_user(request), idempotency_key=key, request=request, **values)
     except SubmitFailed as failed:
-        return provider_error_response(failed.error, job_id=failed.job.pk, **_job_body(failed.job))
+        return provider_error_response(failed.error, job_id=failed.job.pk, job=failed.job)
     body = _job_body(
+        JobSubmitBodySerializer,
         result.job,
         job_id=result.job.pk,
         status=result.job.status,
@@ -173,71 +212,58 @@ def submit(request: Request) -> Response:
 
 
 class JobDetailView(APIView):
-    @extend_schema(responses={200: JobOutputSerializer})
+    @extend_schema(operation_id="cloud_job_retrieve", responses={200: JobBodySerializer})
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(_job_body(get_object_or_404(jobs_visible_to(request.user), pk=job_id)))
+        return Response(
+            _job_body(JobBodySerializer, get_object_or_404(jobs_visible_to(request_user(request)), pk=job_id))
+        )
 
 
 class JobCancelView(APIView):
-    @extend_schema(request=None, responses={200: JobOutputSerializer})
+    @extend_schema(
+        request=None, responses={200: JobCancelBodySerializer, 409: ErrorOutputSerializer, **PROVIDER_ERRORS}
+    )
     def post(self, request: Request, job_id: str) -> Response:
-        job = get_object_or_404(jobs_visible_to(request.user), pk=job_id)
+        job = get_object_or_404(jobs_visible_to(request_user(request)), pk=job_id)
+        if not may_change_job(request_user(request), job):
+            raise PermissionDenied(
+                "Cancelling another user's job needs staff status and the providers.change_job permission."
+            )
         try:
             job = job_cancel(job=job, request=request)
         except ProviderError as exc:
             return provider_error_response(exc, job_id=job.pk)
-        return Response(_job_body(job, job_id=job.pk, status=job.status))
+        return Response(_job_body(JobCancelBodySerializer, job, job_id=job.pk, status=job.status))
 
 
 class JobLogsView(APIView):
-    @extend_schema(responses={200: None})
+    @extend_schema(responses={200: JobLogsBodySerializer})
     def get(self, request: Request, job_id: str) -> Response:
-        job = get_object_or_404(jobs_visible_to(request.user), pk=job_id)
+        job = get_object_or_404(jobs_visible_to(request_user(request)), pk=job_id)
         logs = job_logs(job=job)
-        return Response(
-            {
-                "job_id": job.pk,
-                "status": job.status,
-                "logs": logs.text,
-                "truncated": logs.truncated,
-                "source": logs.source,
-            }
-        )
+        body = {"job_id": job.pk, "status": job.status, "logs": logs.text, "truncated": logs.truncated}
+        return Response(JobLogsBodySerializer({**body, "source": logs.source}).data)
 
 
 # --- Inbound webhooks ------------------------------------------------------------------------------
 
 
-def _read_capped(request: HttpRequest, limit: int) -> bytes | None:
-    """The body, or None if it is longer than `limit` (announced or actual)."""
+def _announced_length(request: HttpRequest) -> int | None:
     try:
-        announced = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        announced = 0
-    if announced > limit:
+        return int(request.headers["Content-Length"])
+    except (KeyError, ValueError):
         return None
-    body = request.read(limit + 1)
-    return None if len(body) > limit else body
-
-
-def _outcome(outcome: WebhookOutcome) -> JsonResponse:
-    return JsonResponse(outcome.body, status=outcome.status_code)
 
 
 @csrf_exempt
 @require_POST
 def webhook(request: HttpRequest, provider: str) -> JsonResponse:
     """POST /api/webhooks/{provider}: no login; the allowlist and the signature authenticate."""
-    try:
-        config = provider_config_get(provider)
-    except UnknownProvider:
-        return JsonResponse({"detail": f"Unknown provider {provider!r}."}, status=404)
-    ip = client_ip(request)
-    refused = webhook_admit(provider_config=config, ip=ip)
-    if refused is not None:
-        return _outcome(refused)
-    body = _read_capped(request, settings.SIMPLETUNER_WEBHOOK_MAX_BYTES)
-    if body is None:
-        return _outcome(webhook_too_large(provider_config=config, ip=ip))
-    headers = {name.lower(): value for name, value in request.headers.items()}
-    return _outcome(webhook_receive(provider_config=config, body=body, headers=headers, ip=ip))
+    outcome = webhook_handle(
+        provider=provider,
+        headers={name.lower(): value for name, value in request.headers.items()},
+        ip=client_ip(request),
+        announced_length=_announced_length(request),
+        read=request.read,
+    )
+    return JsonResponse(outcome.body, status=outcome.status_code)

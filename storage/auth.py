@@ -2,31 +2,29 @@
 
 Forms, tried in this order: SigV4 `Authorization` header, SigV4 presigned query
 (`X-Amz-Algorithm`), SigV2 presigned query (`AWSAccessKeyId` + `Signature`, boto3's default
-for presigned GETs), and the legacy `X-Upload-Token` header (a job's access key id alone).
+for presigned GETs), and the legacy `X-Upload-Token` header (a job's bearer token,
+`<access key id>.<proof>`: never the access key id alone, which every presigned URL shows).
 Anything else is anonymous, and anonymous callers get AccessDenied.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from urllib.parse import unquote
+from datetime import timedelta
+from urllib.parse import unquote_to_bytes
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
-from django.utils import timezone
 
-from storage import errors, signing
+from providers.credentials import job_upload_bearer
+from storage import clock, errors, signing
 from storage.credentials import Credential, credential_resolve
 from storage.mount import STORAGE_MOUNT
+from storage.xml import NOT_XML
 
 UPLOAD_TOKEN_HEADER = "x-upload-token"
-
-
-def now() -> datetime:
-    """The server clock (tests replace it to check skew and expiry)."""
-    return timezone.now()
 
 
 @dataclass(frozen=True)
@@ -42,14 +40,62 @@ class Authenticated:
         return self.claim.payload if self.claim is not None else signing.UNSIGNED_PAYLOAD
 
 
+def _decode(raw: str) -> str:
+    """%XX escapes, then UTF-8, strictly (UnicodeDecodeError). `raw` holds the bytes as sent,
+    as latin-1 text; servers' own decoding replaces errors, folding every invalid sequence
+    (`%FF`, `%FE`, ...) into U+FFFD, i.e. into one name."""
+    return unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
+
+
 def parse_query(raw: str) -> list[tuple[str, str]]:
-    """Query pairs decoded as S3 does: %XX only ("+" stays a plus sign), in the order sent."""
+    """Query pairs decoded as S3 does: %XX only ("+" stays a plus sign), in the order sent.
+
+    A parameter that is not UTF-8, or holds what XML cannot carry (listings echo prefix,
+    delimiter, markers and tokens), is refused, as is a line break (response-* overrides
+    are echoed as headers).
+    """
     pairs = []
     for item in raw.split("&"):
         if item:
             name, _, value = item.partition("=")
-            pairs.append((unquote(name), unquote(value)))
+            pairs.append(_query_pair(name, value))
     return pairs
+
+
+def _query_pair(raw_name: str, raw_value: str) -> tuple[str, str]:
+    try:
+        name = _decode(raw_name)
+    except UnicodeDecodeError:
+        raise errors.InvalidURI("Couldn't parse the specified URI: a query parameter name is not UTF-8.") from None
+    if NOT_XML.search(name) or "\r" in name or "\n" in name:
+        raise errors.InvalidURI("Couldn't parse the specified URI: a query parameter name has control characters.")
+    try:
+        value = _decode(raw_value)
+    except UnicodeDecodeError:
+        raise errors.InvalidArgument(f"The value of {name!r} is not valid UTF-8.", ArgumentName=name) from None
+    if NOT_XML.search(value) or "\r" in value or "\n" in value:
+        raise errors.InvalidArgument(
+            f"The value of {name!r} contains a control character (NUL, CR, LF, ...) or a non-character.",
+            ArgumentName=name,
+        )
+    return name, value
+
+
+def request_path(request: HttpRequest) -> str:
+    """The request's path from the bytes the client sent, decoded strictly (InvalidURI if it
+    is not UTF-8, as AWS answers). Object keys come from it: the server's decoded path (and
+    so Django's URL arguments) has invalid sequences replaced, `k%FF` and `k%EF%BF%BD` both
+    becoming "k\ufffd". Without an ASGI scope (Django's test client) Django's path is used."""
+    scope = getattr(request, "scope", None) or {}
+    raw_path = scope.get("raw_path")
+    if not raw_path:
+        return request.path
+    try:
+        return _decode(raw_path.decode("latin-1").split("?", 1)[0])
+    except UnicodeDecodeError:
+        raise errors.InvalidURI(
+            "Couldn't parse the specified URI: the path is not UTF-8 once percent-decoded."
+        ) from None
 
 
 def request_parts(request: HttpRequest) -> signing.RequestParts:
@@ -88,7 +134,8 @@ async def authenticate(request: HttpRequest) -> Authenticated:
     elif "AWSAccessKeyId" in query or "Signature" in query:
         v2 = signing.parse_presigned_v2(parts)
         credential = await _resolve(v2.access_key_id)
-        signing.verify_v2(parts, v2, credential.secret, now())
+        signing.verify_v2(parts, v2, credential.secret, clock.now())
+        credential.check_current(clock.now())
         return Authenticated(credential)
     elif authorization.startswith("AWS "):
         raise errors.InvalidRequest("Signature Version 2 headers are not supported; sign with AWS4-HMAC-SHA256.")
@@ -98,13 +145,30 @@ async def authenticate(request: HttpRequest) -> Authenticated:
         raise errors.AccessDenied("Anonymous access is not allowed: sign the request with your access key.")
     credential = await _resolve(claim.scope.access_key_id)
     key = signing.verify_v4(parts, claim, credential.secret)
-    signing.check_time(claim, now(), max_skew)
+    signing.check_time(claim, clock.now(), max_skew)
+    credential.check_current(clock.now())
     return Authenticated(credential, claim, key)
 
 
+def upload_token_key_id(token: str) -> str:
+    """The access key id an `X-Upload-Token: <access key id>.<proof>` names ("" if malformed)."""
+    access_key_id, dot, proof = token.strip().partition(".")
+    return access_key_id if dot and proof else ""
+
+
 async def _upload_token(token: str) -> Authenticated:
-    credential = await sync_to_async(credential_resolve)(token.strip())
+    access_key_id = upload_token_key_id(token)
+    # The access key id alone is in every presigned URL: the token must carry its proof too.
+    # Checked before any lookup, so made-up tokens cost an HMAC, not a query.
+    genuine = bool(access_key_id) and hmac.compare_digest(
+        token.strip().encode(), job_upload_bearer(access_key_id).encode()
+    )
+    credential = await sync_to_async(credential_resolve)(access_key_id) if genuine else None
     # Only credentials meant to be bearer tokens: an API key's prefix is no secret.
     if credential is None or not credential.bearer:
-        raise errors.InvalidAccessKeyId("The X-Upload-Token is not a valid upload token.")
+        raise errors.InvalidAccessKeyId(
+            "The X-Upload-Token is not a valid upload token: send the job's SIMPLETUNER_UPLOAD_TOKEN "
+            "(<access key id>.<token>); the access key id alone is not accepted."
+        )
+    credential.check_current(clock.now())
     return Authenticated(credential)

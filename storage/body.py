@@ -2,7 +2,7 @@
 
 Django reads a whole request body into a temporary file before any view runs, and daphne
 holds it all in memory before Django sees it (django/daphne#483). For the storage endpoint
-storage.asgi hands the view a `RequestBodyStream` instead: the view authenticates first
+cloudops.bodies hands the view a `RequestBodyStream` instead: the view authenticates first
 (so a bad signature costs no upload, and `Expect: 100-continue` is answered only then),
 then pulls the body chunk by chunk into a temporary file while hashing it. Memory per
 upload stays at a few MiB whatever the object size.
@@ -11,10 +11,12 @@ upload stays at a few MiB whatever the object size.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import hashlib
 import hmac
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +25,7 @@ from storage import errors
 from storage.checksums import Checksum, new_checksum
 from storage.chunked import AwsChunkedDecoder
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 # Bytes gathered before one write: big enough that a thread hop per write is negligible,
 # small enough that memory per upload stays flat.
@@ -31,6 +33,11 @@ WRITE_BATCH = 2 * 1024 * 1024
 
 
 _HASH_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-md5")
+
+# Batch buffers of finished uploads, kept for the next ones (up to 32 MiB): memory in use is
+# already mapped, while a new buffer costs a page fault per page (dear in a virtual machine
+# that hands freed memory back to its host) and zero-filling.
+_SPARE_BUFFERS: collections.deque[bytearray] = collections.deque(maxlen=16)
 
 
 class ClientDisconnected(Exception):
@@ -50,7 +57,7 @@ class RequestBodyStream:
         self._body_done = asyncio.Event()
         self.consumed = False
 
-    async def __call__(self) -> dict[str, Any]:
+    async def __call__(self) -> Mapping[str, Any]:
         await self._body_done.wait()
         return await self._receive()
 
@@ -107,7 +114,7 @@ class _Hashes:
     checksum: Checksum | None = None
     size: int = 0
 
-    def write(self, fd: int, data: bytes | bytearray) -> None:
+    def write(self, fd: int, data: bytearray | memoryview) -> None:
         # MD5 (for the ETag) is the costliest hash; it runs on a second thread while this one
         # writes and computes the others (hashlib releases the GIL), so an upload can use two
         # cores when they are free.
@@ -125,38 +132,89 @@ class _Hashes:
 async def receive_to_file(stream: RequestBodyStream, spec: BodySpec, fd: int) -> BodyResult:
     """Write the body to `fd`, hashing it, and check it against `spec`.
 
-    Writes and hashing run in a worker thread, one batch behind the network, so the event
-    loop keeps reading while the disk works; hashlib and zlib release the GIL on big buffers.
+    The event loop copies the body into one of two WRITE_BATCH buffers while a worker thread
+    writes and hashes the other one (hashlib and zlib release the GIL on big buffers), so the
+    loop keeps reading while the disk works, and memory per upload is the two buffers.
     """
     hashes = _Hashes(
         sha256=hashlib.sha256() if spec.sha256 else None,
         checksum=new_checksum(spec.checksum_algorithm) if spec.checksum_algorithm else None,
     )
-    pending: asyncio.Future[None] | None = None
-    batch = bytearray()
+    batches = _Batches(hashes, fd, min(spec.length, WRITE_BATCH))
     try:
         async for raw in stream.chunks():
             pieces = spec.decoder.feed(raw) if spec.decoder is not None else (raw,)
             for piece in pieces:
                 hashes.size += len(piece)
-                batch += piece
-            if hashes.size > spec.length:
-                raise errors.IncompleteBody("The body is longer than its declared Content-Length.")
-            if len(batch) >= WRITE_BATCH:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(asyncio.to_thread(hashes.write, fd, batch))
-                batch = bytearray()
-        if pending is not None:
-            await pending
-            pending = None
-        await asyncio.to_thread(hashes.write, fd, batch)
+                if hashes.size > spec.length:
+                    raise errors.IncompleteBody("The body is longer than its declared Content-Length.")
+                await batches.add(piece)
+        await batches.flush()
     finally:
-        if pending is not None:
-            await asyncio.gather(pending, return_exceptions=True)
+        await batches.settle()
     if spec.decoder is not None:
         spec.decoder.finish()
     return _verify(spec, hashes)
+
+
+def _buffer(size: int) -> bytearray:
+    if size == WRITE_BATCH and _SPARE_BUFFERS:
+        with contextlib.suppress(IndexError):  # another thread's event loop took the last one
+            return _SPARE_BUFFERS.pop()
+    return bytearray(size)
+
+
+class _Batches:
+    """Two reused buffers of WRITE_BATCH bytes: one filled by the event loop, one in a worker.
+
+    Each write but the last is exactly WRITE_BATCH bytes at a multiple of WRITE_BATCH, so the
+    page cache holds the file in large folios, which makes the later copy_file_range of the
+    parts into the object several times cheaper than after unaligned writes.
+    """
+
+    def __init__(self, hashes: _Hashes, fd: int, size: int) -> None:
+        self.hashes, self.fd = hashes, fd
+        # A body smaller than a batch needs one buffer of its size (the second stays empty).
+        self.filling, self.spare = _buffer(size), _buffer(size if size == WRITE_BATCH else 0)
+        self.used = 0
+        self.pending: asyncio.Future[None] | None = None
+
+    async def add(self, piece: bytes | memoryview) -> None:
+        view = memoryview(piece)
+        while view:
+            take = min(len(view), len(self.filling) - self.used)
+            if take == 0:
+                raise AssertionError("a body longer than its buffer got past the length check")
+            self.filling[self.used : self.used + take] = view[:take]
+            self.used += take
+            view = view[take:]
+            if self.used == WRITE_BATCH:
+                await self._hand_over(self.filling)
+                self.filling, self.spare = self.spare, self.filling
+                self.used = 0
+
+    async def flush(self) -> None:
+        """Write what is left and wait until every batch is written and hashed."""
+        if self.used:
+            await self._hand_over(memoryview(self.filling)[: self.used])
+        await self._wait()
+
+    async def settle(self) -> None:
+        """Let the batch in the worker finish (after an error its errors are moot), then keep
+        the buffers for the next upload, unless a cancelled wait left a worker using one."""
+        if self.pending is not None:
+            await asyncio.gather(self.pending, return_exceptions=True)
+        if self.pending is None or self.pending.done():
+            _SPARE_BUFFERS.extend(buffer for buffer in (self.filling, self.spare) if len(buffer) == WRITE_BATCH)
+
+    async def _wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            await pending
+
+    async def _hand_over(self, data: bytearray | memoryview) -> None:
+        await self._wait()  # the other buffer is free again once its batch is done
+        self.pending = asyncio.ensure_future(asyncio.to_thread(self.hashes.write, self.fd, data))
 
 
 def _verify(spec: BodySpec, hashes: _Hashes) -> BodyResult:

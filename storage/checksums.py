@@ -17,7 +17,7 @@ from storage import errors
 
 
 class Checksum(Protocol):
-    def update(self, data: bytes) -> None: ...
+    def update(self, data: bytes | bytearray | memoryview) -> None: ...
 
     def digest(self) -> bytes: ...
 
@@ -26,7 +26,7 @@ class Crc32:
     def __init__(self) -> None:
         self._value = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         self._value = zlib.crc32(data, self._value)
 
     def digest(self) -> bytes:
@@ -41,7 +41,7 @@ class _CrtChecksum:
         self._size = size
         self._value = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         self._value = self._fn(data, self._value)
 
     def digest(self) -> bytes:

@@ -12,14 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from pathlib import Path
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from cloudops.apikeys import api_key_secret
+from cloudops.apikeys import KEY_SCHEME, api_key_secret
 from cloudops.models import ApiKey
+from providers.config import UnknownProvider
+from providers.config_cache import provider_config_cached
 from providers.credentials import job_upload_secret
-from providers.models import Job, ProviderConfig
+from providers.models import Job, JobStatus, ProviderConfig
+from providers.selectors import sees_all_jobs
 from storage import errors
 
 
@@ -27,10 +31,12 @@ from storage import errors
 class Credential:
     """A resolved access key.
 
-    - `read_all`: read and list every bucket (staff API keys).
-    - `buckets`: buckets this credential owns: it may read them, and write them while
-      `writable_until` (None: no end) has not passed.
-    - `bearer`: may also be presented alone, as the legacy `X-Upload-Token` header.
+    - `read_all`: read and list every bucket (API keys of users who see every job).
+    - `buckets`: buckets this credential owns: it may read and write them.
+    - `expires_at` (None: no end): after it the credential does nothing at all (a job's:
+      its job ended; `expired` says how).
+    - `bearer`: may also be presented as the legacy `X-Upload-Token` header, in its bearer form
+      (`<access key id>.<proof>`, providers.credentials.job_upload_bearer), never as the id alone.
     """
 
     access_key_id: str
@@ -39,11 +45,14 @@ class Credential:
     api_key_prefix: str = ""
     read_all: bool = False
     buckets: frozenset[str] = frozenset()
-    writable_until: datetime | None = None
+    expires_at: datetime | None = None
+    expired: str = ""
     bearer: bool = False
     job_id: str = ""
     # Why this otherwise valid credential may do nothing (e.g. the provider's S3 endpoint is off).
     denied: str = ""
+    # Where the credential's own buckets live (a job's: its provider's output root), if known.
+    root: Path | None = None
 
     def can_read(self, bucket: str) -> bool:
         return not self.denied and (self.read_all or bucket in self.buckets)
@@ -51,16 +60,17 @@ class Credential:
     def can_list_buckets(self) -> bool:
         return not self.denied and (self.read_all or bool(self.buckets))
 
+    def check_current(self, now: datetime) -> None:
+        """Refuse every request (read, list, write) once the credential has expired."""
+        if self.expires_at is not None and now > self.expires_at:
+            raise errors.AccessDenied(self.expired or "These credentials have expired.")
+
     def check_write(self, bucket: str, now: datetime) -> None:
         if self.denied:
             raise errors.AccessDenied(self.denied)
         if bucket not in self.buckets:
             raise errors.AccessDenied(f"This credential may not write to bucket {bucket!r}.")
-        if self.writable_until is not None and now > self.writable_until:
-            raise errors.AccessDenied(
-                "Upload credentials expired: the job has ended and its grace period "
-                "(SIMPLETUNER_UPLOAD_GRACE_SECONDS) is over."
-            )
+        self.check_current(now)
 
     def visible_buckets(self, names: list[str]) -> list[str]:
         return [name for name in names if self.can_read(name)]
@@ -88,9 +98,12 @@ def credential_resolve(access_key_id: str) -> Credential | None:
 def api_key_credential(access_key_id: str) -> Credential | None:
     """An active API key: access key id = its prefix, secret = the full key.
 
-    Staff keys read and list every bucket. Other users' keys authenticate but own no bucket
+    Keys of users who see every job (providers.selectors.sees_all_jobs: staff with
+    providers.view_job) read and list every bucket. Other keys authenticate but own no bucket
     here; they are refused with AccessDenied rather than InvalidAccessKeyId.
     """
+    if not access_key_id.startswith(KEY_SCHEME):
+        return None  # every API key prefix has the scheme (cloudops.apikeys): no query for a job's id
     api_key = ApiKey.objects.select_related("owner").filter(prefix=access_key_id, revoked_at__isnull=True).first()
     if api_key is None or not api_key.owner.is_active:
         return None
@@ -99,32 +112,56 @@ def api_key_credential(access_key_id: str) -> Credential | None:
         secret=api_key_secret(api_key),
         username=api_key.owner.get_username(),
         api_key_prefix=api_key.prefix,
-        read_all=api_key.owner.is_staff,
+        read_all=sees_all_jobs(api_key.owner),
     )
 
 
 def job_credential(access_key_id: str) -> Credential | None:
     """A job's upload credentials: access key id = its upload token, secret derived from it.
 
-    The job owns one bucket, its id. It may write there while it is active and for
-    SIMPLETUNER_UPLOAD_GRACE_SECONDS after it ended (final checkpoints arrive after the last
-    status webhook), then only read. A provider with `s3_endpoint_enabled` off denies all.
+    The job owns one bucket, its id, and may read and write it while it is active. The
+    credentials end with the job: at once when it is cancelled or fails, and
+    SIMPLETUNER_UPLOAD_GRACE_SECONDS after it completed (its final uploads may race the
+    completion webhook). A provider with `s3_endpoint_enabled` off denies all.
     """
     job = Job.objects.select_related("owner").filter(upload_token=access_key_id).first()
     if job is None:
         return None
-    writable_until = None
-    if job.is_terminal:
-        ended = job.completed_at or job.updated_at
-        writable_until = ended + timedelta(seconds=settings.SIMPLETUNER_UPLOAD_GRACE_SECONDS)
-    enabled = ProviderConfig.objects.filter(name=job.provider).values_list("s3_endpoint_enabled", flat=True).first()
+    expires_at, expired = _job_expiry(job)
+    config = _provider_config(job.provider)
+    enabled = None if config is None else config.s3_endpoint_enabled
     return Credential(
         access_key_id=job.upload_token,
         secret=job_upload_secret(job),
         username=job.owner.get_username(),
         buckets=frozenset({job.id}),
-        writable_until=writable_until,
+        expires_at=expires_at,
+        expired=expired,
         bearer=True,
         job_id=job.id,
         denied="" if enabled in (None, True) else f"The S3 endpoint is disabled for provider {job.provider!r}.",
+        root=(config or ProviderConfig()).output_root,
     )
+
+
+def _job_expiry(job: Job) -> tuple[datetime | None, str]:
+    """When a job's credentials end, and the AccessDenied message after that."""
+    if not job.is_terminal:
+        return None, ""
+    ended = job.completed_at or job.updated_at
+    if job.status != JobStatus.COMPLETED:
+        return ended, f"Upload credentials expired: job {job.id} is {job.status}."
+    grace = settings.SIMPLETUNER_UPLOAD_GRACE_SECONDS
+    return ended + timedelta(seconds=grace), (
+        f"Upload credentials expired: job {job.id} completed and its {grace} s grace period for final "
+        "uploads (SIMPLETUNER_UPLOAD_GRACE_SECONDS) is over."
+    )
+
+
+def _provider_config(name: str) -> ProviderConfig | None:
+    """A job's provider's row: a registered provider's from this process's copy
+    (providers.config_cache, no query per upload request), another's from the database."""
+    try:
+        return provider_config_cached(name)
+    except UnknownProvider:
+        return ProviderConfig.objects.filter(name=name).first()

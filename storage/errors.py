@@ -21,70 +21,205 @@ class S3Error(Exception):
         self.headers = headers or {}
 
 
-def _error(name: str, status: int, message: str) -> type[S3Error]:
-    return type(name, (S3Error,), {"status": status, "code": name, "default_message": message})
+class AccessDenied(S3Error):
+    status = 403
+    code = "AccessDenied"
+    default_message = "Access Denied"
 
 
-AccessDenied = _error("AccessDenied", 403, "Access Denied")
-InvalidAccessKeyId = _error(
-    "InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."
-)
-SignatureDoesNotMatch = _error(
-    "SignatureDoesNotMatch",
-    403,
-    "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
-)
-RequestTimeTooSkewed = _error(
-    "RequestTimeTooSkewed", 403, "The difference between the request time and the current time is too large."
-)
-AuthorizationHeaderMalformed = _error("AuthorizationHeaderMalformed", 400, "The authorization header is malformed.")
-AuthorizationQueryParametersError = _error(
-    "AuthorizationQueryParametersError", 400, "The authorization query parameters are malformed."
-)
-XAmzContentSHA256Mismatch = _error(
-    "XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed."
-)
-BadDigest = _error("BadDigest", 400, "The Content-MD5 or checksum you specified did not match what we received.")
-InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid.")
-InvalidArgument = _error("InvalidArgument", 400, "Invalid Argument")
-InvalidRequest = _error("InvalidRequest", 400, "Invalid Request")
-IncompleteBody = _error(
-    "IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length."
-)
-MissingContentLength = _error("MissingContentLength", 411, "You must provide the Content-Length HTTP header.")
-EntityTooLarge = _error("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size.")
-EntityTooSmall = _error("EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size.")
-InsufficientStorage = _error("InsufficientStorage", 507, "Not enough free disk space to store this object.")
-NoSuchBucket = _error("NoSuchBucket", 404, "The specified bucket does not exist.")
-NoSuchKey = _error("NoSuchKey", 404, "The specified key does not exist.")
-NoSuchUpload = _error(
-    "NoSuchUpload",
-    404,
-    "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
-)
-InvalidPart = _error(
-    "InvalidPart", 400, "One or more of the specified parts could not be found or its ETag did not match."
-)
-InvalidPartOrder = _error("InvalidPartOrder", 400, "The list of parts was not in ascending order.")
-InvalidRange = _error("InvalidRange", 416, "The requested range is not satisfiable")
-MalformedXML = _error("MalformedXML", 400, "The XML you provided was not well-formed or did not validate.")
-KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long.")
-InvalidBucketName = _error("InvalidBucketName", 400, "The specified bucket is not valid.")
-MethodNotAllowed = _error("MethodNotAllowed", 405, "The specified method is not allowed against this resource.")
-NotImplementedError_ = _error(
-    "NotImplemented", 501, "A header or query you provided implies functionality that is not implemented."
-)
-NotImplementedError_.code = "NotImplemented"
-PreconditionFailed = _error("PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold.")
-InternalError = _error("InternalError", 500, "We encountered an internal error. Please try again.")
-RequestTimeout = _error(
-    "RequestTimeout",
-    400,
-    "Your socket connection to the server was not read from or written to within the timeout period.",
-)
-KeyConflict = _error(
-    "InvalidArgument",
-    400,
-    "The key conflicts with an existing object or prefix (a key cannot be both an object and a folder).",
-)
-MetadataTooLarge = _error("MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size.")
+class InvalidAccessKeyId(S3Error):
+    status = 403
+    code = "InvalidAccessKeyId"
+    default_message = "The AWS Access Key Id you provided does not exist in our records."
+
+
+class SignatureDoesNotMatch(S3Error):
+    status = 403
+    code = "SignatureDoesNotMatch"
+    default_message = "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+
+
+class RequestTimeTooSkewed(S3Error):
+    status = 403
+    code = "RequestTimeTooSkewed"
+    default_message = "The difference between the request time and the current time is too large."
+
+
+class AuthorizationHeaderMalformed(S3Error):
+    status = 400
+    code = "AuthorizationHeaderMalformed"
+    default_message = "The authorization header is malformed."
+
+
+class AuthorizationQueryParametersError(S3Error):
+    status = 400
+    code = "AuthorizationQueryParametersError"
+    default_message = "The authorization query parameters are malformed."
+
+
+class XAmzContentSHA256Mismatch(S3Error):
+    status = 400
+    code = "XAmzContentSHA256Mismatch"
+    default_message = "The provided 'x-amz-content-sha256' header does not match what was computed."
+
+
+class BadDigest(S3Error):
+    status = 400
+    code = "BadDigest"
+    default_message = "The Content-MD5 or checksum you specified did not match what we received."
+
+
+class InvalidDigest(S3Error):
+    status = 400
+    code = "InvalidDigest"
+    default_message = "The Content-MD5 or checksum you specified is not valid."
+
+
+class InvalidArgument(S3Error):
+    status = 400
+    code = "InvalidArgument"
+    default_message = "Invalid Argument"
+
+
+class InvalidURI(S3Error):
+    status = 400
+    code = "InvalidURI"
+    default_message = "Couldn't parse the specified URI."
+
+
+class InvalidRequest(S3Error):
+    status = 400
+    code = "InvalidRequest"
+    default_message = "Invalid Request"
+
+
+class IncompleteBody(S3Error):
+    status = 400
+    code = "IncompleteBody"
+    default_message = "You did not provide the number of bytes specified by the Content-Length."
+
+
+class MissingContentLength(S3Error):
+    status = 411
+    code = "MissingContentLength"
+    default_message = "You must provide the Content-Length HTTP header."
+
+
+class EntityTooLarge(S3Error):
+    status = 400
+    code = "EntityTooLarge"
+    default_message = "Your proposed upload exceeds the maximum allowed size."
+
+
+class EntityTooSmall(S3Error):
+    status = 400
+    code = "EntityTooSmall"
+    default_message = "Your proposed upload is smaller than the minimum allowed object size."
+
+
+class InsufficientStorage(S3Error):
+    status = 507
+    code = "InsufficientStorage"
+    default_message = "Not enough free disk space to store this object."
+
+
+class NoSuchBucket(S3Error):
+    status = 404
+    code = "NoSuchBucket"
+    default_message = "The specified bucket does not exist."
+
+
+class NoSuchKey(S3Error):
+    status = 404
+    code = "NoSuchKey"
+    default_message = "The specified key does not exist."
+
+
+class NoSuchUpload(S3Error):
+    status = 404
+    code = "NoSuchUpload"
+    default_message = "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+
+
+class InvalidPart(S3Error):
+    status = 400
+    code = "InvalidPart"
+    default_message = "One or more of the specified parts could not be found or its ETag did not match."
+
+
+class InvalidPartOrder(S3Error):
+    status = 400
+    code = "InvalidPartOrder"
+    default_message = "The list of parts was not in ascending order."
+
+
+class InvalidRange(S3Error):
+    status = 416
+    code = "InvalidRange"
+    default_message = "The requested range is not satisfiable"
+
+
+class MalformedXML(S3Error):
+    status = 400
+    code = "MalformedXML"
+    default_message = "The XML you provided was not well-formed or did not validate."
+
+
+class KeyTooLongError(S3Error):
+    status = 400
+    code = "KeyTooLongError"
+    default_message = "Your key is too long."
+
+
+class InvalidBucketName(S3Error):
+    status = 400
+    code = "InvalidBucketName"
+    default_message = "The specified bucket is not valid."
+
+
+class MethodNotAllowed(S3Error):
+    status = 405
+    code = "MethodNotAllowed"
+    default_message = "The specified method is not allowed against this resource."
+
+
+class NotImplementedError_(S3Error):
+    """S3's NotImplemented (the class name keeps the built-in NotImplementedError unshadowed)."""
+
+    status = 501
+    code = "NotImplemented"
+    default_message = "A header or query you provided implies functionality that is not implemented."
+
+
+class PreconditionFailed(S3Error):
+    status = 412
+    code = "PreconditionFailed"
+    default_message = "At least one of the pre-conditions you specified did not hold."
+
+
+class InternalError(S3Error):
+    status = 500
+    code = "InternalError"
+    default_message = "We encountered an internal error. Please try again."
+
+
+class RequestTimeout(S3Error):
+    status = 400
+    code = "RequestTimeout"
+    default_message = "Your socket connection to the server was not read from or written to within the timeout period."
+
+
+class KeyConflict(S3Error):
+    """A key that is both an object and a folder; S3's code for it is InvalidArgument."""
+
+    status = 400
+    code = "InvalidArgument"
+    default_message = (
+        "The key conflicts with an existing object or prefix (a key cannot be both an object and a folder)."
+    )
+
+
+class MetadataTooLarge(S3Error):
+    status = 400
+    code = "MetadataTooLarge"
+    default_message = "Your metadata headers exceed the maximum allowed metadata size."

@@ -6,9 +6,10 @@ import shutil
 
 from django.conf import settings
 
-from cloudops.health import Component
+from cloudops.health import Component, guarded
 
 
+@guarded("output_storage")
 def check_output_storage() -> Component:
     root = settings.OUTPUTS_DIR
     try:

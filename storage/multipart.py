@@ -1,36 +1,65 @@
 """Multipart uploads, kept as files: `{root}/.s3-uploads/{upload_id}/` holds `upload.json`
 (bucket, key, content type, metadata, initiator) and one file per part (`00001`, ...), each
-renamed in whole once verified, its MD5 in an extended attribute.
+renamed in whole once verified, its MD5 in an extended attribute. Parts arrive in parallel and
+in any order; each is its own file, so they never contend.
 
-Parts arrive in parallel and in any order; each is its own file, so they never contend.
-Complete renames the folder aside first (so a concurrent complete, abort or part upload
-cannot interleave), checks the listed parts, streams them into one temporary file
-(copy_file_range: the kernel copies, no bytes pass through Python) and renames that into
-place. A short-lived `.done` marker lets a client that lost the first response retry
-Complete and get the same answer, as S3 does.
+Whatever process dies whenever, what is on disk says where an upload stands:
+
+- `{id}/upload.json` and no `{id}.done`: the upload is open (perhaps being completed).
+- `{id}.done` (bucket, key, ETag): it was completed. A retried Complete gets the same answer,
+  as S3 does, while the object is unchanged; anything else about the upload is NoSuchUpload.
+  A `{id}/` still beside it is a crash's leftover, removed by the next Complete or cleanup.
+- neither: no such upload (aborted, swept by cleanup, or never created).
+
+Complete holds an exclusive flock on `upload.json` from checking the listed parts until the
+upload is closed; Abort holds it exclusive, storing a part holds it shared (for its rename).
+So a retried Complete, in this process or another, waits for the one assembling and then
+answers its result; no part changes under an assembly; an Abort waits for a running Complete.
+The kernel drops a flock when its holder dies, kill -9 included, so a crashed Complete leaves
+an upload that is simply open again, and the next Complete assembles it from the start: no
+stale lock to detect, no pid or boot id to compare. (flock needs a local filesystem, or NFSv4,
+onto whose byte-range locks Linux maps it.) Waiters poll the lock from the event loop, so a
+waiting request holds no thread.
+
+Under the lock Complete checks the listed parts, copies them into `.s3-tmp/complete-{id}`
+(copy_file_range: the kernel copies, no bytes pass through Python), fsyncs it and renames it
+into place, writes `{id}.done` (temp file and rename), then closes the upload: `upload.json`
+goes first, then the parts. A crash at any point leaves either the open upload (and at most a
+stale `complete-{id}`, which the next Complete truncates and an Abort removes) or the done
+marker; the object is the previous one or the whole new one, never a partial one. A Complete
+refused on the way (a part missing, the key now a folder, the disk full) leaves the upload as
+it was: fix and retry, or abort. `cleanup` removes what idles past the TTL, except uploads
+whose lock is held.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
-from storage import errors, store
-from storage.paths import UPLOADS_DIR
+from storage import clock, errors, store
+from storage.paths import TMP_DIR, UPLOADS_DIR
+
+T = TypeVar("T")
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_NUMBER = 10_000
 _UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 PART_XATTR = "user.cloudops.s3part"
+UPLOAD_FILE = "upload.json"  # the upload's description, and the file its lock is taken on
+LOCK_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -80,17 +109,19 @@ def create(root: Path, *, bucket: str, key: str, content_type: str, metadata: di
     upload_id = secrets.token_urlsafe(32)
     folder = _uploads(root) / upload_id
     folder.mkdir(parents=True)
-    upload = Upload(upload_id, bucket, key, content_type, metadata, initiator, datetime.now(UTC))
+    upload = Upload(upload_id, bucket, key, content_type, metadata, initiator, clock.now())
     doc = {**upload.__dict__, "initiated": upload.initiated.isoformat()}
-    (folder / "upload.json").write_text(json.dumps(doc))
+    (folder / UPLOAD_FILE).write_text(json.dumps(doc))
     return upload
 
 
-def load(root: Path, upload_id: str, bucket: str, key: str, *, folder: Path | None = None) -> Upload:
-    """The upload, which must belong to `bucket`/`key`; NoSuchUpload otherwise."""
-    folder = folder or _upload_dir(root, upload_id)
+def load(root: Path, upload_id: str, bucket: str, key: str) -> Upload:
+    """The open upload, which must belong to `bucket`/`key`; NoSuchUpload otherwise."""
+    folder = _upload_dir(root, upload_id)
+    if _done_marker(root, upload_id).exists():
+        raise errors.NoSuchUpload(UploadId=upload_id)
     try:
-        doc = json.loads((folder / "upload.json").read_text())
+        doc = json.loads((folder / UPLOAD_FILE).read_text())
     except (FileNotFoundError, NotADirectoryError, ValueError):
         raise errors.NoSuchUpload(UploadId=upload_id) from None
     if doc["bucket"] != bucket or doc["key"] != key:
@@ -99,8 +130,68 @@ def load(root: Path, upload_id: str, bucket: str, key: str, *, folder: Path | No
     return Upload(**doc)
 
 
+# --- The upload's lock -----------------------------------------------------------------------------
+
+
+def _try_flock(fd: int, mode: int) -> bool:
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+async def _acquire(root: Path, upload: Upload, *, exclusive: bool) -> int:
+    """A descriptor holding the upload's lock; NoSuchUpload if the upload closed meanwhile."""
+    try:
+        fd = os.open(_upload_dir(root, upload.upload_id) / UPLOAD_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
+    try:
+        while not _try_flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH):
+            await asyncio.sleep(LOCK_POLL_SECONDS)
+        # Completed or aborted while we waited: the upload.json we hold was unlinked.
+        closed = os.fstat(fd).st_nlink == 0
+        if closed or _done_marker(root, upload.upload_id).exists():
+            if exclusive and not closed:  # a crash's leftover beside the marker
+                await asyncio.to_thread(_remove, _upload_dir(root, upload.upload_id))
+            raise errors.NoSuchUpload(UploadId=upload.upload_id)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+async def _run_locked(root: Path, upload: Upload, work: Callable[[], T], exclusive: bool) -> T:
+    fd = await _acquire(root, upload, exclusive=exclusive)
+    try:
+        return await asyncio.to_thread(work)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _retrieve(task: asyncio.Future[T]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def under_lock(root: Path, upload: Upload, work: Callable[[], T], *, exclusive: bool) -> T:
+    """Run `work` in a worker thread while holding the upload's lock (waiting for it first).
+
+    The lock is held until `work` returns even if the caller is cancelled (the client went
+    away): released while the thread still wrote, it would let a second Complete assemble into
+    the same temporary file.
+    """
+    task = asyncio.ensure_future(_run_locked(root, upload, work, exclusive))
+    task.add_done_callback(_retrieve)
+    return await asyncio.shield(task)
+
+
+# --- Parts ---------------------------------------------------------------------------------------
+
+
 def store_part(root: Path, upload: Upload, number: int, tmp_path: Path, md5: bytes) -> str:
-    """Move a verified part into the upload's folder; returns its ETag."""
+    """Move a verified part into the upload's folder (under its shared lock); returns its ETag."""
     etag = f'"{md5.hex()}"'
     with contextlib.suppress(OSError):
         os.setxattr(tmp_path, PART_XATTR, etag.encode())
@@ -124,18 +215,34 @@ def _part_etag(path: Path) -> str:
         return f'"{digest.hexdigest()}"'
 
 
-def parts(root: Path, upload: Upload, *, folder: Path | None = None) -> list[Part]:
-    folder = folder or _upload_dir(root, upload.upload_id)
+def parts(root: Path, upload: Upload) -> list[Part]:
     found = []
-    for entry in os.scandir(folder):
+    try:
+        entries = list(os.scandir(_upload_dir(root, upload.upload_id)))
+    except (FileNotFoundError, NotADirectoryError):
+        raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
+    for entry in entries:
         if entry.name.isdigit() and entry.is_file(follow_symlinks=False):
             st = entry.stat(follow_symlinks=False)
             found.append(Part(int(entry.name), st.st_size, _part_etag(Path(entry.path)), st.st_mtime_ns))
     return sorted(found, key=lambda part: part.number)
 
 
+def _assembly_name(upload_id: str) -> str:
+    return f"complete-{upload_id}"
+
+
+def _remove(folder: Path) -> None:
+    """Close an upload: its upload.json first (from then on it does not exist), then its parts."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        (folder / UPLOAD_FILE).unlink()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def abort(root: Path, upload: Upload) -> None:
-    shutil.rmtree(_upload_dir(root, upload.upload_id), ignore_errors=True)
+    """Remove the upload and what a crashed Complete of it left (under its exclusive lock)."""
+    _remove(_upload_dir(root, upload.upload_id))
+    store.discard(root / TMP_DIR / _assembly_name(upload.upload_id))
 
 
 def _normal_etag(etag: str) -> str:
@@ -161,27 +268,29 @@ def completed_before(root: Path, upload_id: str, bucket: str, key: str) -> store
     return info if info.etag == doc.get("etag") else None
 
 
+def check_complete(
+    root: Path, upload: Upload, listed: list[tuple[int, str]], *, max_object_bytes: int, min_free: int
+) -> list[Part]:
+    """The parts Complete would assemble, or the S3 error it would answer: a part missing or
+    too small, the object too big, the disk too full, the key a folder (or under a file)."""
+    chosen = _check_listed(parts(root, upload), listed, max_object_bytes)
+    store.check_free_space(root, sum(part.size for part in chosen), min_free)
+    store.check_key_free(root, upload.bucket, upload.key)
+    return chosen
+
+
 def complete(
     root: Path, upload: Upload, listed: list[tuple[int, str]], *, max_object_bytes: int, min_free: int
 ) -> store.ObjectInfo:
-    """Assemble the listed parts into the object; the upload is gone afterwards."""
-    folder = _upload_dir(root, upload.upload_id)
-    working = folder.with_name(folder.name + ".completing")
-    try:
-        folder.rename(working)
-    except FileNotFoundError:
-        raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
-    try:
-        chosen = _check_listed(parts(root, upload, folder=working), listed, max_object_bytes)
-        store.check_free_space(root, sum(p.size for p in chosen), min_free)
-    except errors.S3Error:
-        working.rename(folder)  # the client may fix its list and complete again
-        raise
-    info = _assemble(root, upload, working, chosen)
-    _done_marker(root, upload.upload_id).write_text(
-        json.dumps({"bucket": upload.bucket, "key": upload.key, "etag": info.etag})
-    )
-    shutil.rmtree(working, ignore_errors=True)
+    """Assemble the listed parts into the object and close the upload (under its exclusive
+    lock: see `under_lock`). On an error the upload stays open, as it was."""
+    chosen = check_complete(root, upload, listed, max_object_bytes=max_object_bytes, min_free=min_free)
+    info = _assemble(root, upload, chosen)
+    marker = _done_marker(root, upload.upload_id)
+    pending = marker.with_name(marker.name + ".tmp")
+    pending.write_text(json.dumps({"bucket": upload.bucket, "key": upload.key, "etag": info.etag}))
+    os.replace(pending, marker)
+    _remove(_upload_dir(root, upload.upload_id))
     return info
 
 
@@ -213,13 +322,15 @@ def _check_listed(available: list[Part], listed: list[tuple[int, str]], max_obje
     return chosen
 
 
-def _assemble(root: Path, upload: Upload, working: Path, chosen: list[Part]) -> store.ObjectInfo:
+def _assemble(root: Path, upload: Upload, chosen: list[Part]) -> store.ObjectInfo:
     md5s = hashlib.md5()
-    fd, tmp_path = store.temp_file(root)
+    folder = _upload_dir(root, upload.upload_id)
+    # A fixed name: a Complete retried after a crash truncates the attempt it replaces.
+    fd, tmp_path = store.work_file(root, _assembly_name(upload.upload_id))
     try:
         for part in chosen:
             md5s.update(bytes.fromhex(_normal_etag(part.etag)))
-            _append(fd, working / f"{part.number:05d}", part.size)
+            _append(fd, folder / f"{part.number:05d}", part.size)
         etag = f'"{md5s.hexdigest()}-{len(chosen)}"'
         store.set_attrs(fd, store.ObjectAttrs(etag, upload.content_type, upload.metadata))
         os.fsync(fd)
@@ -251,16 +362,32 @@ def _append(out_fd: int, path: Path, size: int) -> None:
                 shutil.copyfileobj(src, out, 1024 * 1024)
 
 
-def cleanup(root: Path, *, older_than: float, now: float | None = None) -> tuple[int, int]:
+def _remove_unless_busy(folder: Path) -> bool:
+    """Remove an upload folder unless a Complete (or Abort) holds its lock; True if removed."""
+    try:
+        fd = os.open(folder / UPLOAD_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # no upload.json: a half-removed upload, or an old `.completing` folder
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    try:
+        if not _try_flock(fd, fcntl.LOCK_EX):
+            return False
+        _remove(folder)
+        return True
+    finally:
+        os.close(fd)
+
+
+def cleanup(root: Path, *, older_than: float) -> tuple[int, int]:
     """Remove abandoned uploads, leftover temporary files and old `.done` markers.
 
     Returns (uploads removed, temporary files removed).
     """
     uploads = temps = 0
-    for path in store.stale_entries(root, older_than, now=now or time.time()):
+    for path in store.stale_entries(root, older_than, now=clock.now().timestamp()):
         if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-            uploads += path.parent.name == UPLOADS_DIR
+            if _remove_unless_busy(path):
+                uploads += path.parent.name == UPLOADS_DIR
         else:
             store.discard(path)
             temps += path.parent.name != UPLOADS_DIR

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from storage import errors
+from storage.xml import NOT_XML
 
 MAX_KEY_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
@@ -45,8 +46,10 @@ def key_segments(key: str) -> list[str]:
         raise errors.KeyTooLongError(f"Keys are at most {MAX_KEY_BYTES} bytes.")
     if "\\" in key or _CONTROL_RE.search(key):
         raise errors.InvalidArgument("Object keys may not contain NUL, other control characters or backslashes.")
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in key):
-        raise errors.InvalidArgument("Object keys must be valid UTF-8.")
+    if NOT_XML.search(key):
+        raise errors.InvalidArgument(
+            "Object keys must be valid UTF-8 text XML can carry (no surrogates, U+FFFE or U+FFFF)."
+        )
     segments = key.split("/")
     for segment in segments:
         if segment in ("", ".", ".."):
@@ -56,6 +59,12 @@ def key_segments(key: str) -> list[str]:
         if len(segment.encode()) > MAX_SEGMENT_BYTES:
             raise errors.KeyTooLongError(f"Each '/'-separated part of a key is at most {MAX_SEGMENT_BYTES} bytes.")
     return segments
+
+
+def listable(name: str) -> bool:
+    """Whether a file name found on disk can be part of a key (files put there by other means
+    may have names no request could create, and no listing could carry)."""
+    return not ("\\" in name or _CONTROL_RE.search(name) or NOT_XML.search(name))
 
 
 def key_path(root: Path, bucket: str, key: str) -> Path:

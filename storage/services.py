@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import F, Subquery
+from django.db.models import F
 
-from audit import events
-from audit.services import Actor, audit_record
+from audit.services import audit_record
+from cloudops import audit_events as events
+from cloudops.auditing import Actor
 from cloudops.structured_logging import get_logger
 from providers.events import upload_event
 from providers.models import Job, ProviderConfig
-from storage import errors, listing, multipart, store
-from storage.auth import now
+from providers.selectors import job_output_root, output_roots
+from storage import clock, errors, listing, multipart, store
 from storage.body import BodyResult, BodySpec, RequestBodyStream, receive_to_file
 from storage.credentials import Credential
 from storage.paths import UPLOADS_DIR
@@ -37,20 +38,17 @@ logger = get_logger("cloudops.storage")
 # --- Where buckets live ----------------------------------------------------------------------------
 
 
-def _provider_root(path: str) -> Path:
-    return Path(path).expanduser() if path else settings.OUTPUTS_DIR
+def bucket_roots() -> list[Path]:
+    """Every directory that may hold buckets: the default root (buckets of jobs whose provider
+    has no row) and each provider's output root."""
+    return list(dict.fromkeys([ProviderConfig().output_root, *output_roots().values()]))
 
 
-def output_root(bucket: str) -> Path:
-    """The root that holds `bucket`: its job's provider `s3_output_path`, else OUTPUTS_DIR."""
-    provider = Job.objects.filter(id=bucket).values("provider")
-    path = ProviderConfig.objects.filter(name=Subquery(provider)).values_list("s3_output_path", flat=True).first()
-    return _provider_root(path or "")
-
-
-def output_roots() -> list[Path]:
-    paths = ProviderConfig.objects.values_list("s3_output_path", flat=True)
-    return list(dict.fromkeys([settings.OUTPUTS_DIR, *(_provider_root(path) for path in paths)]))
+def _write_root(credential: Credential, bucket: str) -> Path:
+    """Where a bucket the credential may write lives: a job's own comes with its credential."""
+    if credential.root is not None and bucket in credential.buckets:
+        return credential.root
+    return job_output_root(bucket)
 
 
 def _bucket_exists(root: Path, bucket: str) -> bool:
@@ -65,18 +63,18 @@ def buckets_list(*, credential: Credential) -> list[tuple[str, float]]:
     if not credential.can_list_buckets():
         raise errors.AccessDenied(credential.denied or "This credential may not list buckets.")
     found: dict[str, float] = {}
-    for root in output_roots():
+    for root in bucket_roots():
         for name, created in store.bucket_names(root):
             found.setdefault(name, created)
     for name in credential.buckets:  # a job's own bucket exists before its first upload
-        found.setdefault(name, now().timestamp())
+        found.setdefault(name, clock.now().timestamp())
     return sorted((name, created) for name, created in found.items() if credential.can_read(name))
 
 
 def bucket_check_readable(*, credential: Credential, bucket: str) -> Path:
     if not credential.can_read(bucket):
         raise errors.AccessDenied(credential.denied or f"This credential may not read bucket {bucket!r}.")
-    root = output_root(bucket)
+    root = job_output_root(bucket)
     if bucket not in credential.buckets and not _bucket_exists(root, bucket):
         raise errors.NoSuchBucket(BucketName=bucket)
     return root
@@ -84,8 +82,8 @@ def bucket_check_readable(*, credential: Credential, bucket: str) -> Path:
 
 def bucket_create(*, credential: Credential, bucket: str) -> None:
     """CreateBucket succeeds only for a credential's own bucket (clients often call it first)."""
-    credential.check_write(bucket, now())
-    (output_root(bucket) / bucket).mkdir(parents=True, exist_ok=True)
+    credential.check_write(bucket, clock.now())
+    (job_output_root(bucket) / bucket).mkdir(parents=True, exist_ok=True)
 
 
 @dataclass
@@ -112,8 +110,8 @@ def object_open(*, credential: Credential, bucket: str, key: str) -> tuple[int, 
 
 
 def object_delete(*, credential: Credential, bucket: str, key: str) -> bool:
-    credential.check_write(bucket, now())
-    return store.delete_object(output_root(bucket), bucket, key)
+    credential.check_write(bucket, clock.now())
+    return store.delete_object(job_output_root(bucket), bucket, key)
 
 
 async def _receive(root: Path, stream: RequestBodyStream, spec: BodySpec, limit: int) -> tuple[Path, int, BodyResult]:
@@ -156,8 +154,8 @@ async def object_put(
     metadata: dict[str, str],
     client_ip: str,
 ) -> tuple[store.ObjectInfo, BodyResult]:
-    credential.check_write(bucket, now())
-    root = await sync_to_async(output_root)(bucket)
+    credential.check_write(bucket, clock.now())
+    root = await sync_to_async(_write_root)(credential, bucket)
     store.key_segments(key)  # refuse a bad key before reading the body
     tmp_path, fd, result = await _receive(root, stream, spec, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
     try:
@@ -197,7 +195,7 @@ async def object_stored(*, credential: Credential, bucket: str, info: store.Obje
 def job_upload_progress(*, job_id: str, size: int) -> None:
     """Count one stored object for its job (one UPDATE with F(): concurrent uploads add up)."""
     Job.objects.filter(id=job_id).update(
-        upload_objects=F("upload_objects") + 1, upload_bytes=F("upload_bytes") + size, last_upload_at=now()
+        upload_objects=F("upload_objects") + 1, upload_bytes=F("upload_bytes") + size, last_upload_at=clock.now()
     )
 
 
@@ -212,7 +210,7 @@ def _cleanup_now_and_then(root: Path) -> None:
     (a marker file's time, shared by every process) sweeps the root."""
     marker = root / UPLOADS_DIR / ".last-cleanup"
     try:
-        if time.time() - marker.stat().st_mtime < CLEANUP_INTERVAL:
+        if clock.now().timestamp() - marker.stat().st_mtime < CLEANUP_INTERVAL:
             return
     except FileNotFoundError:
         pass
@@ -224,9 +222,9 @@ def _cleanup_now_and_then(root: Path) -> None:
 def multipart_create(
     *, credential: Credential, bucket: str, key: str, content_type: str, metadata: dict[str, str]
 ) -> multipart.Upload:
-    credential.check_write(bucket, now())
+    credential.check_write(bucket, clock.now())
     store.key_segments(key)
-    root = output_root(bucket)
+    root = _write_root(credential, bucket)
     _cleanup_now_and_then(root)
     return multipart.create(
         root,
@@ -240,8 +238,8 @@ def multipart_create(
 
 def _upload_for_writer(credential: Credential, bucket: str, key: str, upload_id: str) -> tuple[Path, multipart.Upload]:
     """The bucket's root and the upload a writer may add to (one root lookup per request)."""
-    credential.check_write(bucket, now())
-    root = output_root(bucket)
+    credential.check_write(bucket, clock.now())
+    root = _write_root(credential, bucket)
     return root, multipart.load(root, upload_id, bucket, key)
 
 
@@ -260,24 +258,58 @@ async def multipart_upload_part(
     tmp_path, fd, result = await _receive(root, stream, spec, limit)
     # No fsync for parts: they are not objects; the assembled object is synced on complete.
     os.close(fd)
+    store_part = partial(multipart.store_part, root, upload, number, tmp_path, result.md5)
     try:
-        etag = await asyncio.to_thread(multipart.store_part, root, upload, number, tmp_path, result.md5)
+        etag = await multipart.under_lock(root, upload, store_part, exclusive=False)
     except BaseException:
         store.discard(tmp_path)
         raise
     return etag, result
 
 
-async def multipart_complete(
-    *, credential: Credential, bucket: str, key: str, upload_id: str, listed: list[tuple[int, str]], client_ip: str
-) -> store.ObjectInfo:
-    credential.check_write(bucket, now())
-    root = await sync_to_async(output_root)(bucket)
-    previous = await asyncio.to_thread(multipart.completed_before, root, upload_id, bucket, key)
+@dataclass(frozen=True)
+class PendingCompletion:
+    """A CompleteMultipartUpload that passed the checks answered with a plain 4xx."""
+
+    root: Path
+    upload: multipart.Upload
+
+
+def multipart_complete_check(
+    *, credential: Credential, bucket: str, key: str, upload_id: str, listed: list[tuple[int, str]]
+) -> PendingCompletion | store.ObjectInfo:
+    """Everything Complete can refuse before it starts answering: the credential, the upload,
+    the listed parts, free space, a key that is a folder. `multipart_complete` checks again
+    under the upload's lock (parts and folders may change meanwhile). A retry of a Complete
+    that succeeded gets its object at once."""
+    credential.check_write(bucket, clock.now())
+    root = _write_root(credential, bucket)
+    previous = multipart.completed_before(root, upload_id, bucket, key)
     if previous is not None:
         return previous
-    upload = await asyncio.to_thread(multipart.load, root, upload_id, bucket, key)
-    info = await asyncio.to_thread(
+    upload = multipart.load(root, upload_id, bucket, key)
+    multipart.check_complete(
+        root,
+        upload,
+        listed,
+        max_object_bytes=settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES,
+        min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
+    )
+    return PendingCompletion(root, upload)
+
+
+async def multipart_complete(
+    *, credential: Credential, bucket: str, pending: PendingCompletion, listed: list[tuple[int, str]], client_ip: str
+) -> store.ObjectInfo:
+    """Assemble the upload, or wait for the Complete already assembling it (a client's retry,
+    perhaps in another process) and answer with its object; see storage.multipart.
+
+    Only the Complete that assembled the object records it (audit, job progress, event).
+    Accepted: a crash after the upload is closed and before that record loses the record; the
+    object is whole and visible, and a retry answers with it.
+    """
+    root, upload = pending.root, pending.upload
+    assemble = partial(
         multipart.complete,
         root,
         upload,
@@ -285,13 +317,23 @@ async def multipart_complete(
         max_object_bytes=settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES,
         min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
     )
+    try:
+        info = await multipart.under_lock(root, upload, assemble, exclusive=True)
+    except errors.NoSuchUpload:
+        previous = await asyncio.to_thread(
+            multipart.completed_before, root, upload.upload_id, upload.bucket, upload.key
+        )
+        if previous is None:
+            raise
+        return previous
     await object_stored(credential=credential, bucket=bucket, info=info, client_ip=client_ip)
     return info
 
 
-def multipart_abort(*, credential: Credential, bucket: str, key: str, upload_id: str) -> None:
-    root, upload = _upload_for_writer(credential, bucket, key, upload_id)
-    multipart.abort(root, upload)
+async def multipart_abort(*, credential: Credential, bucket: str, key: str, upload_id: str) -> None:
+    """Remove the upload, after a Complete of it that is running (then NoSuchUpload)."""
+    root, upload = await sync_to_async(_upload_for_writer)(credential, bucket, key, upload_id)
+    await multipart.under_lock(root, upload, partial(multipart.abort, root, upload), exclusive=True)
 
 
 def multipart_parts(
@@ -306,7 +348,7 @@ def storage_cleanup(*, older_than: float | None = None) -> tuple[int, int]:
     """Remove abandoned multipart uploads and stray temporary files from every output root."""
     ttl = settings.SIMPLETUNER_S3_MULTIPART_TTL_SECONDS if older_than is None else older_than
     uploads = temps = 0
-    for root in output_roots():
+    for root in bucket_roots():
         removed_uploads, removed_temps = multipart.cleanup(root, older_than=ttl)
         uploads += removed_uploads
         temps += removed_temps

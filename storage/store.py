@@ -21,14 +21,13 @@ import os
 import shutil
 import stat
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from storage import errors
-from storage.paths import TMP_DIR, UPLOADS_DIR, is_conflict, key_segments, open_parent, validate_bucket
+from storage.paths import TMP_DIR, UPLOADS_DIR, is_conflict, key_segments, listable, open_parent, validate_bucket
 
 XATTR = "user.cloudops.s3"
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
@@ -98,6 +97,16 @@ def temp_file(root: Path) -> tuple[int, Path]:
     return fd, Path(name)
 
 
+def work_file(root: Path, name: str) -> tuple[int, Path]:
+    """`{root}/.s3-tmp/{name}`, created empty: for work that is retried under a lock (multipart
+    assembly), so a retry truncates what a crashed attempt left instead of adding to it."""
+    tmp_dir = root / TMP_DIR
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    path = tmp_dir / name
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.open(path, flags, 0o600), path
+
+
 def discard(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -136,6 +145,23 @@ def commit(root: Path, bucket: str, key: str, tmp_path: Path) -> ObjectInfo:
                 raise errors.KeyConflict() from exc
             raise
     raise AssertionError("unreachable")
+
+
+def check_key_free(root: Path, bucket: str, key: str) -> None:
+    """KeyConflict if `commit` would fail now: a folder on the key, or a file (or symlink)
+    where one of its folders must be. Racy by nature; commit checks again."""
+    segments = key_segments(key)
+    try:
+        with open_parent(root, validate_bucket(bucket), segments, create=False) as parent_fd:
+            st = os.stat(segments[-1], dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if is_conflict(exc):
+            raise errors.KeyConflict() from exc
+        raise
+    if stat.S_ISDIR(st.st_mode):
+        raise errors.KeyConflict()
 
 
 def _read_xattr_at(dir_fd: int, name: str) -> bytes | None:
@@ -229,7 +255,8 @@ def bucket_names(root: Path) -> list[tuple[str, float]]:
 def walk_keys(root: Path, bucket: str, prefix: str) -> list[tuple[str, os.stat_result]]:
     """Every (key, stat) in the bucket starting with `prefix`, in S3 order (UTF-8 bytes).
 
-    Only the folder the prefix points into is walked. Symlinks are neither listed nor followed.
+    Only the folder the prefix points into is walked. Symlinks are neither listed nor followed,
+    nor are names no key could have (see paths.listable).
     """
     folder, _, _ = prefix.rpartition("/")
     try:
@@ -250,6 +277,8 @@ def _walk(dir_fd: int, key_prefix: str, found: list[tuple[str, os.stat_result]])
     with os.scandir(dir_fd) as entries:
         children = list(entries)
     for entry in children:
+        if not listable(entry.name):
+            continue
         st = entry.stat(follow_symlinks=False)
         if stat.S_ISREG(st.st_mode):
             found.append((key_prefix + entry.name, st))
@@ -273,9 +302,9 @@ def describe(root: Path, bucket: str, key: str, st: os.stat_result) -> ObjectInf
 # --- Maintenance ---------------------------------------------------------------------------------
 
 
-def stale_entries(root: Path, older_than: float, now: float | None = None) -> Iterator[Path]:
-    """Temporary files and multipart upload folders untouched for `older_than` seconds."""
-    now = time.time() if now is None else now
+def stale_entries(root: Path, older_than: float, now: float) -> Iterator[Path]:
+    """Temporary files and multipart upload folders untouched for `older_than` seconds at `now`
+    (a Unix time)."""
     for name in (TMP_DIR, UPLOADS_DIR):
         try:
             entries = list(os.scandir(root / name))

@@ -19,14 +19,18 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from cloudops.net import client_ip
+from cloudops.structured_logging import get_logger
 from storage import documents, errors, listing, multipart, services, xml
-from storage.auth import Authenticated, authenticate, request_parts
+from storage.auth import Authenticated, authenticate, request_parts, request_path
 from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
-from storage.mount import BODY_SCOPE_KEY
+from storage.mount import BODY_SCOPE_KEY, STORAGE_MOUNT
 from storage.requests import body_spec, content_type, not_modified, parse_range, user_metadata
 from storage.store import ObjectInfo
 
 READ_CHUNK = 1024 * 1024
+# While a Complete works, a space this often keeps the connection alive (botocore's read
+# timeout is 60 s; S3 too sends whitespace while it assembles).
+KEEPALIVE_SECONDS = 10.0
 SMALL_BODY_LIMIT = 4 * 1024 * 1024  # CompleteMultipartUpload / DeleteObjects documents
 DRAIN_LIMIT = 1024 * 1024
 # Sub-resources of buckets and objects this endpoint does not implement (answered NotImplemented).
@@ -72,13 +76,16 @@ RESPONSE_OVERRIDES = {
 
 View = Callable[..., Awaitable[HttpResponseBase]]
 
+logger = get_logger("cloudops.storage")
+
 
 class S3Context:
     """One request's parsed parts, identity and body stream."""
 
-    def __init__(self, request: HttpRequest, auth: Authenticated) -> None:
+    def __init__(self, request: HttpRequest, auth: Authenticated, path: str) -> None:
         self.request = request
         self.auth = auth
+        self.path = path  # strictly decoded (storage.auth.request_path)
         self.credential = auth.credential
         parts = request_parts(request)
         self.headers = parts.headers
@@ -151,8 +158,9 @@ def s3_view(view: View) -> View:
     @wraps(view)
     async def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
         try:
+            path = request_path(request)
             auth = await authenticate(request)
-            response = await view(S3Context(request, auth), **kwargs)
+            response = await view(S3Context(request, auth, path), **kwargs)
         except errors.S3Error as error:
             response = error_response(request, error)
             await _settle_body(request, response)
@@ -250,6 +258,9 @@ async def _delete_objects(ctx: S3Context, bucket: str) -> HttpResponse:
 
 @s3_view
 async def object_(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
+    # The key comes from the strictly decoded path: Django's `key` has invalid UTF-8 folded
+    # into U+FFFD, which would make `k%FF`, `k%FE` and `k%EF%BF%BD` one object.
+    key = ctx.path.partition(f"{STORAGE_MOUNT}/{bucket}/")[2]
     method, query = ctx.request.method, ctx.query
     _unsupported(query)
     if "x-amz-copy-source" in ctx.headers:
@@ -319,7 +330,7 @@ async def _get_object(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase
     headers = object_headers(info, ctx.query)
     if unchanged or ctx.request.method == "HEAD":
         os.close(fd)
-        response = HttpResponse(status=304 if unchanged else 206 if selected else 200)
+        response: HttpResponseBase = HttpResponse(status=304 if unchanged else 206 if selected else 200)
         first, last = selected or (0, info.size - 1)
         if selected:
             headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
@@ -327,8 +338,8 @@ async def _get_object(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase
     else:
         first, last = selected or (0, info.size - 1)
         chunks = FileChunks(fd, first, last - first + 1)
+        # Django closes the iterator (and so the file) when the response is closed.
         response = StreamingHttpResponse(chunks, status=206 if selected else 200)
-        response._resource_closers.append(chunks.close)
         headers["Content-Length"] = str(last - first + 1)
         if selected:
             headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
@@ -399,27 +410,64 @@ async def _upload_part(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
     return response
 
 
-async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
     listed = xml.parse_complete(await ctx.stream.read_all(SMALL_BODY_LIMIT))
-    info = await services.multipart_complete(
-        credential=ctx.credential,
-        bucket=bucket,
-        key=key,
-        upload_id=ctx.query["uploadId"],
-        listed=listed,
-        client_ip=ctx.client_ip,
+    checked = await sync_to_async(services.multipart_complete_check)(
+        credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"], listed=listed
     )
     location = ctx.request.build_absolute_uri(ctx.request.path)
-    body = xml.document(
-        "CompleteMultipartUploadResult", [("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", info.etag)]
+
+    def result(info: ObjectInfo) -> bytes:
+        children = [("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", info.etag)]
+        return xml.document("CompleteMultipartUploadResult", children)
+
+    if isinstance(checked, ObjectInfo):  # a retry of a Complete that succeeded
+        return xml_response(result(checked))
+    # Started here, not in the response: it finishes (and is recorded) even if nobody reads.
+    task = asyncio.ensure_future(
+        services.multipart_complete(
+            credential=ctx.credential, bucket=bucket, pending=checked, listed=listed, client_ip=ctx.client_ip
+        )
     )
-    return xml_response(body)
+    task.add_done_callback(_log_unexpected)
+    return StreamingHttpResponse(_kept_alive(ctx.request, task, result), content_type="application/xml")
+
+
+async def _kept_alive(
+    request: HttpRequest, task: asyncio.Future[ObjectInfo], render: Callable[[ObjectInfo], bytes]
+) -> AsyncIterator[bytes]:
+    """S3's answer to a Complete, which may take a while (assembling gigabytes, or waiting for
+    the request assembling them): 200 and the XML declaration at once, a space every
+    KEEPALIVE_SECONDS so that no client or proxy times out, then the result or an `<Error>`.
+
+    A 200 whose document is an Error is what S3 sends in this case, and botocore (boto3, the
+    AWS CLI) turns it into a 500 and retries it; the retry then gets the object of the Complete
+    that succeeded, or the same refusal as a plain 4xx from the checks made before answering.
+    """
+    yield xml.DECLARATION
+    while not task.done():
+        await asyncio.wait({task}, timeout=KEEPALIVE_SECONDS)
+        if not task.done():
+            yield b" "
+    try:
+        body = render(task.result())
+    except errors.S3Error as error:
+        body = xml.error_document(error, resource=request.path, request_id=_request_id(request))
+    except Exception:
+        body = xml.error_document(errors.InternalError(), resource=request.path, request_id=_request_id(request))
+    yield body.removeprefix(xml.DECLARATION)
+
+
+def _log_unexpected(task: asyncio.Future[ObjectInfo]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None and not isinstance(error, errors.S3Error):
+        logger.error("CompleteMultipartUpload failed", exc_info=error)
 
 
 async def _abort_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
-    await sync_to_async(services.multipart_abort)(
-        credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"]
-    )
+    await services.multipart_abort(credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"])
     return HttpResponse(status=204)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime
@@ -10,7 +11,12 @@ from typing import Any
 from storage import errors
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
+DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 Child = tuple[str, Any]
+# What XML 1.0 cannot carry at all, not even as a character reference: C0 controls other than
+# tab, LF and CR, lone surrogates (undecodable bytes), U+FFFE and U+FFFF. Text echoed into a
+# document must be refused before it gets here, or the client cannot parse the answer.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def iso(moment: datetime) -> str:
@@ -36,13 +42,20 @@ def document(root_tag: str, children: Iterable[Child], *, namespace: bool = True
     """`<root_tag xmlns=...>` with `children` as (tag, value) pairs; a list value nests."""
     root = ET.Element(root_tag, {"xmlns": NAMESPACE} if namespace else {})
     _fill(root, children)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+    return DECLARATION + ET.tostring(root, encoding="utf-8")
+
+
+def printable(text: str) -> str:
+    """`text` with what XML cannot carry replaced by U+FFFD (for diagnostics only)."""
+    return NOT_XML.sub("\ufffd", text)
 
 
 def error_document(error: errors.S3Error, *, resource: str, request_id: str) -> bytes:
-    children: list[Child] = [("Code", error.code), ("Message", error.message)]
-    children += list(error.extra.items())
-    children += [("Resource", resource), ("RequestId", request_id)]
+    # An error may quote the very input it refuses (a key with NUL, an access key id with a
+    # control character): the document stays well-formed whatever it quotes.
+    children: list[Child] = [("Code", error.code), ("Message", printable(error.message))]
+    children += [(name, printable(str(value))) for name, value in error.extra.items()]
+    children += [("Resource", printable(resource)), ("RequestId", request_id)]
     return document("Error", children, namespace=False)
 
 
@@ -50,16 +63,23 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse_complete(body: bytes) -> list[tuple[int, str]]:
-    """(part number, ETag) pairs of a CompleteMultipartUpload document, in the order listed."""
+def _document(body: bytes, name: str) -> ET.Element:
+    """The root of a request document that must be a `name` element (any namespace), parsed
+    without document type declarations (no entity expansion)."""
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise errors.MalformedXML("Document type declarations are not accepted.")
     try:
         root = ET.fromstring(body)
     except ET.ParseError:
         raise errors.MalformedXML() from None
-    if _local(root.tag) != "CompleteMultipartUpload":
+    if _local(root.tag) != name:
         raise errors.MalformedXML()
+    return root
+
+
+def parse_complete(body: bytes) -> list[tuple[int, str]]:
+    """(part number, ETag) pairs of a CompleteMultipartUpload document, in the order listed."""
+    root = _document(body, "CompleteMultipartUpload")
     listed = []
     for part in root:
         if _local(part.tag) != "Part":
@@ -76,14 +96,7 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
 
 def parse_delete(body: bytes) -> tuple[list[str], bool]:
     """Keys of a DeleteObjects (multi-object delete) document, and its Quiet flag."""
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise errors.MalformedXML("Document type declarations are not accepted.")
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        raise errors.MalformedXML() from None
-    if _local(root.tag) != "Delete":
-        raise errors.MalformedXML()
+    root = _document(body, "Delete")
     keys, quiet = [], False
     for node in root:
         if _local(node.tag) == "Quiet":

@@ -2,16 +2,61 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Permission
+from django.test import Client
 from rest_framework.test import APIClient
 
 from cloudops.apikeys import api_key_create
 
+# Fixtures that tests in more than one directory use. pytest reads pytest_plugins only here,
+# in the root conftest; autouse fixtures stay in the conftest of the directory they serve.
+pytest_plugins = [
+    "tests.fakes.replicate",
+    "tests.metrics.busy",
+    "tests.providers.cleanup",
+    "tests.webhooks.deliveries",
+]
+
 PASSWORD = "correct horse battery staple"
+
+
+class ServerErrors(logging.Handler):
+    """Collects what a server must never log for a test's requests: a 500 answer (the access
+    log line, or Django's own `django.request` record) or an error with a traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        status = getattr(record, "status", None) if record.name == "cloudops.access" else None
+        status = getattr(record, "status_code", status) if record.name == "django.request" else status
+        if status == 500 or (record.levelno >= logging.ERROR and record.exc_info):
+            self.found.append(
+                f"{record.name}: {record.getMessage()}" + (" (with traceback)" if record.exc_info else "")
+            )
+
+
+@pytest.fixture(autouse=True)
+def _no_server_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test fails on a 500 or a logged traceback, in the test process (Django's test
+    client, in-process servers, background threads). Server processes a test starts are
+    checked by tests.server.live.running. A test that provokes one on purpose says so with
+    @pytest.mark.server_errors_expected("why")."""
+    handler = ServerErrors()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    if handler.found and request.node.get_closest_marker("server_errors_expected") is None:
+        pytest.fail("the server logged a 500 or a traceback:\n" + "\n".join(handler.found[:20]), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +99,22 @@ def olivia(make_user: Callable[..., AbstractUser]) -> AbstractUser:
 
 
 @pytest.fixture
+def clerk(make_user: Callable[..., AbstractUser]) -> AbstractUser:
+    """Staff status and no permission: the admin shows them nothing, and neither may the API.
+    Give them permissions with `grant`."""
+    return make_user("clerk", staff=True)
+
+
+def grant(user: AbstractUser, *perms: str) -> AbstractUser:
+    """Give `user` these permissions ("app_label.codename"); returns a fresh copy, since
+    Django caches a user's permissions on the object."""
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return type(user).objects.get(pk=user.pk)
+
+
+@pytest.fixture
 def anon() -> APIClient:
     return APIClient()
 
@@ -79,3 +140,17 @@ def bob_client(bob: AbstractUser) -> APIClient:
 @pytest.fixture
 def staff_client(olivia: AbstractUser) -> APIClient:
     return client_for(olivia)
+
+
+@pytest.fixture
+def clerk_client(clerk: AbstractUser) -> APIClient:
+    return client_for(clerk)
+
+
+@pytest.fixture
+def admin_client(olivia: AbstractUser) -> Client:
+    """A browser session in the admin as olivia (pytest-django's own logs in a user named admin).
+    The login is audited, so it is the audit trail's entry #1."""
+    client = Client()
+    client.force_login(olivia)
+    return client

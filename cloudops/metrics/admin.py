@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audit.services import Actor
+from cloudops.auditing import Actor
 from cloudops.metrics.categories import CATEGORIES, TEMPLATES
 from cloudops.metrics.exposition import render
 from cloudops.metrics.models import MetricsConfig
@@ -42,6 +42,7 @@ class MetricsConfigForm(forms.ModelForm):
 @admin.register(MetricsConfig)
 class MetricsConfigAdmin(admin.ModelAdmin):
     form = MetricsConfigForm
+    audited_by_service = frozenset({"change"})  # metrics_config_update, metrics_apply_template
     fields = ["prometheus_enabled", "prometheus_categories", "apply_template", "preview", "updated_at", "updated_by"]
     readonly_fields = ["preview", "updated_at", "updated_by"]
 
@@ -57,7 +58,9 @@ class MetricsConfigAdmin(admin.ModelAdmin):
 
     @admin.display(description="Preview (what a scrape returns for the saved categories)")
     def preview(self, obj: MetricsConfig) -> str:
-        return format_html("<pre style='max-height: 30em; overflow: auto'>{}</pre>", render(obj.prometheus_categories))
+        return format_html(
+            "<pre style='max-height: 30em; overflow: auto'>{}</pre>", render(obj.prometheus_categories).decode()
+        )
 
     def save_model(self, request: HttpRequest, obj: MetricsConfig, form: forms.Form, change: bool) -> None:
         actor = Actor.from_request(request)

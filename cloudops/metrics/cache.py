@@ -6,6 +6,8 @@ so one computation serves every process) while it is younger than
 SIMPLETUNER_METRICS_CACHE_SECONDS. Server processes run `cloudops.metrics.worker`, which
 recomputes them before they expire, so a scrape never waits for the scan; a scrape that
 finds nothing fresh (cold start, no server worker) computes inline. 0 turns caching off.
+While Redis is down or hung the cache answers misses within REDIS_TIMEOUT
+(cloudops.redis_backends), so scrapes compute inline from the database until it is back.
 """
 
 from __future__ import annotations

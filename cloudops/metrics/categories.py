@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-# In the guide's order, which is also the order of the scrape output.
+# In the documented order (the operations guide's), which is also the order of the scrape output.
 CATEGORIES: dict[str, str] = {
     "jobs": "Job counts, status, queue depth, costs",
     "http": "Request counts, errors, latency",

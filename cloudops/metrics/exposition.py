@@ -38,7 +38,7 @@ def category_sources(category: str) -> list[Source]:
 
 
 class CategoryCollector(Collector):
-    """Yields the metric families of `categories`, in the guide's category order."""
+    """Yields the metric families of `categories`, in the order of CATEGORIES."""
 
     def __init__(self, categories: Sequence[str]) -> None:
         self.categories = [name for name in CATEGORIES if name in categories]

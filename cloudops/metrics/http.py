@@ -55,7 +55,10 @@ def http_flush() -> int:
     """Add this process's buffered counts to the database; returns the requests written.
 
     One transaction (one commit for all endpoints); if the database refuses, the whole batch
-    goes back into the buffer for the next flush, so nothing is lost or counted twice.
+    goes back into the buffer for the next flush, so nothing is lost or counted twice. Rows are
+    updated in one global order (sorted keys): every process then takes the row locks in the
+    same order, so two processes flushing at once wait for each other instead of deadlocking
+    (each process's buffer is in the order its requests came, which differs between processes).
     """
     with _lock:
         batch = dict(_pending)
@@ -64,7 +67,8 @@ def http_flush() -> int:
         return 0
     try:
         with transaction.atomic():
-            for (endpoint, status), (count, latency) in batch.items():
+            for endpoint, status in sorted(batch):
+                count, latency = batch[(endpoint, status)]
                 _add(endpoint, status, int(count), latency)
     except Exception:
         _restore(batch)

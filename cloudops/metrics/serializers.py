@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from cloudops.metrics.categories import CATEGORIES, TEMPLATES, UnknownCategory, normalize_categories
 from cloudops.metrics.models import MetricsConfig
-from cloudops.serializers import StrictInputSerializer
+from cloudops.serializers import StrictBooleanField, StrictInputSerializer
 
 
 def _categories(value: list[str]) -> list[str]:
@@ -16,11 +16,19 @@ def _categories(value: list[str]) -> list[str]:
         raise serializers.ValidationError(str(exc)) from exc
 
 
+def _category_field() -> serializers.ChoiceField:
+    known = ", ".join(CATEGORIES)
+    return serializers.ChoiceField(
+        choices=list(CATEGORIES), error_messages={"invalid_choice": f"unknown category '{{input}}' (known: {known})"}
+    )
+
+
 class MetricsConfigInputSerializer(StrictInputSerializer):
     """PUT body: either field may be left out (it is then unchanged), but not both."""
 
-    prometheus_enabled = serializers.BooleanField(required=False)
-    prometheus_categories = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    min_fields = 1  # the OpenAPI schema says so too (minProperties)
+    prometheus_enabled = StrictBooleanField(required=False)
+    prometheus_categories = serializers.ListField(child=_category_field(), required=False)
 
     def validate_prometheus_categories(self, value: list[str]) -> list[str]:
         return _categories(value)
@@ -33,7 +41,7 @@ class MetricsConfigInputSerializer(StrictInputSerializer):
 
 
 class MetricsPreviewQuerySerializer(serializers.Serializer):
-    categories = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    categories = serializers.ListField(child=_category_field(), required=False)
 
     def validate_categories(self, value: list[str]) -> list[str]:
         return _categories(value)

@@ -7,8 +7,9 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from audit import events
-from audit.services import Actor, audit_record
+from cloudops import audit_events as events
+from cloudops import auditing
+from cloudops.auditing import Actor
 from cloudops.metrics.categories import TEMPLATES, normalize_categories
 from cloudops.metrics.models import MetricsConfig
 
@@ -52,7 +53,7 @@ def metrics_config_update(
             setattr(config, name, changes[name])
         config.updated_by = who.username
         config.save(update_fields=[*changed, "updated_at", "updated_by"])
-        audit_record(
+        auditing.record(
             event_type=events.CONFIG_CHANGED,
             request=request,
             actor=actor,
@@ -72,7 +73,7 @@ def metrics_apply_template(
     *, name: str, request: HttpRequest | None = None, actor: Actor | None = None
 ) -> MetricsConfig:
     """Export the template's categories. A template is a quick start, so it also turns the
-    export on (the guide's `curl -X POST .../templates/standard` then works on its own)."""
+    export on (so `curl -X POST .../templates/standard` alone makes the scrape answer)."""
     if name not in TEMPLATES:
         raise UnknownTemplate(name)
     categories = list(TEMPLATES[name]["categories"])  # type: ignore[call-overload]

@@ -6,13 +6,14 @@ import hmac
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cloudops import secrets
+from cloudops.metrics.categories import TEMPLATES
 from cloudops.metrics.exposition import CONTENT_TYPE, metric_count, render
 from cloudops.metrics.serializers import (
     MetricsConfigInputSerializer,
@@ -26,19 +27,21 @@ from cloudops.metrics.services import (
     metrics_config_get,
     metrics_config_update,
 )
-from cloudops.permissions import IsStaff
+from cloudops.permissions import StaffPermission
 
 DISABLED_HINT = (
     "Prometheus export is disabled. Enable it in the admin (Metrics) or with "
     'PUT /api/cloud/metrics/config {"prometheus_enabled": true}.\n'
 )
 TOKEN_SECRET = "SIMPLETUNER_METRICS_TOKEN"
+# The admin's permissions on the metrics configuration, which the API follows.
+METRICS_CONFIG_PERMISSION = StaffPermission.of(view="metrics.view_metricsconfig", change="metrics.change_metricsconfig")
 
 
 class MetricsConfigView(APIView):
     """What the scrape endpoint exports. PUT changes either field or both (audited)."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [METRICS_CONFIG_PERMISSION]
 
     @extend_schema(responses={200: MetricsConfigOutputSerializer})
     def get(self, request: Request) -> Response:
@@ -55,9 +58,13 @@ class MetricsConfigView(APIView):
 class MetricsTemplateView(APIView):
     """Apply a template: export its categories and turn the export on."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [METRICS_CONFIG_PERMISSION]
 
-    @extend_schema(request=None, responses={200: MetricsConfigOutputSerializer})
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("template", str, OpenApiParameter.PATH, enum=list(TEMPLATES))],
+        responses={200: MetricsConfigOutputSerializer},
+    )
     def post(self, request: Request, template: str) -> Response:
         try:
             config = metrics_apply_template(name=template, request=request)
@@ -70,7 +77,7 @@ class MetricsPreviewView(APIView):
     """What the scrape would return for `categories` (default: the configured ones), whether
     or not the export is enabled. Changes nothing."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [METRICS_CONFIG_PERMISSION]
 
     @extend_schema(parameters=[MetricsPreviewQuerySerializer], responses={200: MetricsPreviewOutputSerializer})
     def get(self, request: Request) -> Response:

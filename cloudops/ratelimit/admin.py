@@ -16,10 +16,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from cloudops.ratelimit.backends import state_backend
 from cloudops.ratelimit.backends.base import BackendUnavailable
 from cloudops.ratelimit.models import RateLimitBucket
 from cloudops.ratelimit.services import ratelimit_reset, ratelimit_state
-from cloudops.ratelimit.state import state_backend
 
 
 @admin.register(RateLimitBucket)

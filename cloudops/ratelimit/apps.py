@@ -24,7 +24,7 @@ class RateLimitConfig(AppConfig):
     verbose_name = "Rate limiting"
 
     def ready(self) -> None:
-        from cloudops.ratelimit import checks, state  # noqa: F401 - registers checks and signal handlers
+        from cloudops.ratelimit import backends, checks  # noqa: F401 - registers signal handlers and checks
 
         # post_migrate also runs after `flush`, which test databases use between tests.
         post_migrate.connect(_ensure_counters, sender=self, dispatch_uid="ratelimit.ensure_counters")

@@ -6,11 +6,12 @@ import time
 
 from django.conf import settings
 
-from cloudops.health import Component, elapsed_ms
+from cloudops.health import Component, elapsed_ms, guarded
+from cloudops.ratelimit.backends import state_backend
 from cloudops.ratelimit.backends.base import BackendUnavailable
-from cloudops.ratelimit.state import state_backend
 
 
+@guarded("rate_limit_backend")
 def check_rate_limit_backend() -> Component | None:
     """Degraded, not unhealthy, when the backend is down: requests are still served (or
     refused) by each rule's fail mode, which the message states."""

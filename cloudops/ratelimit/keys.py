@@ -1,44 +1,37 @@
-"""Whose budget a request spends: the client IP, or for storage a job's upload credential.
+"""Whose budget a request spends: the client IP, unless an app keys its requests otherwise.
 
-Storage is keyed per job credential because one job uploads a checkpoint as hundreds of
-multipart parts, and many jobs of a provider reach us from the same few egress IPs: per IP,
-one job's upload would starve the others (and itself). The access key id is read from the
-request (SigV4 header or presigned query, SigV2 presigned query, X-Upload-Token) and used
-only if it is a real job's upload token, which is a secret: a caller who merely invents ids
-stays on its IP's budget, and API-key prefixes (not secret) never key a budget someone else
-could exhaust. The signature is still checked by the storage view.
+An app registers a RequestKey by dotted path in settings.RATE_LIMIT_KEYS under a name rules
+use as their `key` (the S3 endpoint: "storage", per job credential, storage/ratelimit.py).
+A registered key also applies to requests under its own paths whatever rule matches them
+(`applies`), so custom rules cannot put a job's uploads back on the IP's budget.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from functools import cache
+from typing import Protocol
 
+from django.conf import settings
 from django.http import HttpRequest
-
-from providers.models import Job
-from storage.auth import UPLOAD_TOKEN_HEADER
+from django.utils.module_loading import import_string
 
 
-def presented_access_key_id(request: HttpRequest) -> str:
-    """The access key id a storage request claims, unverified ("" if none)."""
-    authorization = request.headers.get("Authorization", "")
-    if authorization.startswith("AWS4-HMAC-SHA256") and "Credential=" in authorization:
-        return authorization.split("Credential=", 1)[1].split("/", 1)[0].strip()
-    query = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True))
-    if "X-Amz-Credential" in query:
-        return query["X-Amz-Credential"].split("/", 1)[0]
-    if "AWSAccessKeyId" in query:
-        return query["AWSAccessKeyId"]
-    return request.headers.get(UPLOAD_TOKEN_HEADER, "").strip()
+class RequestKey(Protocol):
+    def applies(self, path: str) -> bool:
+        """Whether requests to `path` are keyed by this key, whatever rule matches them."""
+
+    def key(self, request: HttpRequest, ip: str) -> str:
+        """The budget's key (sync: it may query the database)."""
 
 
-def storage_key(request: HttpRequest, ip: str) -> str:
-    """`job:<id>` for a job's upload credential, else `ip:<address>`."""
-    access_key_id = presented_access_key_id(request)
-    if access_key_id:
-        # Only whether it is a job's upload token: one indexed lookup, none of the credential
-        # resolution (secrets, grace period) that the storage view does anyway.
-        job_id = Job.objects.filter(upload_token=access_key_id).values_list("pk", flat=True).first()
-        if job_id is not None:
-            return f"job:{job_id}"
-    return f"ip:{ip}"
+@cache
+def _registered() -> dict[str, RequestKey]:
+    return {name: import_string(path) for name, path in settings.RATE_LIMIT_KEYS.items()}
+
+
+def request_key_for(rule_key: str, path: str) -> RequestKey | None:
+    """The registered key a request spends under a rule keyed `rule_key`, or None for the IP."""
+    keys = _registered()
+    if rule_key in keys:
+        return keys[rule_key]
+    return next((key for key in keys.values() if key.applies(path)), None)

@@ -1,4 +1,4 @@
-"""The distributed sliding-window limiter (SPEC 6), async first, with sync twins.
+"""The distributed sliding-window limiter: async first, with a sync twin of each call.
 
     limiter = await get_rate_limiter(max_requests=100, window_seconds=60, key_prefix="api")
     if not await limiter.check("user:123"): ...
@@ -10,6 +10,10 @@ the state backend, so limiters with the same prefix in different processes share
 `webhook_rate_limiter` and `s3_rate_limiter` are the very limiters the middleware's webhook
 and storage rules use: an endpoint that wants the decision calls `check_request(request)`,
 which returns the middleware's verdict instead of counting the request a second time.
+
+The extension API is `__all__` and RateLimiter's public methods, as the README's "Python API"
+documents them (tests/ratelimit/test_public_api.py holds the list); the other names here are
+the package's own.
 """
 
 from __future__ import annotations
@@ -23,13 +27,23 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 
+from cloudops.ratelimit.backends import state_backend
 from cloudops.ratelimit.backends.base import BackendUnavailable, Decision, StateBackend
-from cloudops.ratelimit.state import state_backend
 from cloudops.structured_logging import get_logger
+
+__all__ = [
+    "BackendUnavailable",
+    "Decision",
+    "RateLimiter",
+    "get_rate_limiter",
+    "get_rate_limiter_sync",
+    "s3_rate_limiter",
+    "webhook_rate_limiter",
+]
 
 logger = get_logger("cloudops.ratelimit")
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 Clock = Callable[[], float]
 # What the middleware leaves on a request it counted: {key_prefix: Decision}.
 COUNTED_ATTR = "rate_limit_decisions"
@@ -65,11 +79,10 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter({self.max_requests}/{self.window_seconds:g}s, prefix={self.key_prefix!r})"
 
-    @property
-    def backend(self) -> StateBackend:
+    def _state(self) -> StateBackend:
         return self._backend or state_backend()
 
-    def full_key(self, key: str) -> str:
+    def _full_key(self, key: str) -> str:
         return f"{self.key_prefix}:{key}" if self.key_prefix else key
 
     # --- sync ------------------------------------------------------------------------------
@@ -77,8 +90,8 @@ class RateLimiter:
     def hit_sync(self, key: str, *, now: float | None = None, record: bool = True) -> Decision:
         """Count one request (record=False: only look). Raises BackendUnavailable."""
         at = (self.clock or wall_clock)() if now is None else now
-        return self.backend.hit(
-            self.full_key(key), limit=self.max_requests, window=self.window_seconds, now=at, record=record
+        return self._state().hit(
+            self._full_key(key), limit=self.max_requests, window=self.window_seconds, now=at, record=record
         )
 
     def check_sync(self, key: str) -> bool:
@@ -94,28 +107,27 @@ class RateLimiter:
         yield self.check_sync(key)
 
     def get_usage_sync(self, key: str) -> dict[str, int]:
-        return usage_dict(self.hit_sync(key, record=False))
+        return _usage(self.hit_sync(key, record=False))
 
     def reset_sync(self, key: str) -> bool:
-        return self.backend.reset(self.full_key(key))
+        return self._state().reset(self._full_key(key))
 
     # --- async -----------------------------------------------------------------------------
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        name = self.backend.name
+    async def _run(self, fn: Callable[[], _T]) -> _T:
+        name = self._state().name
         if name == "memory":
             return fn()
         # The ORM must run in Django's thread-sensitive executor; Redis can use any thread.
         return await sync_to_async(fn, thread_sensitive=name == "database")()
 
     async def hit(self, key: str, *, now: float | None = None, record: bool = True) -> Decision:
-        backend = self.backend
-        ahit = getattr(backend, "ahit", None)
+        ahit = getattr(self._state(), "ahit", None)
         if ahit is None:
             return await self._run(lambda: self.hit_sync(key, now=now, record=record))
         at = (self.clock or wall_clock)() if now is None else now
         return await ahit(
-            self.full_key(key), limit=self.max_requests, window=self.window_seconds, now=at, record=record
+            self._full_key(key), limit=self.max_requests, window=self.window_seconds, now=at, record=record
         )
 
     async def check(self, key: str) -> bool:
@@ -131,7 +143,7 @@ class RateLimiter:
         yield await self.check(key)
 
     async def get_usage(self, key: str) -> dict[str, int]:
-        return usage_dict(await self.hit(key, record=False))
+        return _usage(await self.hit(key, record=False))
 
     async def reset(self, key: str) -> bool:
         return await self._run(lambda: self.reset_sync(key))
@@ -148,7 +160,7 @@ class RateLimiter:
         return decision.allowed if decision is not None else self.check_sync(key)
 
 
-def usage_dict(decision: Decision) -> dict[str, int]:
+def _usage(decision: Decision) -> dict[str, int]:
     return {
         "count": decision.count,
         "limit": decision.limit,
@@ -177,11 +189,13 @@ def get_rate_limiter_sync(max_requests: int, window_seconds: float, key_prefix: 
 async def get_rate_limiter(
     max_requests: int, window_seconds: float, key_prefix: str = "", **kwargs: Any
 ) -> RateLimiter:
-    """A limiter on the configured backend (async for the guide's `await get_rate_limiter(...)`)."""
+    """A limiter on the configured backend. Async only so that async code awaits it like the
+    limiter's other calls; it connects to nothing (the backend is chosen on first use)."""
     return get_rate_limiter_sync(max_requests, window_seconds, key_prefix, **kwargs)
 
 
-# The presets of the guide. The middleware's /api/webhooks/ and /api/cloud/storage/ rules
-# count through these same objects (same prefixes), so a request is counted once.
+# The presets. The middleware's /api/webhooks/ and /api/cloud/storage/ rules take their limit,
+# window and name from these objects and count through them (rules.preset_rule), so a request
+# is counted once and each number is written here only.
 webhook_rate_limiter = RateLimiter(100, 60, "webhook")
 s3_rate_limiter = RateLimiter(50, 60, "s3")

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from cloudops.ratelimit.backends import state_backend
 from cloudops.ratelimit.backends.base import BackendUnavailable
-from cloudops.ratelimit.state import state_backend
 from cloudops.structured_logging import get_logger
 
 logger = get_logger("cloudops.ratelimit")

@@ -3,7 +3,7 @@
 Sits right after RequestContextMiddleware (so refusals carry a request id and an access-log
 line) and before sessions and authentication (so a flood costs one state check, not a
 session load). It keys on cloudops.net.client_ip, never on a forwarding header itself, and
-it runs for the S3 endpoint too: storage.asgi keeps Django's middleware stack.
+it runs for the S3 endpoint too: cloudops.bodies keeps Django's middleware stack.
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from cloudops.middleware import DualModeMiddleware, GetResponse
 from cloudops.net import client_ip, is_loopback
 from cloudops.ratelimit.backends.base import BackendUnavailable, Decision
-from cloudops.ratelimit.keys import storage_key
+from cloudops.ratelimit.keys import request_key_for
 from cloudops.ratelimit.limiter import COUNTED_ATTR, Clock, log_outage
-from cloudops.ratelimit.rules import KEY_STORAGE, Rule, build_rules, first_match, is_excluded
+from cloudops.ratelimit.rules import (
+    LOGIN_PATH,
+    Rule,
+    build_rules,
+    first_match,
+    is_excluded,
+    presents_password,
+)
 from cloudops.ratelimit.violations import violation_record
-from storage.mount import is_storage_path
 
 EXCEEDED = "Rate limit exceeded. Please try again later."
 UNAVAILABLE = "Rate limiting is temporarily unavailable. Please try again later."
@@ -39,7 +45,7 @@ class Verdict:
 
 
 class RateLimitMiddleware(DualModeMiddleware):
-    """The guide's middleware. Arguments default to the settings RATE_LIMIT_CALLS,
+    """Per-client limits by rule. Arguments default to the settings RATE_LIMIT_CALLS,
     RATE_LIMIT_PERIOD, RATE_LIMIT_RULES and RATE_LIMIT_AUDIT; `configure(...)` returns a
     subclass with other defaults, for listing in MIDDLEWARE."""
 
@@ -59,6 +65,8 @@ class RateLimitMiddleware(DualModeMiddleware):
         self.enabled = calls > 0
         self.rules: tuple[Rule, ...] = build_rules(settings.RATE_LIMIT_RULES if rules is None else rules, calls, period)
         self.enable_audit = settings.RATE_LIMIT_AUDIT if enable_audit is None else enable_audit
+        # The budget every password entry point also spends (see rules.PASSWORD_ENTRY_POINTS).
+        self.login_rule = first_match(self.rules, LOGIN_PATH, "POST")
         self.clock = clock
 
     @classmethod
@@ -85,19 +93,40 @@ class RateLimitMiddleware(DualModeMiddleware):
         response = await self.get_response(request)  # type: ignore[misc]
         return with_headers(response, verdict)
 
-    def _applies(self, request: HttpRequest) -> Rule | None:
-        """The rule limiting this request, or None (disabled, excluded, or real localhost)."""
+    def _applies(self, request: HttpRequest) -> tuple[Rule, ...]:
+        """The rules limiting this request: the first match and, when the request presents a
+        password, the login rule too. Empty when disabled, excluded, or real localhost."""
         if not self.enabled:
-            return None
+            return ()
         method, path = request.method or "GET", request.path
         if is_excluded(path, method) or is_loopback(client_ip(request)):
-            return None
-        return first_match(self.rules, path, method)
+            return ()
+        rule = first_match(self.rules, path, method)
+        rules: tuple[Rule, ...] = () if rule is None else (rule,)
+        if self.login_rule is not None and rule is not self.login_rule and presents_password(path, method):
+            rules += (self.login_rule,)
+        return rules
 
     def evaluate(self, request: HttpRequest) -> Verdict | None:
-        rule = self._applies(request)
-        if rule is None:
-            return None
+        """Each applicable rule in turn; the first refusal ends it. A request the login rule
+        refuses has still been counted by its own rule: both are budgets of the same client,
+        so what that client loses is its own request."""
+        verdict = None
+        for rule in self._applies(request):
+            verdict = tighter(verdict, self._evaluate_rule(request, rule))
+            if verdict.refused is not None:
+                break
+        return verdict
+
+    async def aevaluate(self, request: HttpRequest) -> Verdict | None:
+        verdict = None
+        for rule in self._applies(request):
+            verdict = tighter(verdict, await self._aevaluate_rule(request, rule))
+            if verdict.refused is not None:
+                break
+        return verdict
+
+    def _evaluate_rule(self, request: HttpRequest, rule: Rule) -> Verdict:
         ip = client_ip(request) or "unknown"
         key = self._key(request, rule, ip)
         try:
@@ -106,14 +135,11 @@ class RateLimitMiddleware(DualModeMiddleware):
             return self._outage(rule, exc)
         return self._conclude(request, rule, ip, decision)
 
-    async def aevaluate(self, request: HttpRequest) -> Verdict | None:
-        """`evaluate` for the async stack: a backend with a native async client (Redis) is
-        asked from the event loop; only what needs the ORM goes through a worker thread."""
-        rule = self._applies(request)
-        if rule is None:
-            return None
-        if self._storage_keyed(request, rule):  # the key is a job looked up in the database
-            return await sync_to_async(self.evaluate)(request)
+    async def _aevaluate_rule(self, request: HttpRequest, rule: Rule) -> Verdict:
+        """`_evaluate_rule` for the async stack: a backend with a native async client (Redis)
+        is asked from the event loop; only what needs the ORM goes through a worker thread."""
+        if request_key_for(rule.key, request.path) is not None:  # such keys may query the database
+            return await sync_to_async(self._evaluate_rule)(request, rule)
         ip = client_ip(request) or "unknown"
         try:
             decision = await rule.limiter.hit(ip, now=self._now())
@@ -127,12 +153,9 @@ class RateLimitMiddleware(DualModeMiddleware):
         return self.clock() if self.clock is not None else None
 
     @staticmethod
-    def _storage_keyed(request: HttpRequest, rule: Rule) -> bool:
-        # Storage requests count per job credential under any rule, custom ones included.
-        return rule.key == KEY_STORAGE or is_storage_path(request.path)
-
-    def _key(self, request: HttpRequest, rule: Rule, ip: str) -> str:
-        return storage_key(request, ip) if self._storage_keyed(request, rule) else ip
+    def _key(request: HttpRequest, rule: Rule, ip: str) -> str:
+        keyed = request_key_for(rule.key, request.path)
+        return keyed.key(request, ip) if keyed is not None else ip
 
     @staticmethod
     def _outage(rule: Rule, exc: BackendUnavailable) -> Verdict:
@@ -148,6 +171,15 @@ class RateLimitMiddleware(DualModeMiddleware):
         if self.enable_audit:
             violation_record(request=request, ip=ip, rule=rule, decision=decision)
         return Verdict(decision, refusal(decision))
+
+
+def tighter(current: Verdict | None, new: Verdict) -> Verdict:
+    """Of two rules' verdicts, the one the client sees: a refusal, else the smaller budget left."""
+    if current is None or new.refused is not None or current.decision is None:
+        return new
+    if new.decision is None or current.decision.remaining <= new.decision.remaining:
+        return current
+    return new
 
 
 def rate_headers(decision: Decision) -> dict[str, str]:

@@ -37,3 +37,22 @@ class RateLimitCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
+
+
+class SlotLease(models.Model):
+    """One open long-lived request (an event stream) holding a slot of `pool` for `owner`
+    until `expires_at` (Unix seconds) unless refreshed before (cloudops/ratelimit/slots.py)."""
+
+    lease = models.CharField(max_length=64, primary_key=True)
+    pool = models.CharField(max_length=64)
+    owner = models.CharField(max_length=190)
+    expires_at = models.FloatField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["pool", "expires_at"], name="ratelimit_slot_pool"),
+            models.Index(fields=["pool", "owner", "expires_at"], name="ratelimit_slot_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pool}/{self.owner}/{self.lease}"

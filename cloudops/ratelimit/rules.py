@@ -1,10 +1,15 @@
 """The middleware's rules: which limit applies to a request, matched in order.
 
-A rule is (pattern, calls, period, methods[, fail_open]) as in the guide: `pattern` is a
-regular expression matched at the start of the path, `methods` None means all methods. The
-first rule whose pattern and method match decides; requests no rule matches fall to the
-default (RATE_LIMIT_CALLS per RATE_LIMIT_PERIOD). Each rule counts in its own bucket per
-client, so five failed logins do not use up the budget for listing jobs.
+A rule is (pattern, calls, period, methods[, fail_open]): `pattern` is a regular expression
+matched at the start of the path, `methods` None means all methods. The first rule whose
+pattern and method match decides; requests no rule matches fall to the default
+(RATE_LIMIT_CALLS per RATE_LIMIT_PERIOD). Each rule counts in its own bucket per client, so
+five failed logins do not use up the budget for listing jobs. The tuple form is validated by
+spec.parse_rule_spec.
+
+One exception to "first match only": every way to present a password (PASSWORD_ENTRY_POINTS)
+also spends the login rule's bucket, so a client refused at the API login cannot go on
+guessing through the admin's form.
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ class Rule:
         return RateLimiter(self.calls, self.period, self.name, fail_open=self.fails_open())
 
 
+def preset_rule(pattern: str, preset: RateLimiter, *, key: str = KEY_IP) -> Rule:
+    """A rule that counts through `preset`, with the preset's limit, window and name."""
+    return Rule(pattern, preset.max_requests, preset.window_seconds, name=preset.key_prefix, key=key, preset=preset)
+
+
 _POST = frozenset({"POST"})
 
 DEFAULT_RULES: tuple[Rule, ...] = (
@@ -64,14 +74,33 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # Both submit routes: POST /api/cloud/jobs and POST /api/cloud/jobs/submit.
     Rule(r"^/api/cloud/jobs(/submit)?/?$", 20, 60, _POST, name="job-submit"),
     Rule(r"^/api/cloud/jobs/[^/]+/cancel/?$", 30, 60, _POST, name="job-cancel"),
-    Rule(r"^/api/webhooks(/|$)", 100, 60, name=webhook_rate_limiter.key_prefix, preset=webhook_rate_limiter),
-    Rule(r"^/api/cloud/storage(/|$)", 50, 60, name=s3_rate_limiter.key_prefix, key=KEY_STORAGE, preset=s3_rate_limiter),
+    preset_rule(r"^/api/webhooks(/|$)", webhook_rate_limiter),
+    preset_rule(r"^/api/cloud/storage(/|$)", s3_rate_limiter, key=KEY_STORAGE),
     Rule(r"^/api/quotas(/|$)", 30, 60, name="quotas"),
 )
 
 
+# Every way to present a password (the API's login and registration, the admin's login and
+# password change forms), as POST paths. Besides its own rule, each spends the budget of the
+# login rule: whichever rule applies to POST LOGIN_PATH, so an operator's custom login rule
+# covers them all. The browsable API's login (rest_framework.urls) is not routed; a test fails
+# if a login or password form appears under another path.
+LOGIN_PATH = "/api/auth/login"
+PASSWORD_ENTRY_POINTS = (
+    r"^/api/auth/login/?$",
+    r"^/api/auth/register/?$",  # keeps its own, stricter rule too
+    r"^/admin/login/?$",
+    r"^/admin/password_change/?$",  # the form checks the old password
+)
+_PASSWORD_ENTRY = re.compile("|".join(f"(?:{pattern})" for pattern in PASSWORD_ENTRY_POINTS))
+
+
+def presents_password(path: str, method: str) -> bool:
+    return method == "POST" and _PASSWORD_ENTRY.match(path) is not None
+
+
 def custom_rule(spec: Sequence[Any] | Rule) -> Rule:
-    """A rule from the guide's tuple form (pattern, calls, period, methods[, fail_open])."""
+    """A rule from the tuple form (pattern, calls, period, methods[, fail_open])."""
     if isinstance(spec, Rule):
         return spec
     pattern, calls, period, methods, fail_open = parse_rule_spec(spec)

@@ -6,10 +6,10 @@ import time
 
 from django.http import HttpRequest
 
-from audit import events
-from audit.services import audit_record
+from cloudops import audit_events as events
+from cloudops import auditing
+from cloudops.ratelimit.backends import state_backend
 from cloudops.ratelimit.backends.base import KeyState
-from cloudops.ratelimit.state import state_backend
 
 
 def ratelimit_state(*, limit: int = 200) -> list[KeyState]:
@@ -19,7 +19,7 @@ def ratelimit_state(*, limit: int = 200) -> list[KeyState]:
 def ratelimit_reset(*, key: str, request: HttpRequest | None = None) -> bool:
     """Forget one key's counted requests (the client gets its full budget back); audited."""
     existed = state_backend().reset(key)
-    audit_record(
+    auditing.record(
         event_type=events.RATE_LIMIT_RESET,
         request=request,
         target_type="rate_limit_key",

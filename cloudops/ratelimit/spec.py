@@ -1,4 +1,10 @@
-"""Validating a custom rule's tuple form. No Django imports: settings.py uses it at start-up."""
+"""Validating a custom rule's tuple form, apart from rules.py because settings.py uses it.
+
+settings.py checks RATE_LIMIT_RULES while Django is still loading the settings, so this module
+imports nothing of Django. rules.py cannot be that module: its default rules hold the preset
+limiters, and importing them loads the state backend's selection and django.http (some 160
+Django modules) from inside the settings module that Django is still reading.
+"""
 
 from __future__ import annotations
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from audit import events
-from audit.services import Actor, audit_record
+from cloudops import audit_events as events
+from cloudops import auditing
+from cloudops.auditing import Actor, user_agent
+from cloudops.ratelimit.backends import state_backend
 from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision
 from cloudops.ratelimit.rules import Rule
-from cloudops.ratelimit.state import state_backend
 from cloudops.structured_logging import get_logger
 
 logger = get_logger("cloudops.ratelimit")
@@ -30,14 +31,14 @@ def violation_record(*, request: HttpRequest, ip: str, rule: Rule, decision: Dec
     details = {
         "path": request.path[:500],
         "method": request.method,
-        "user_agent": request.headers.get("User-Agent", "")[:500],
+        "user_agent": user_agent(request),
         "rule": rule.pattern or "default",
         "limit": rule.calls,
         "period_seconds": rule.period,
         "note": f"Further refusals of this IP in the next {rule.period:g}s are counted, not audited.",
     }
     try:
-        audit_record(
+        auditing.record(
             event_type=events.RATE_LIMITED,
             actor=Actor(ip=ip),
             target_type="endpoint",

@@ -11,7 +11,7 @@ from providers.config import provider_config_get
 from providers.models import ProviderConfig
 from tests.admin_ui.browser import admin_login
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def open_replicate_config(page: Page, base_url: str) -> ProviderConfig:
@@ -44,6 +44,7 @@ def test_turning_verification_off_asks_once_per_session(page: Page, live_server,
     assert seen == [SSL_WARNING]
     save(page)
     assert stored_ssl_verify(config) is False
+    assert page.input_value("#id_ssl_verify") == "false", "the page shows the stored value"
 
     page.select_option("#id_ssl_verify", "true")
     save(page)

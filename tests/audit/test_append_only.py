@@ -5,7 +5,8 @@ from django.contrib.admin.sites import site
 from django.test import Client
 
 from audit.models import AuditEntry, AuditImmutableError
-from audit.services import Actor, audit_record
+from audit.services import audit_record
+from cloudops.auditing import Actor
 
 pytestmark = pytest.mark.django_db
 

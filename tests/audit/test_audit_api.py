@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from audit.services import Actor, audit_record
+from audit.services import audit_record
+from cloudops.auditing import Actor
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def test_staff_list_entries_newest_first_with_a_real_total(staff_client: APIClie
     assert first["actor"] == {"user": "alice", "api_key": None, "ip": "10.0.0.1"}
 
 
-def test_offset_paging(staff_client: APIClient) -> None:
+def test_an_offset_skips_entries_and_the_last_page_has_no_cursor(staff_client: APIClient) -> None:
     seed(5)
     body = staff_client.get("/api/audit?event_type=job.submitted&limit=2&offset=4").json()
     assert [e["target_id"] for e in body["entries"]] == ["0"]
@@ -55,7 +56,7 @@ def test_cursor_paging_walks_every_entry_once_even_while_new_ones_arrive(staff_c
     assert seen == ["6", "5", "4", "3", "2", "1", "0"]
 
 
-def test_filters(staff_client: APIClient) -> None:
+def test_entries_filter_by_event_type_actor_and_target(staff_client: APIClient) -> None:
     seed(2)
     audit_record(
         event_type="webhook_rejected", actor=Actor(ip="203.0.113.9"), target_type="provider", target_id="replicate"
@@ -72,7 +73,7 @@ def test_filters(staff_client: APIClient) -> None:
     assert get("target_id=1")["total"] == 1
 
 
-def test_time_filters(staff_client: APIClient) -> None:
+def test_since_and_until_bound_the_entries_in_time(staff_client: APIClient) -> None:
     seed(1)
     now = timezone.now()
     past = (now - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
@@ -111,7 +112,7 @@ def test_it_needs_authentication(anon: APIClient) -> None:
 def test_it_is_staff_only(alice_client: APIClient) -> None:
     response = alice_client.get("/api/audit")
     assert response.status_code == 403
-    assert response.json() == {"detail": "Staff privileges are required."}
+    assert response.json() == {"detail": "Staff status and the audit.view_auditentry permission are required."}
 
 
 def test_it_is_read_only(staff_client: APIClient) -> None:

@@ -39,16 +39,18 @@ def test_a_configured_key_and_a_sound_head_are_healthy(anon: APIClient) -> None:
     assert component["details"] == {"key_source": "environment", "last_verification": None}
 
 
-def test_without_a_configured_key_one_is_generated_once_with_mode_0600_and_health_warns(
+def test_without_a_configured_key_one_is_generated_once_with_mode_0600_and_health_is_healthy(
     anon: APIClient, no_configured_key: Path
 ) -> None:
+    # The generated key is the embedded default (as the SQLite file is): a fresh install is healthy.
     first = audit_key()
     assert stat.S_IMODE(no_configured_key.stat().st_mode) == 0o600
     assert audit_key().secret == first.secret and first.generated and first.source == "file"
+    audit_record(event_type="job.submitted")
     component = audit_component(anon)
-    assert component["status"] == "degraded"
-    assert "SIMPLETUNER_AUDIT_KEY is not set" in component["message"]
+    assert (component["status"], component["message"]) == ("healthy", "Audit chain head verifies")
     assert component["details"]["key_source"] == "file"
+    assert anon.get("/api/cloud/health").json()["status"] == "healthy"
 
 
 def test_a_short_key_is_a_warning(anon: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +99,7 @@ def test_a_failed_verification_degrades_health(staff_client: APIClient) -> None:
     assert component["details"]["last_verification"]["ok"] is False
 
 
-def test_an_unreadable_key_file_is_unhealthy(anon: APIClient, no_configured_key: Path) -> None:
+def test_a_key_file_readable_by_others_is_unhealthy(anon: APIClient, no_configured_key: Path) -> None:
     no_configured_key.write_text("group readable\n")
     no_configured_key.chmod(0o640)
     component = audit_component(anon)
@@ -105,6 +107,22 @@ def test_an_unreadable_key_file_is_unhealthy(anon: APIClient, no_configured_key:
         "unhealthy",
         "Audit key unavailable: audited actions are refused",
     )
+
+
+def test_an_unreadable_key_file_is_unhealthy_and_staff_see_why(
+    anon: APIClient, staff_client: APIClient, no_configured_key: Path
+) -> None:
+    # A directory where the key file should be: unreadable even for root (tests may run as root).
+    no_configured_key.mkdir(mode=0o700)
+    response = anon.get("/api/cloud/health")
+    assert response.status_code == 503
+    component = audit_component(anon)
+    assert (component["status"], component["message"]) == (
+        "unhealthy",
+        "Audit key unavailable: audited actions are refused",
+    )
+    assert "error" not in component
+    assert str(no_configured_key) in audit_component(staff_client)["error"]
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 
 from audit.chain import canonical_timestamp, normalise_details, normalise_text
 from audit.models import AuditEntry
-from audit.services import Actor, audit_record
+from audit.services import audit_record
 from audit.verification import audit_verify
+from cloudops.auditing import Actor
 
 TRICKY_DETAILS = {
     "integral_float": 3.0,

@@ -57,6 +57,7 @@ def test_a_bad_range_is_exit_code_2_naming_the_option() -> None:
     assert failure.value.returncode == 2
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_exit_code_reaches_the_shell() -> None:
     seed(3)

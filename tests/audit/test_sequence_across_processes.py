@@ -7,7 +7,7 @@ from audit.selectors import head_state
 from audit.verification import audit_verify
 from tests.processes import spawn_django, wait_all
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def test_appends_from_several_processes_form_one_gap_free_sequence() -> None:

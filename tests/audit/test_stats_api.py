@@ -71,7 +71,7 @@ def test_stats_need_authentication(anon: APIClient) -> None:
 def test_stats_are_staff_only(alice_client: APIClient) -> None:
     response = alice_client.get(STATS)
     assert response.status_code == 403
-    assert response.json() == {"detail": "Staff privileges are required."}
+    assert response.json() == {"detail": "Staff status and the audit.view_auditentry permission are required."}
 
 
 def test_stats_refuse_unknown_parameters(staff_client: APIClient) -> None:

@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 from audit.chain import AuditChainError, AuditKey, AuditKeyMismatch, HeadState, entry_mac
 from audit.models import AuditEntry
 from audit.selectors import head_state
-from audit.services import Actor, audit_record
+from audit.services import audit_record
 from audit.verification import audit_verify
+from cloudops.auditing import Actor
 from cloudops.models import ApiKey
 from tests.audit import tamper
 from tests.conftest import PASSWORD

@@ -102,7 +102,7 @@ def test_verify_needs_authentication(anon: APIClient) -> None:
 def test_verify_is_staff_only(alice_client: APIClient) -> None:
     response = alice_client.get(VERIFY)
     assert response.status_code == 403
-    assert response.json() == {"detail": "Staff privileges are required."}
+    assert response.json() == {"detail": "Staff status and the audit.view_auditentry permission are required."}
     assert not AuditVerification.objects.exists()
 
 

@@ -37,7 +37,13 @@ def test_the_admin_revokes_keys_with_an_action(olivia: AbstractUser, alice: Abst
     client.force_login(olivia)
     client.post("/admin/cloudops/apikey/add/", {"owner": alice.pk, "name": "k"})
     key = ApiKey.objects.get(name="k")
-    client.post("/admin/cloudops/apikey/", {"action": "revoke_selected", "_selected_action": [key.pk]})
+    action = {"action": "revoke_selected", "_selected_action": [key.pk]}
+    question = client.post("/admin/cloudops/apikey/", action).content.decode()
+    assert "Revoke these 1 API key(s)?" in question and key.prefix in question
+    key.refresh_from_db()
+    assert key.revoked_at is None, "asking revokes nothing"
+    response = client.post("/admin/cloudops/apikey/", {**action, "post": "yes"}, follow=True)
+    assert "1 API key(s) are now revoked." in [str(m) for m in response.context["messages"]]
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert AuditEntry.objects.filter(event_type="api_key.revoked", target_id=key.prefix).exists()

@@ -21,22 +21,24 @@ def test_it_starts_a_session_for_valid_credentials(anon: APIClient, alice: Abstr
     assert me.json()["auth"]["method"] == "session"
 
 
-def test_it_audits_a_successful_login(anon: APIClient, alice: AbstractUser) -> None:
-    anon.post("/api/auth/login", {"username": "alice", "password": PASSWORD}, format="json")
+def test_it_audits_a_successful_login_once(anon: APIClient, alice: AbstractUser) -> None:
+    anon.post("/api/auth/login", {"username": "alice", "password": PASSWORD}, format="json", HTTP_USER_AGENT="ui/1")
     entry = AuditEntry.objects.get(event_type="auth.login.success")
     assert entry.actor_username == "alice"
     assert entry.actor_ip == "127.0.0.1"
     assert entry.target_id == str(alice.pk)
+    assert entry.details == {"user_agent": "ui/1", "path": "/api/auth/login"}
 
 
 def test_it_rejects_a_wrong_password_with_401_and_audits_it(anon: APIClient, alice: AbstractUser) -> None:
-    response = anon.post("/api/auth/login", {"username": "alice", "password": "nope"}, format="json")
+    body = {"username": "alice", "password": "nope"}
+    response = anon.post("/api/auth/login", body, format="json", HTTP_USER_AGENT="curl/8.5")
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid username or password."}
     assert "sessionid" not in response.cookies
     entry = AuditEntry.objects.get(event_type="auth.login.failed")
-    assert entry.actor_username == "alice"
-    assert entry.details == {}
+    assert (entry.actor_username, entry.actor_ip) == ("alice", "127.0.0.1")
+    assert entry.details == {"user_agent": "curl/8.5", "path": "/api/auth/login"}
 
 
 def test_it_rejects_an_unknown_user_like_a_wrong_password(anon: APIClient) -> None:

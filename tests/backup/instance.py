@@ -71,7 +71,7 @@ class Instance:
         self.python(
             f"""
             from django.contrib.auth import get_user_model
-            from audit import events
+            from cloudops import audit_events as events
             from audit.services import audit_record
             from providers.models import Job
             owner, _ = get_user_model().objects.get_or_create(username="ops")

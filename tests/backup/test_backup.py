@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from audit import events
 from audit.models import AuditEntry
+from cloudops import audit_events as events
+from cloudops.backup import JobStore, StoreError, create_backup
 from providers.models import Job
-from providers.store import JobStore, StoreError
 from tests.backup.conftest import job_ids_in, live_db, sqlite_only, sqlite_rows
 
 pytestmark = [sqlite_only, pytest.mark.django_db(transaction=True)]
@@ -132,7 +132,7 @@ def test_two_backups_in_the_same_second_get_distinct_names(
 def test_it_records_backup_created_in_the_audit_trail(backup_dir: Path, make_jobs: Callable[..., list[str]]) -> None:
     make_jobs(2)
 
-    result = JobStore().create_backup(gzip=True)
+    result = create_backup(JobStore(), gzip=True)
 
     entry = AuditEntry.objects.order_by("-sequence").first()
     assert entry is not None and entry.event_type == events.BACKUP_CREATED

@@ -19,10 +19,10 @@ from django.contrib.auth.models import AbstractUser
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from audit import events
 from audit.services import audit_record
+from cloudops import audit_events as events
+from cloudops.backup import JobStore
 from providers.models import Job
-from providers.store import JobStore
 from tests.backup.conftest import live_db, sqlite_only, sqlite_rows
 from tests.processes import spawn_django, wait_all
 
@@ -93,7 +93,7 @@ def test_a_backup_during_a_writer_thread_is_consistent_and_restores_exactly(
 WRITER = """
     import pathlib
     from django.db import transaction
-    from audit import events
+    from cloudops import audit_events as events
     from audit.services import audit_record
     from providers.models import Job
 
@@ -108,6 +108,7 @@ WRITER = """
 """
 
 
+@pytest.mark.slow
 def test_a_backup_during_a_writer_process_is_consistent_and_restores_exactly(
     backup_dir: Path, alice: AbstractUser, tmp_path: Path
 ) -> None:

@@ -16,8 +16,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from providers.store import JobStore, NotSQLiteError
-from providers.store.native import native_tools
+from cloudops.backup import JobStore, NotSQLiteError
+from cloudops.backup.native import native_tools
 from tests.services import require_tool
 
 server_only = pytest.mark.skipif(

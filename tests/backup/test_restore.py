@@ -15,12 +15,12 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from audit import events
 from audit.models import AuditEntry, AuditHead
 from audit.services import audit_record
+from cloudops import audit_events as events
+from cloudops.backup import JobStore, RestoreRefused, restore_backup
 from cloudops.models import ApiKey
 from providers.models import Job
-from providers.store import JobStore, RestoreRefused
 from tests.backup.conftest import TEST_KEY, db_state, job_ids_in, live_db, sqlite_only, sqlite_rows
 from tests.processes import ROOT, django_env
 
@@ -67,7 +67,7 @@ def test_the_restored_chain_is_the_backups_chain_plus_backup_restored_and_verifi
     audit_record(event_type=events.JOB_CANCELLED, target_type="job", target_id="x")
     replaced = AuditHead.objects.get(pk=1)
 
-    result = JobStore().restore_backup(backup)
+    result = restore_backup(JobStore(), backup)
 
     entries = list(AuditEntry.objects.order_by("sequence"))
     assert [e.sequence for e in entries] == [*backup_sequences, max(backup_sequences) + 1]
@@ -122,6 +122,7 @@ def test_a_backup_made_by_the_sqlite3_cli_in_wal_mode_is_restored(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("cli")) == ["cli.db"]
 
 
+@pytest.mark.slow
 def test_an_older_backup_is_brought_up_to_date_before_it_is_swapped_in(
     backup_dir: Path, tmp_path: Path, make_jobs: Callable[..., list[str]]
 ) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from audit import events
 from audit.services import audit_record
-from providers.store import JobStore, RestoreRefused
+from cloudops import audit_events as events
+from cloudops.backup import JobStore, RestoreRefused
 from tests.backup.conftest import db_state, live_db, sqlite_only
 
 pytestmark = [sqlite_only, pytest.mark.django_db(transaction=True)]

@@ -16,11 +16,10 @@ import pytest
 from django.contrib.auth.models import AbstractUser
 from django.core.management import CommandError, call_command
 
-from audit import events
 from audit.models import AuditEntry
-from providers.models import Job
-from providers.store import JobStore, RestoreRefused
-from providers.store.lock import (
+from cloudops import audit_events as events
+from cloudops.backup import JobStore, RestoreRefused
+from cloudops.backup.lock import (
     exclusive_serving_lock,
     hold_serving_lock,
     lock_holders,
@@ -28,12 +27,13 @@ from providers.store.lock import (
     release_serving_lock,
     serving_lock_path,
 )
+from providers.models import Job
 from tests.backup.conftest import db_state, live_db, sqlite_only
 from tests.conftest import client_for
 from tests.processes import ROOT, django_env, spawn_django, wait_all
 from tests.server.live import free_port, running
 
-pytestmark = [sqlite_only, pytest.mark.django_db(transaction=True)]
+pytestmark = [sqlite_only, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
@@ -49,7 +49,6 @@ def job_total(base: str, key: str) -> int:
     return response.json()["total"]
 
 
-@pytest.mark.slow
 def test_restore_is_refused_while_a_server_runs_and_force_restores_under_it(
     backup_dir: Path, olivia: AbstractUser, make_jobs: Callable[..., list[str]], tmp_path: Path
 ) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from cloudops.backup import JobStore
 from providers.models import Job
-from providers.store import JobStore
 from tests.backup.conftest import live_db, sqlite_only
 
 pytestmark = [sqlite_only, pytest.mark.django_db(transaction=True)]

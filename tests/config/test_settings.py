@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import os
 import stat
 import subprocess
@@ -92,3 +93,55 @@ def test_an_empty_trusted_proxies_trusts_nobody(tmp_path: Path) -> None:
     code = "from django.conf import settings; print(len(settings.TRUSTED_PROXIES))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.stdout.strip() == "0", result.stderr
+
+
+def test_a_value_starting_with_a_dollar_is_taken_as_it_is(tmp_path: Path) -> None:
+    # Django's generated keys can start with "$"; a reader that expands "$NAME" would look for
+    # a variable of that name and refuse to start.
+    env = {"SECRET_KEY": "$ecret-that-is-long-enough-0123456789", "ALLOWED_HOSTS": " a.example, b.example,,"}
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS"}}
+    clean.update({"SIMPLETUNER_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "cloudops.settings", **env})
+    code = "from django.conf import settings; print(settings.SECRET_KEY, settings.ALLOWED_HOSTS)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "$ecret-that-is-long-enough-0123456789 ['a.example', 'b.example']"
+
+
+def test_settings_read_the_environment_only_through_their_env_readers() -> None:
+    """One way to read a variable: the `_env_*` functions, which fail loudly on bad values."""
+    tree = ast.parse((ROOT / "cloudops" / "settings.py").read_text())
+    readers = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("_env_")]
+    inside = {id(node) for reader in readers for node in ast.walk(reader)}
+    outside = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and (node.attr in ("environ", "getenv") or (node.attr == "Env" and not _parses_a_url(tree, node)))
+        and id(node) not in inside
+    ]
+    assert readers and outside == []
+
+
+def _parses_a_url(tree: ast.Module, env: ast.Attribute) -> bool:
+    """environ.Env.db_url_config(url) parses a URL string; it reads no variable."""
+    return any(
+        isinstance(node, ast.Attribute) and node.value is env and node.attr == "db_url_config"
+        for node in ast.walk(tree)
+    )
+
+
+def test_every_redis_client_on_redis_url_gives_up_after_redis_timeout(tmp_path: Path) -> None:
+    # What bounds a request's wait on a hung Redis (tests/redis/ check what it answers then):
+    # the cache's sockets and the channel layer's calls carry REDIS_TIMEOUT.
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_TIMEOUT": "0.25"}
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"}}
+    clean.update({"SIMPLETUNER_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "cloudops.settings", **env})
+    code = (
+        "import django; django.setup()\n"
+        "from django.core.cache import cache; from channels.layers import get_channel_layer\n"
+        "pool = cache._cache.get_client().connection_pool.connection_kwargs\n"
+        "print(pool['socket_connect_timeout'], pool['socket_timeout'], get_channel_layer().timeout)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0.25", "0.25", "0.25"]

@@ -8,6 +8,8 @@ import pytest
 
 from tests.processes import ROOT, django_env, spawn_django, wait_all
 
+pytestmark = pytest.mark.slow
+
 WORKERS = 4
 TRANSACTIONS = 60
 

@@ -15,6 +15,7 @@ import pytest
 import redis
 from django.contrib.auth.models import AbstractUser
 
+from cloudops.ratelimit.backends.redis import SLOTS
 from providers.credentials import local_webhook_secret
 from providers.models import Job, JobStatus
 from tests.conftest import client_for
@@ -22,8 +23,9 @@ from tests.events.conftest import assert_no_unhandled_errors, deliver, server_en
 from tests.events.sse import open_stream
 from tests.fakes.replicate import FakeReplicate
 from tests.server.live import free_port, running
+from tests.server.raw_http import chunked, exchange
 from tests.services import require_service
-from tests.webhooks.conftest import prediction
+from tests.webhooks.deliveries import prediction
 from tests.webhooks.signing import signed_headers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.services]
@@ -50,6 +52,7 @@ def servers(
         "REDIS_URL": redis_url,
         "REPLICATE_API_BASE_URL": fake_replicate.base_url,
         "REPLICATE_API_TOKEN": fake_replicate.token,
+        "SIMPLETUNER_EVENTS_MAX_PER_USER": "3",
     }
     port_a, port_b = free_port(), free_port()
     env_a = server_env(jobs_dir, PORT=str(port_a), **extra)
@@ -87,7 +90,7 @@ def test_identical_deliveries_to_two_processes_at_once_are_applied_once(
 ) -> None:
     job = Job.objects.create(owner=alice, provider="local", status=JobStatus.QUEUED)
     body = json.dumps({"type": "training.status", "data": {"status": "running"}, "job_id": job.pk}).encode()
-    headers = {"Content-Type": "application/json", **signed_headers(local_webhook_secret(), body)}
+    headers = {"Content-Type": "application/json", **signed_headers(local_webhook_secret(job.pk), body)}
     with ThreadPoolExecutor(4) as pool:
         futures = [
             pool.submit(httpx.post, f"{base}/api/webhooks/local", content=body, headers=headers, timeout=30)
@@ -119,10 +122,17 @@ def test_health_reports_the_channel_layer_when_redis_is_configured(servers: tupl
 
 
 def test_a_chunked_body_over_the_cap_is_413(servers: tuple[str, str]) -> None:
-    def chunks() -> Iterator[bytes]:
-        for _ in range(33):
-            yield b"x" * 65536  # 2 MiB + in all, no Content-Length
+    pieces = (b"x" * 65536 for _ in range(33))  # 2 MiB + in all, no Content-Length
+    answer = exchange(servers[0], "POST", "/api/webhooks/local", {"Transfer-Encoding": "chunked"}, chunked(pieces))
+    assert answer.status == 413
+    assert "SIMPLETUNER_WEBHOOK_MAX_BYTES" in answer.json()["detail"]
 
-    response = httpx.post(servers[0] + "/api/webhooks/local", content=chunks(), timeout=30)
-    assert response.status_code == 413
-    assert "SIMPLETUNER_WEBHOOK_MAX_BYTES" in response.json()["detail"]
+
+def test_the_per_user_stream_cap_holds_across_processes_on_redis(servers: tuple[str, str], alice: AbstractUser) -> None:
+    a, b = servers
+    key = client_for(alice).raw_key  # type: ignore[attr-defined]
+    with open_stream(a, api_key=key), open_stream(b, api_key=key), open_stream(a, api_key=key):
+        with httpx.stream("GET", b + "/api/events/stream", headers={"X-API-Key": key}, timeout=10) as refused:
+            assert refused.status_code == 429
+            assert "SIMPLETUNER_EVENTS_MAX_PER_USER" in refused.read().decode()
+        assert redis.Redis.from_url(require_service("redis")).zcard(f"{SLOTS}events:user:{alice.pk}") == 3

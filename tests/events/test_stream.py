@@ -3,9 +3,11 @@ live job and upload events, and a local job reporting through signed webhooks.""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from providers.models import Job, JobStatus, LiveEvent, WebhookDelivery
 from tests.conftest import client_for
 from tests.events.conftest import assert_no_unhandled_errors, deliver, server_env
 from tests.events.sse import Stream, open_stream
-from tests.server.live import free_port, running
+from tests.server.live import free_port, process_status, running
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -97,7 +99,7 @@ def test_revoking_the_api_key_ends_its_open_streams(server: str, alice: Abstract
     key_id = client.get("/api/auth/api-keys").json()["api_keys"][0]["id"]
     with open_stream(server, api_key=client.raw_key) as stream:  # type: ignore[attr-defined]
         stream.until(lambda m: "heartbeat" in m.comments, timeout=5)
-        assert client.delete(f"/api/auth/api-keys/{key_id}").status_code in (200, 204)
+        assert client.delete(f"/api/auth/api-keys/{key_id}").status_code == 200
         ended = stream.until(lambda m: m.event == "unauthorized", timeout=10)
         assert "revoked" in ended.json["detail"]
         with pytest.raises(EOFError):
@@ -117,8 +119,30 @@ def test_logging_out_ends_a_session_stream(server: str, alice: AbstractUser, set
             stream = Stream(response)
             stream.until(lambda m: "heartbeat" in m.comments, timeout=5)
             csrf = {"X-CSRFToken": browser.cookies.get("csrftoken", "")}
-            assert browser.post("/api/auth/logout", headers=csrf).status_code in (200, 204)
+            assert browser.post("/api/auth/logout", headers=csrf).status_code == 200
             assert stream.until(lambda m: m.event == "unauthorized", timeout=10)
+
+
+def test_a_demoted_staff_users_stream_ends_and_reopens_with_their_own_jobs_only(
+    server: str, olivia: AbstractUser, bob: AbstractUser
+) -> None:
+    """The reported defect: staff rights were read once, at open, so a demoted user kept
+    receiving every user's events on an open stream. The re-check now reads the user again."""
+    key = key_of(olivia)
+    olivias, bobs = new_job(olivia), new_job(bob)
+    with open_stream(server, api_key=key) as stream:
+        assert deliver(server, "local", status(bobs, "running")).status_code == 200
+        stream.until(is_job(bobs))  # staff: every user's jobs
+        olivia.is_staff = olivia.is_superuser = False
+        olivia.save()
+        ended = stream.until(lambda m: m.event == "reconnect", timeout=10)
+        assert "reconnect" in ended.json["detail"]
+        with pytest.raises(EOFError):
+            stream.next()
+    with open_stream(server, api_key=key) as stream:
+        assert deliver(server, "local", progress(bobs, 3)).status_code == 200
+        assert deliver(server, "local", status(olivias, "running")).status_code == 200
+        assert stream.until(lambda m: m.id is not None).json["job_id"] == olivias.pk
 
 
 def test_heartbeats_keep_an_idle_stream_alive(server: str, alice: AbstractUser) -> None:
@@ -244,6 +268,32 @@ def test_open_streams_hold_no_database_connection(server: str, alice: AbstractUs
         for stream in (first, second, third):
             stream.until(lambda m: "heartbeat" in m.comments, timeout=5)
         assert server_connections() <= before
+
+
+def test_open_streams_hold_no_thread_each(
+    served: tuple[str, subprocess.Popen[bytes]], make_user: Callable[..., AbstractUser]
+) -> None:
+    """The reported attack: one thread per open stream (Django's per-request executor, kept
+    for as long as the response body lasts). Now the count stays where it was."""
+    base, proc = served
+    keys = [key_of(make_user(f"viewer{n}")) for n in range(4)]
+
+    def open_many(stack: ExitStack, per_key: int) -> None:
+        streams = [stack.enter_context(open_stream(base, api_key=k)) for k in keys for _ in range(per_key)]
+        # Live: past the request's thread-sensitive part, and re-checked (shared pool) at least once.
+        for stream in streams:
+            stream.until(lambda m: "heartbeat" in m.comments, timeout=10)
+        time.sleep(1.5)  # SIMPLETUNER_EVENTS_REAUTH_SECONDS=1: every stream has been re-checked
+
+    with ExitStack() as warm_up:  # the shared pools reach their size here, not below
+        open_many(warm_up, per_key=2)
+    before = process_status(proc.pid)["threads"]
+    with ExitStack() as stack:
+        open_many(stack, per_key=10)  # 40 streams, the most the default per-user cap allows
+        during = process_status(proc.pid)["threads"]
+        with httpx.stream("GET", base + "/api/events/stream", headers={"X-API-Key": keys[0]}, timeout=10) as refused:
+            assert refused.status_code == 429
+    assert during - before < 10, (before, during)
 
 
 def test_the_stream_works_under_daphne_too(

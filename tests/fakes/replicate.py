@@ -11,7 +11,7 @@ GET /v1/webhooks/default/secret. Tests drive it:
 - `deliver_webhook(prediction_id, url=...)` POSTs the prediction to a URL as Replicate does,
   signed with the Standard Webhooks scheme and `webhook_secret` (also served by the API).
 
-Use the `replicate_server` fixture (import it into a conftest.py), or FakeReplicate directly.
+Use the `replicate_server` fixture (registered for every test directory by tests/conftest.py), or FakeReplicate directly.
 """
 
 from __future__ import annotations
@@ -108,6 +108,11 @@ class FakeReplicate:
         reply = Reply(status=status, body=default if body is None else body, headers=headers or {}, delay=delay)
         with self.server.lock:
             self._script.append(Scripted(reply=reply, path=path, times=times))
+
+    def clear_script(self) -> None:
+        """Forget the scripted answers not yet given (the outage is over)."""
+        with self.server.lock:
+            self._script.clear()
 
     def advance(
         self,

@@ -94,6 +94,7 @@ def test_the_access_log_uses_the_trusted_client_ip(json_records: list[dict]) -> 
     assert ips == ["198.51.100.77", "203.0.113.1"]
 
 
+@pytest.mark.server_errors_expected("a view that raises, to check the 500 body")
 @override_settings(DEBUG_PROPAGATE_EXCEPTIONS=False)
 def test_a_server_error_is_json_without_internals_but_with_the_correlation_id(json_records: list[dict]) -> None:
     client = Client(raise_request_exception=False)

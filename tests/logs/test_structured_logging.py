@@ -96,3 +96,13 @@ def test_logging_config_selects_the_format(json_output: bool, formatter: str) ->
     assert config["handlers"]["console"]["formatter"] == formatter
     assert config["root"]["level"] == "DEBUG"
     assert "file" not in config["handlers"]
+
+
+def test_a_refused_host_is_one_warning_line_not_an_error_with_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    from django.test import Client
+
+    with caplog.at_level(logging.INFO):
+        response = Client().get("/api/cloud/health/live", HTTP_HOST="scanner.example")
+    assert response.status_code == 400
+    refused = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert refused and all(r.levelno == logging.WARNING and r.exc_info is None for r in refused)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
@@ -11,7 +12,11 @@ from rest_framework.test import APIClient
 from cloudops.metrics.http import _pending
 from cloudops.metrics.services import metrics_config_update
 from tests.metrics.scrape import Scraper
-from tests.providers.cleanup import local_jobs_dir  # noqa: F401 - an autouse fixture
+
+
+@pytest.fixture(autouse=True)
+def own_local_jobs_dir(local_jobs_dir: Path) -> None:
+    """Every test here runs its local jobs in a directory of its own (tests/providers/cleanup.py)."""
 
 
 @pytest.fixture(autouse=True)

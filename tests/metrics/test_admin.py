@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import AbstractUser
 from django.test import Client
 
 from audit.models import AuditEntry
 from cloudops.metrics.models import MetricsConfig
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(olivia: AbstractUser) -> Client:
-    client = Client()
-    client.force_login(olivia)
-    return client
 
 
 def test_the_changelist_opens_the_single_configuration(admin_client: Client) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 
 from cloudops.metrics.services import metrics_config_update
 from tests.metrics.live import servers
-from tests.server.live import free_port
+from tests.server.live import free_port, running_process
 from tests.services import require_tool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -63,26 +61,17 @@ def test_prometheus_scrapes_up_and_the_jobs_total(tmp_path: Path) -> None:
         config = tmp_path / "prometheus.yml"
         config.write_text(CONFIG.format(target=base.removeprefix("http://"), token=TOKEN))
         port = free_port()
-        log = (tmp_path / "prometheus.log").open("wb")
-        proc = subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            api = f"http://127.0.0.1:{port}"
+        argv = [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        # /-/ready answers 503 until Prometheus is ready; `query` waits that out.
+        log = tmp_path / "prometheus.log"
+        with running_process(argv, dict(os.environ), port, log, ready_path="/-/ready") as (api, _):
             [up] = wait_for_series(api, 'up{job="simpletuner"} == 1')
             assert up["value"][1] == "1"
             [jobs] = wait_for_series(api, 'simpletuner_jobs_total{job="simpletuner"}')
             assert jobs["value"][1] == "0"
             assert wait_for_series(api, 'simpletuner_jobs_by_status{status="running"}')
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-            log.close()

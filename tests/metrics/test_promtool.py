@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import AbstractUser
 from rest_framework.test import APIClient
 
-from audit.services import Actor, audit_record
-from providers.circuit import circuit_record_failure
-from providers.config import provider_config_get, provider_config_update
-from providers.jobs import job_transition
-from providers.models import Job, JobStatus
 from tests.metrics.scrape import Scraper
 from tests.services import require_tool
 
@@ -24,21 +17,6 @@ pytestmark = pytest.mark.django_db
 # nothing else is.
 CONTRACT_NAMES_WITH_MS = {"simpletuner_http_request_latency_ms_avg", "simpletuner_health_database_latency_ms"}
 ACCEPTED = "metric names should not contain abbreviated units"
-
-
-@pytest.fixture
-def busy_instance(alice: AbstractUser, alice_client: APIClient) -> None:
-    """Something in every category, so every metric family appears in the output."""
-    config = provider_config_get("local")
-    provider_config_update(
-        provider_config=config, changes={"cost_limit_enabled": True, "cost_limit_amount": Decimal("5")}, actor=Actor()
-    )
-    job = Job.objects.create(owner=alice, provider="local", hardware="local")
-    job_transition(job=job, to=JobStatus.COMPLETED, fields={"run_seconds": 12.5, "cost_usd": Decimal("1.5")})
-    alice_client.get(f"/api/cloud/jobs/{job.pk}")
-    alice_client.get("/api/cloud/jobs/job-missing")
-    audit_record(event_type="backup.created", actor=Actor(username="cron"))
-    circuit_record_failure("replicate", probe=False, error="HTTP 502")
 
 
 def promtool_findings(text: str) -> list[str]:
@@ -53,7 +31,10 @@ def promtool_findings(text: str) -> list[str]:
 
 @pytest.mark.parametrize("template", ["minimal", "standard", "security", "full"])
 def test_every_template_passes_promtool(
-    template: str, busy_instance: None, staff_client: APIClient, scrape: Scraper
+    template: str,
+    busy_instance: None,
+    staff_client: APIClient,
+    scrape: Scraper,
 ) -> None:
     assert staff_client.post(f"/api/cloud/metrics/config/templates/{template}").status_code == 200
     text = scrape.text()
@@ -65,7 +46,9 @@ def test_every_template_passes_promtool(
 
 
 def test_the_full_template_exports_every_metric_with_a_source(
-    busy_instance: None, staff_client: APIClient, scrape: Scraper
+    busy_instance: None,
+    staff_client: APIClient,
+    scrape: Scraper,
 ) -> None:
     staff_client.post("/api/cloud/metrics/config/templates/full")
     names = {name for name, _ in scrape()}
@@ -84,8 +67,11 @@ def test_the_full_template_exports_every_metric_with_a_source(
         "simpletuner_rate_limit_tracked_clients",
         "simpletuner_audit_log_entries_total",
         "simpletuner_audit_log_entries_24h",
+        "simpletuner_audit_chain_verified",
+        "simpletuner_audit_chain_full_verification_timestamp_seconds",
         "simpletuner_uptime_seconds",
         "simpletuner_health_database_latency_ms",
+        "simpletuner_backup_last_success_timestamp_seconds",
         "simpletuner_circuit_breaker_state",
         "simpletuner_circuit_breaker_failures_total",
         "simpletuner_cost_limit_percent_used",

@@ -63,6 +63,7 @@ def test_label_values_are_escaped(scrape: Scraper, enable, settings: SettingsWra
     assert samples(text) == {("simpletuner_test_awkward", (("name", AWKWARD_LABEL),)): 1.0}
 
 
+@pytest.mark.server_errors_expected("a metrics source that raises; its traceback is logged on purpose")
 def test_a_broken_source_does_not_take_the_scrape_down(scrape: Scraper, enable, settings: SettingsWrapper) -> None:  # type: ignore[no-untyped-def]
     settings.METRICS_SOURCES = {**settings.METRICS_SOURCES, "approvals": ["tests.metrics.sources.broken"]}
     enable("approvals", "audit")

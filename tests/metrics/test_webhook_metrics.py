@@ -8,7 +8,6 @@ from typing import Any
 
 from providers.models import Job
 from tests.metrics.scrape import Scraper
-from tests.webhooks.conftest import local_job, post_webhook  # noqa: F401 - fixtures
 
 ROUTE = "POST_/api/webhooks/<str:provider>"
 
@@ -16,8 +15,8 @@ ROUTE = "POST_/api/webhooks/<str:provider>"
 def test_a_webhook_that_finishes_a_job_moves_the_job_series(  # type: ignore[no-untyped-def]
     scrape: Scraper,
     enable,
-    post_webhook: Callable[..., Any],  # noqa: F811
-    local_job: Job,  # noqa: F811
+    post_webhook: Callable[..., Any],
+    local_job: Job,
 ) -> None:
     enable("jobs")
     before = scrape()
@@ -37,8 +36,8 @@ def test_a_webhook_that_finishes_a_job_moves_the_job_series(  # type: ignore[no-
 def test_webhook_deliveries_and_rejections_are_counted_by_route(  # type: ignore[no-untyped-def]
     scrape: Scraper,
     enable,
-    post_webhook: Callable[..., Any],  # noqa: F811
-    local_job: Job,  # noqa: F811
+    post_webhook: Callable[..., Any],
+    local_job: Job,
 ) -> None:
     enable("http")
     event = {"job_id": local_job.pk, "type": "training.status", "data": {"status": "running"}}

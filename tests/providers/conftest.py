@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from tests.fakes.replicate import replicate, replicate_server  # noqa: F401 - fixtures
-from tests.providers.cleanup import local_jobs_dir  # noqa: F401 - an autouse fixture
+
+@pytest.fixture(autouse=True)
+def own_local_jobs_dir(local_jobs_dir: Path) -> None:
+    """Every test here runs its local jobs in a directory of its own (tests/providers/cleanup.py)."""
 
 
 @pytest.fixture(autouse=True)

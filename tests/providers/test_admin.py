@@ -15,13 +15,6 @@ from providers.models import CircuitBreaker, CircuitState, Job, JobStatus, Provi
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(olivia: AbstractUser) -> Client:
-    client = Client()
-    client.force_login(olivia)
-    return client
-
-
 def form_data(config: ProviderConfig, **changes: Any) -> dict[str, str]:
     """The provider change form as the browser posts it (unticked checkboxes are absent)."""
     data = {
@@ -124,24 +117,100 @@ def test_the_jobs_list_filters_and_never_shows_the_upload_token(admin_client: Cl
 def test_the_cancel_action_uses_the_same_service(admin_client: Client, alice: AbstractUser) -> None:
     running = Job.objects.create(owner=alice, provider="local", status=JobStatus.QUEUED)
     done = Job.objects.create(owner=alice, provider="local", status=JobStatus.COMPLETED, completed_at=timezone.now())
-    response = admin_client.post(
-        "/admin/providers/job/", {"action": "cancel_selected", "_selected_action": [running.pk, done.pk]}, follow=True
-    )
+    data = {"action": "cancel_selected", "_selected_action": [running.pk, done.pk], "post": "yes"}
+    response = admin_client.post("/admin/providers/job/", data, follow=True)
     assert response.status_code == 200
     messages = [str(m) for m in response.context["messages"]]
-    assert f"{done.pk}: Job {done.pk} is already completed." in messages
-    assert "1 job(s) cancelled." in messages
+    assert f"{done.pk} was not cancelled: Job {done.pk} is already completed." in messages
+    assert f"Job {running.pk} is now cancelled." in messages
+    assert "1 job(s) are now cancelled." in messages
     assert Job.objects.get(pk=running.pk).status == JobStatus.CANCELLED
     entry = AuditEntry.objects.get(event_type="job.cancelled")
     assert (entry.target_id, entry.actor_username) == (running.pk, "olivia")
 
 
-def test_a_circuit_can_be_closed_by_hand(admin_client: Client) -> None:
+def test_a_circuit_can_be_closed_by_hand_and_it_is_audited(admin_client: Client) -> None:
     breaker = CircuitBreaker.objects.create(
-        provider="replicate", state=CircuitState.OPEN, opened_at=timezone.now(), failures_total=7
+        provider="replicate",
+        state=CircuitState.OPEN,
+        opened_at=timezone.now(),
+        failures_total=7,
+        consecutive_failures=5,
     )
-    admin_client.post(
-        "/admin/providers/circuitbreaker/", {"action": "reset_selected", "_selected_action": [breaker.pk]}
-    )
+    action = {"action": "reset_selected", "_selected_action": [breaker.pk]}
+    response = admin_client.post("/admin/providers/circuitbreaker/", action, follow=True)
+    assert "1 circuit(s) are now closed." in [str(m) for m in response.context["messages"]]
     breaker.refresh_from_db()
-    assert (breaker.state, breaker.failures_total) == (CircuitState.CLOSED, 7)
+    assert (breaker.state, breaker.failures_total, breaker.consecutive_failures) == (CircuitState.CLOSED, 7, 0)
+    entry = AuditEntry.objects.get(event_type="circuit_breaker.reset")
+    assert (entry.target_type, entry.target_id, entry.action, entry.actor_username) == (
+        "provider",
+        "replicate",
+        "close",
+        "olivia",
+    )
+    assert entry.details == {"previous_state": "open", "consecutive_failures": 5, "failures_total": 7}
+    # Closing a closed circuit changes nothing and writes nothing.
+    admin_client.post("/admin/providers/circuitbreaker/", action)
+    assert AuditEntry.objects.filter(event_type="circuit_breaker.reset").count() == 1
+
+
+# --- The proxy password (review finding 17) -------------------------------------------------------
+
+PROXY = "http://ops:hunter2@proxy.corp:3128"
+REDACTED = "http://ops:***@proxy.corp:3128"
+
+
+@pytest.fixture
+def proxied() -> ProviderConfig:
+    config = provider_config_get("replicate")
+    config.proxy_url = PROXY
+    config.save()
+    return config
+
+
+def test_the_proxy_password_is_masked_in_the_admin(admin_client: Client, proxied: ProviderConfig) -> None:
+    form = admin_client.get(change_url(proxied)).content.decode()
+    assert f'value="{REDACTED}"' in form
+    listing = admin_client.get("/admin/providers/providerconfig/").content.decode()
+    for page in (form, listing):
+        assert "hunter2" not in page
+
+
+def test_saving_the_form_unchanged_keeps_the_proxy_password(admin_client: Client, proxied: ProviderConfig) -> None:
+    response = admin_client.post(change_url(proxied), form_data(proxied, proxy_url=REDACTED))
+    assert response.status_code == 302
+    assert ProviderConfig.objects.get(pk=proxied.pk).proxy_url == PROXY
+    assert not AuditEntry.objects.filter(event_type="provider.configured").exists()
+
+
+def test_changing_another_field_keeps_the_proxy_password(admin_client: Client, proxied: ProviderConfig) -> None:
+    response = admin_client.post(change_url(proxied), form_data(proxied, proxy_url=REDACTED, http_timeout="45"))
+    assert response.status_code == 302
+    stored = ProviderConfig.objects.get(pk=proxied.pk)
+    assert (stored.proxy_url, stored.http_timeout) == (PROXY, 45.0)
+    assert AuditEntry.objects.get(event_type="provider.configured").details["changed"] == ["http_timeout"]
+
+
+def test_a_typed_proxy_url_replaces_the_stored_one(admin_client: Client, proxied: ProviderConfig) -> None:
+    new = "http://ops:s3cret@proxy2.corp:3128"
+    assert admin_client.post(change_url(proxied), form_data(proxied, proxy_url=new)).status_code == 302
+    assert ProviderConfig.objects.get(pk=proxied.pk).proxy_url == new
+    entry = AuditEntry.objects.get(event_type="provider.configured")
+    assert entry.details["values"]["proxy_url"] == "http://ops:***@proxy2.corp:3128"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://ops:***@evil.example:3128", "http://root:***@proxy.corp:3128", "http://ops:***@proxy.corp:8080"],
+)
+def test_the_placeholder_never_carries_the_password_to_another_proxy(
+    admin_client: Client, proxied: ProviderConfig, url: str
+) -> None:
+    response = admin_client.post(change_url(proxied), form_data(proxied, proxy_url=url))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["proxy_url"]
+    assert "keeps the stored password only for the same user, host and port" in errors[0]
+    assert "type the password for this proxy" in errors[0]
+    assert ProviderConfig.objects.get(pk=proxied.pk).proxy_url == PROXY
+    assert "hunter2" not in response.content.decode()

@@ -191,6 +191,7 @@ def test_health_reports_an_open_circuit_as_degraded(server: LoopbackServer, anon
     assert component["details"]["replicate"] == {"state": "open", "failures_total": 3}
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_failures_in_other_processes_open_it_for_everyone() -> None:
     # The workers run with the default threshold (5): 3 failures each only open it together.
@@ -206,6 +207,7 @@ def test_failures_in_other_processes_open_it_for_everyone() -> None:
         circuit_before_call("replicate")
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_exactly_one_process_gets_the_half_open_probe(tmp_path: Path) -> None:
     opened = timezone.now() - timedelta(seconds=120)

@@ -49,7 +49,15 @@ def test_staff_list_everyone_and_filter_by_owner(staff_client: APIClient, jobs: 
 
 def test_owner_filter_never_reveals_other_users_jobs(alice_client: APIClient, jobs: dict[str, Job]) -> None:
     response = alice_client.get("/api/cloud/jobs?owner=bob")
-    assert response.json() == {"jobs": [], "total": 0, "limit": 50, "offset": 0}
+    assert response.json() == {
+        "jobs": [],
+        "total": 0,
+        "total_exact": True,
+        "limit": 50,
+        "offset": 0,
+        "next_cursor": None,
+        "next": None,
+    }
 
 
 def test_filters_by_status_and_provider(alice_client: APIClient, jobs: dict[str, Job]) -> None:

@@ -16,6 +16,7 @@ from audit.models import AuditEntry
 from providers.config import provider_config_get
 from providers.credentials import job_upload_secret
 from providers.models import Job, JobStatus
+from tests.conftest import client_for, grant
 from tests.providers.helpers import QUICK, python_command, race, submit
 
 pytestmark = pytest.mark.django_db
@@ -140,6 +141,14 @@ def test_custom_commands_are_for_staff_only(alice_client: APIClient, staff_clien
     assert submit(staff_client, body).status_code == 201
 
 
+def test_staff_status_alone_does_not_run_commands(clerk: AbstractUser) -> None:
+    body = {"provider": "local", "config": {"command": python_command("print('hi')")}}
+    assert submit(client_for(clerk), body).status_code == 403
+    assert not Job.objects.exists()
+    # A command runs as the server's user: it takes staff who may reconfigure providers.
+    assert submit(client_for(grant(clerk, "providers.change_providerconfig")), body).status_code == 201
+
+
 def test_everyone_may_run_commands_when_the_operator_allows_it(
     alice_client: APIClient, settings: SettingsWrapper
 ) -> None:
@@ -223,7 +232,7 @@ def test_a_header_and_body_key_that_disagree_are_a_400(alice_client: APIClient) 
 def test_concurrent_retries_with_one_key_create_one_job(alice: AbstractUser, tmp_path: Path) -> None:
     code = f"""
         from django.contrib.auth import get_user_model
-        from providers.jobs import job_submit
+        from providers.submit import job_submit
         owner = get_user_model().objects.get(pk={alice.pk})
         result = job_submit(owner=owner, provider="local", config={QUICK!r}, idempotency_key="race")
         print(result.job.pk, result.created)

@@ -74,6 +74,7 @@ def test_fields_are_written_in_the_same_update(job: Job) -> None:
     assert Job.objects.get(pk=job.pk).error == "out of memory"
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_two_racing_updates_produce_exactly_one_transition(alice: AbstractUser, tmp_path: Path) -> None:
     """Two processes try, at the same moment, to finish the same running job differently:

@@ -40,6 +40,16 @@ def wait_for(client: httpx.Client, job_id: str, status: str, timeout: float = 60
         time.sleep(0.2)
 
 
+def wait_for_run_time(client: httpx.Client, job_id: str, timeout: float = 30) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        run_seconds = client.get(f"/api/cloud/jobs/{job_id}").json()["job"]["run_seconds"]
+        if run_seconds is not None or time.monotonic() > deadline:
+            assert run_seconds is not None, f"job {job_id} has no run time after {timeout}s"
+            return run_seconds
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_submit_watch_read_logs_and_cancel_on_a_real_server(home: Path, tmp_path: Path) -> None:
     port = free_port()
@@ -84,5 +94,13 @@ def test_submit_watch_read_logs_and_cancel_on_a_real_server(home: Path, tmp_path
         while processes_under(home / "jobs") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert processes_under(home / "jobs") == []
+        # Both record the wall time of their process (the first reported completed by its own
+        # webhook before it exited, the second cancelled), so the duration metric exists.
+        for ended in (job["id"], job_id):
+            assert wait_for_run_time(client, ended) > 0
+        metrics_on = client.put("/api/cloud/metrics/config", json={"prometheus_enabled": True})
+        assert metrics_on.status_code == 200, metrics_on.text
+        scrape = client.get("/api/cloud/metrics/prometheus").text
+        assert "simpletuner_job_duration_seconds_avg " in scrape
     server_log = (tmp_path / "server.log").read_text()
     assert '"message": "background job sync started"' in server_log

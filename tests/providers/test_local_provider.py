@@ -19,11 +19,11 @@ from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
 from audit.models import AuditEntry
-from audit.services import Actor
+from cloudops.auditing import Actor
 from providers.config import provider_config_get
-from providers.credentials import job_upload_secret, local_webhook_secret
+from providers.credentials import job_upload_bearer, job_upload_secret, local_webhook_secret
 from providers.jobs import job_cancel
-from providers.local import kill_if_alive, orphans, process_start_ticks, runner_alive
+from providers.local import LocalProvider, kill_if_alive, orphans, process_start_ticks, runner_alive
 from providers.models import Job, JobStatus
 from providers.sync import jobs_sync
 from tests.fakes.http import LoopbackServer, Recorded, Reply
@@ -56,12 +56,13 @@ def test_the_job_gets_the_environment_a_cloud_job_gets(
     env = job_env(job)
     assert env["SIMPLETUNER_JOB_ID"] == job.pk
     assert env["SIMPLETUNER_WEBHOOK_URL"] == "http://127.0.0.1:8123/api/webhooks/local"
-    assert env["SIMPLETUNER_WEBHOOK_SECRET"] == local_webhook_secret()
+    assert env["SIMPLETUNER_WEBHOOK_SECRET"] == local_webhook_secret(job.pk)
     assert len(base64.b64decode(env["SIMPLETUNER_WEBHOOK_SECRET"].removeprefix("whsec_"))) == 32
     assert env["AWS_ACCESS_KEY_ID"] == job.upload_token
     assert env["AWS_SECRET_ACCESS_KEY"] == job_upload_secret(job)
     assert env["AWS_ENDPOINT_URL_S3"] == env["SIMPLETUNER_S3_ENDPOINT"] == "http://127.0.0.1:8123/api/cloud/storage"
     assert env["SIMPLETUNER_S3_BUCKET"] == job.pk
+    assert env["SIMPLETUNER_UPLOAD_TOKEN"] == job_upload_bearer(job.upload_token)
     assert json.loads(Path(env["SIMPLETUNER_JOB_CONFIG"]).read_text()) == {"command": DUMP_ENV}
     for leaked in ("REPLICATE_API_TOKEN", "DATABASE_URL", "SECRET_KEY", "SIMPLETUNER_SERVER_KEY"):
         assert leaked not in env
@@ -118,7 +119,7 @@ def test_the_trainer_signs_its_webhooks_and_uploads_with_its_credentials(alice_c
         body = {"provider": "local", "config": {"max_train_steps": 2, "step_seconds": 0, "checkpoint_size_mb": 0.01}}
         job = wait_for_status(submit(alice_client, body).json()["job_id"], JobStatus.COMPLETED)
     hooks = [r for r in home.requests if r.path == "/api/webhooks/local"]
-    events = [Webhook(local_webhook_secret()).verify(r.body, r.headers) for r in hooks]
+    events = [Webhook(local_webhook_secret(job.pk)).verify(r.body, r.headers) for r in hooks]
     assert [e["type"] for e in events] == [
         "training.status",
         "lifecycle.stage",
@@ -256,14 +257,23 @@ def test_an_exit_after_a_cancel_request_is_a_cancellation_not_a_failure(alice: A
     assert (stored.status, stored.error) == (JobStatus.CANCELLED, "")
 
 
-def test_cancel_succeeds_when_the_runner_recorded_the_cancellation_first(alice: AbstractUser, tmp_path: Path) -> None:
+def test_cancel_succeeds_when_the_runner_recorded_the_cancellation_first(
+    alice: AbstractUser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The race seen live: the watcher records the exit our SIGTERM caused between the
     # provider call and job_cancel's own transition. The caller still asked for exactly this.
     runner = dead_runner(tmp_path)
     job = Job.objects.create(
         owner=alice, provider="local", status=JobStatus.RUNNING, runner=runner, external_id=str(runner["pid"])
     )
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
+    signal_sent = LocalProvider.cancel
+
+    def cancel_then_watcher_records(self, **kwargs):  # type: ignore[no-untyped-def]
+        state = signal_sent(self, **kwargs)
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)  # the watcher's write, timed
+        return state
+
+    monkeypatch.setattr(LocalProvider, "cancel", cancel_then_watcher_records)
     cancelled = job_cancel(job=job, actor=Actor(username="alice"))
     assert cancelled.status == JobStatus.CANCELLED
     assert AuditEntry.objects.filter(event_type="job.cancelled", target_id=job.pk).count() == 1

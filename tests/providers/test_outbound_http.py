@@ -307,7 +307,9 @@ def test_a_4xx_is_the_callers_problem_and_never_retried(config: ProviderConfig) 
         ("", "example.com", 443, False),
     ],
 )
-def test_no_proxy_rules(rules: str, host: str, port: int, bypass: bool) -> None:
+def test_no_proxy_bypasses_the_proxy_exactly_for_the_hosts_and_ports_it_names(
+    rules: str, host: str, port: int, bypass: bool
+) -> None:
     assert NoProxy(rules).matches(host, port) is bypass
 
 

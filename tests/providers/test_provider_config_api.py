@@ -119,6 +119,15 @@ def test_sending_back_the_redacted_proxy_keeps_the_stored_password(staff_client:
     assert AuditEntry.objects.filter(event_type="provider.configured").count() == 1
 
 
+def test_the_placeholder_with_another_host_is_a_400_not_the_old_password(staff_client: APIClient) -> None:
+    put(staff_client, "replicate", {"proxy_url": "http://ops:hunter2@proxy.corp:3128"})
+    response = put(staff_client, "replicate", {"proxy_url": "http://ops:***@evil.example:3128"})
+    assert response.status_code == 400
+    assert "proxy_url" in response.json()["errors"]
+    assert "type the password for this proxy" in response.json()["detail"]
+    assert ProviderConfig.objects.get(name="replicate").proxy_url == "http://ops:hunter2@proxy.corp:3128"
+
+
 def test_an_unchanged_value_writes_no_audit_entry(staff_client: APIClient) -> None:
     put(staff_client, "replicate", {"webhook_require_signature": True})
     assert not AuditEntry.objects.filter(event_type="provider.configured").exists()
@@ -224,7 +233,9 @@ def test_configuration_is_staff_only(alice_client: APIClient) -> None:
     assert alice_client.get("/api/cloud/providers/replicate").status_code == 403
     response = put(alice_client, "replicate", {"enabled": True})
     assert response.status_code == 403
-    assert response.json() == {"detail": "Staff privileges are required."}
+    assert response.json() == {
+        "detail": "Staff status and the providers.change_providerconfig permission are required."
+    }
     assert not ProviderConfig.objects.filter(name="replicate", enabled=True).exists()
 
 

@@ -212,7 +212,7 @@ def test_cancel_returns_the_cancelled_prediction(
     assert client.cancel_prediction(config, prediction["id"])["status"] == "canceled"
 
 
-def test_the_webhook_signing_secret(
+def test_the_webhook_signing_secret_is_fetched_from_the_provider(
     client: ReplicateProvider, config: ProviderConfig, replicate: FakeReplicate
 ) -> None:
     assert client.webhook_secret(config) == replicate.webhook_secret

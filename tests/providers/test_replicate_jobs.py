@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEntry
 from cloudops.structured_logging import JsonFormatter
 from providers.config import provider_config_get
-from providers.credentials import job_upload_secret
+from providers.credentials import job_upload_bearer, job_upload_secret
 from providers.models import CircuitBreaker, CircuitState, Job, JobStatus
 from providers.sync import jobs_sync
 from tests.fakes.replicate import FakeReplicate
@@ -64,6 +64,7 @@ def test_a_job_becomes_a_prediction_with_webhook_and_upload_credentials(
     assert inputs["s3_endpoint_url"] == "https://st.example.com/api/cloud/storage"
     assert (inputs["s3_bucket"], inputs["s3_access_key"]) == (job.pk, job.upload_token)
     assert inputs["s3_secret_key"] == job_upload_secret(job)
+    assert inputs["s3_upload_token"] == job_upload_bearer(job.upload_token)
     assert job_upload_secret(job) not in inputs["config_json"]
     assert job_upload_secret(job) not in response.content.decode()
 
@@ -253,6 +254,10 @@ def test_cancel_during_an_outage_is_a_502_and_changes_nothing(
     assert response.status_code == 502
     assert response.json()["job_id"] == job.pk
     assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
+    # The failed cancel gave its claim back: once Replicate answers, a retry works at once.
+    assert Job.objects.get(pk=job.pk).cancel_requested_at is None
+    replicate.clear_script()
+    assert alice_client.post(f"/api/cloud/jobs/{job.pk}/cancel").status_code == 200
 
 
 def test_logs_come_fresh_from_the_provider_and_fall_back_to_the_stored_copy(
@@ -287,5 +292,5 @@ def test_no_token_or_upload_credential_reaches_the_logs(
     alice_client.post(f"/api/cloud/jobs/{job_id}/cancel")
     lines = "\n".join(formatter.format(record) for record in caplog.records)
     assert "job status changed" in lines and replicate.base_url in lines  # the calls were logged
-    for secret in (replicate.token, job.upload_token, job_upload_secret(job)):
+    for secret in (replicate.token, job.upload_token, job_upload_secret(job), job_upload_bearer(job.upload_token)):
         assert secret not in lines

@@ -92,6 +92,17 @@ def test_the_lease_admits_one_holder_until_it_expires() -> None:
     assert Lease.objects.get(name=LEASE_NAME).holder == "host-b:2"
 
 
+def test_a_crashed_holder_is_taken_over_within_two_sync_intervals(settings: SettingsWrapper) -> None:
+    # The defect: a 300 s floor left a finished local job `running` for minutes after the
+    # lease holder was killed (kill -9 never releases the lease).
+    settings.SIMPLETUNER_SYNC_INTERVAL = 30
+    started = timezone.now()
+    assert lease_acquire(LEASE_NAME, "crashed:1", now=started) is True
+    assert lease_acquire(LEASE_NAME, "survivor:2", now=started + timedelta(seconds=59)) is False
+    assert lease_acquire(LEASE_NAME, "survivor:2", now=started + timedelta(seconds=61)) is True
+    assert jobs_sync(holder="survivor:2", now=started + timedelta(seconds=61)).ran
+
+
 def test_a_pass_while_another_process_holds_the_lease_does_nothing(
     alice: AbstractUser, replicate: FakeReplicate
 ) -> None:
@@ -113,6 +124,7 @@ def test_the_command_runs_one_pass_and_says_what_it_did(alice: AbstractUser, rep
     assert not Lease.objects.exists()  # released after the pass
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_passes_in_several_processes_never_overlap(
     alice: AbstractUser, replicate: FakeReplicate, tmp_path: Path
@@ -158,6 +170,7 @@ def test_the_background_thread_can_be_turned_off(settings: SettingsWrapper) -> N
     assert sync.start_background_sync() is False
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("enabled", "expected"), [("true", "True"), ("false", "False")])
 def test_the_served_process_starts_the_loop_from_the_asgi_module(enabled: str, expected: str) -> None:

@@ -15,13 +15,6 @@ pytestmark = pytest.mark.django_db
 URL = "/admin/ratelimit/ratelimitbucket/"
 
 
-@pytest.fixture
-def admin_client(olivia) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(olivia)
-    return client
-
-
 def test_staff_see_each_key_and_its_count(admin_client: Client) -> None:
     limiter = RateLimiter(10, 60, "auth-login")
     for _ in range(3):

@@ -164,7 +164,7 @@ def test_the_webhook_and_storage_rules_count_through_the_presets() -> None:
 
 
 def test_every_refusal_counts_once_as_a_violation() -> None:
-    from cloudops.ratelimit.state import state_backend
+    from cloudops.ratelimit.backends import state_backend
 
     before = state_backend().violations_total()
     exhaust("POST", "/api/auth/login", 5)  # the sixth request is refused

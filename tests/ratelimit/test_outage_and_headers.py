@@ -42,6 +42,12 @@ def test_general_traffic_fails_open_and_auth_fails_closed(redis_down: str) -> No
     assert refused["Retry-After"] == "5"
 
 
+def test_every_password_entry_point_fails_closed_with_the_login_rule(redis_down: str) -> None:
+    assert send("GET", "/admin/login/").status_code == 200  # the default rule fails open
+    for path in ("/admin/login/", "/admin/password_change/", "/api/auth/register"):
+        assert send("POST", path).status_code == 503
+
+
 def test_fail_open_false_refuses_general_traffic_too(redis_down: str, settings) -> None:  # type: ignore[no-untyped-def]
     settings.RATE_LIMIT_FAIL_OPEN = False
     assert send("GET", "/api/cloud/jobs").status_code == 503
@@ -72,6 +78,7 @@ def test_the_limiter_api_follows_its_fail_mode(redis_down: str) -> None:
     assert RateLimiter(1, 60, "x", fail_open=False).check_sync("k") is False
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_an_unreachable_state_database_follows_the_fail_modes() -> None:
     """STATE_BACKEND_URL naming a PostgreSQL port nobody listens on, in a real process."""
@@ -156,7 +163,7 @@ async def test_the_async_stack_asks_redis_on_the_event_loop_and_still_audits(red
     from django.db import connections
 
     from audit.models import AuditEntry
-    from cloudops.ratelimit.state import state_backend
+    from cloudops.ratelimit.backends import state_backend
 
     settings.STATE_BACKEND = "redis"
     settings.RATE_LIMIT_REDIS_URL = redis_url

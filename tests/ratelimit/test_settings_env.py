@@ -37,7 +37,7 @@ def test_redis_url_makes_redis_the_state_backend(tmp_path: Path) -> None:
     assert values[3:5] == ["redis", "redis://b/1"]
 
 
-def test_a_separate_state_database(tmp_path: Path) -> None:
+def test_a_state_backend_url_keeps_the_state_in_a_database_of_its_own(tmp_path: Path) -> None:
     result = load(tmp_path, STATE_BACKEND="database", STATE_BACKEND_URL=f"sqlite:///{tmp_path}/state.db")
     assert json.loads(result.stdout)[5] == "ratelimit"
 
@@ -69,3 +69,15 @@ def test_bad_values_stop_the_process_naming_the_variable(tmp_path: Path, env: di
     result = load(tmp_path, **env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_checking_the_rules_at_start_up_loads_only_the_django_free_parser(tmp_path: Path) -> None:
+    code = (
+        "import json, sys; import cloudops.settings; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('cloudops.ratelimit', 'django.http')))))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RATE_LIMIT", "STATE_BACKEND", "REDIS_URL"))}
+    env.update(SIMPLETUNER_HOME=str(tmp_path), RATE_LIMIT_RULES='[["^/api/x$", 1, 60, null]]')
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["cloudops.ratelimit", "cloudops.ratelimit.spec"]

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.processes import ROOT
 
 REQUEST = """
@@ -25,6 +27,7 @@ def run(env: dict[str, str], *argv: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_the_state_lives_only_in_the_state_database(tmp_path: Path) -> None:
     main, state = tmp_path / "main.db", tmp_path / "state.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STATE_BACKEND", "REDIS_URL", "RATE_LIMIT"))}

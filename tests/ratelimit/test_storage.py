@@ -14,7 +14,7 @@ from django.conf import settings as django_settings
 
 from cloudops.ratelimit.limiter import s3_rate_limiter
 from providers.config import provider_config_get
-from providers.credentials import job_upload_secret
+from providers.credentials import job_upload_bearer, job_upload_secret
 from providers.models import Job, JobStatus
 from tests.storage.server import serving
 
@@ -46,11 +46,12 @@ def jobs(alice) -> list[Job]:  # type: ignore[no-untyped-def]
 def put(server: str, job: Job | None, key: str, token: str | None = None) -> httpx.Response:
     headers = {"X-Forwarded-For": PROXY_FOR}
     if job is not None or token:
-        headers["X-Upload-Token"] = token or job.upload_token  # type: ignore[union-attr]
+        headers["X-Upload-Token"] = token or job_upload_bearer(job.upload_token)  # type: ignore[union-attr]
     bucket = job.id if job is not None else "nobody"
     return httpx.put(f"{server}/api/cloud/storage/{bucket}/{key}", content=b"part", headers=headers)
 
 
+@pytest.mark.slow
 def test_each_job_credential_has_its_own_budget_behind_one_ip(server: str, jobs: list[Job]) -> None:
     first, second = jobs
     for n in range(50):
@@ -74,6 +75,14 @@ def test_invented_access_key_ids_stay_on_the_ip_budget(server: str) -> None:
         response = put(server, None, "x", token=f"made-up-{n}")
         assert response.status_code == 403
     assert s3_rate_limiter.get_usage_sync(f"ip:{PROXY_FOR}")["count"] == 3
+
+
+def test_an_upload_token_without_its_proof_stays_on_the_ip_budget(server: str, jobs: list[Job]) -> None:
+    """The access key id alone (as a presigned URL shows it) is no upload token any more."""
+    job = jobs[0]
+    assert put(server, job, "x", token=job.upload_token).status_code == 403
+    assert s3_rate_limiter.get_usage_sync(f"ip:{PROXY_FOR}")["count"] == 1
+    assert s3_rate_limiter.get_usage_sync(f"job:{job.id}")["count"] == 0
 
 
 def test_sigv4_requests_count_against_the_job(server: str, jobs: list[Job]) -> None:

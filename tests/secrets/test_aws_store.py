@@ -22,6 +22,7 @@ def aws_errors(key: str) -> str:
     return found.errors[0]
 
 
+@pytest.mark.slow
 def test_a_json_secret_is_read_through_aws_endpoint_url(moto: ServerProcess, use_aws: Callable[..., str]) -> None:
     use_aws(moto, {"REPLICATE_API_TOKEN": VALUE, "HF_TOKEN": "hf_aws"})
     assert secrets.lookup("REPLICATE_API_TOKEN").source == "aws-secrets-manager"
@@ -30,6 +31,7 @@ def test_a_json_secret_is_read_through_aws_endpoint_url(moto: ServerProcess, use
     assert secrets.get_secret("NOT_THERE") is None
 
 
+@pytest.mark.slow
 def test_the_service_specific_endpoint_variable_is_honoured(
     moto: ServerProcess, use_aws: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -39,6 +41,7 @@ def test_the_service_specific_endpoint_variable_is_honoured(
     assert secrets.get_secret("HF_TOKEN") == "hf_aws"
 
 
+@pytest.mark.slow
 def test_the_default_region_variable_is_honoured(
     moto: ServerProcess, use_aws: Callable[..., str], monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
@@ -48,6 +51,7 @@ def test_the_default_region_variable_is_honoured(
     assert secrets.get_secret("HF_TOKEN") == "hf_aws"
 
 
+@pytest.mark.slow
 def test_values_are_cached_until_the_ttl_and_a_rotation_shows_after_it(
     moto: ServerProcess, use_aws: Callable[..., str], clock: FakeClock
 ) -> None:
@@ -60,6 +64,7 @@ def test_values_are_cached_until_the_ttl_and_a_rotation_shows_after_it(
     assert secrets.get_secret("REPLICATE_API_TOKEN") == "r8_after"
 
 
+@pytest.mark.slow
 def test_a_key_added_to_the_store_is_found_after_the_ttl_not_cached_as_missing(
     moto: ServerProcess, use_aws: Callable[..., str], clock: FakeClock
 ) -> None:
@@ -72,6 +77,7 @@ def test_a_key_added_to_the_store_is_found_after_the_ttl_not_cached_as_missing(
     assert secrets.get_secret("HF_TOKEN") == "hf_new"
 
 
+@pytest.mark.slow
 def test_a_secret_that_does_not_exist_is_reported(
     moto: ServerProcess, use_aws: Callable[..., str], settings: Settings
 ) -> None:
@@ -82,6 +88,7 @@ def test_a_secret_that_does_not_exist_is_reported(
     assert "ResourceNotFoundException" in error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("secret_string", "expected"),
     [
@@ -99,6 +106,7 @@ def test_a_secret_that_is_not_a_json_object_is_reported_without_its_content(
     assert VALUE not in error
 
 
+@pytest.mark.slow
 def test_a_binary_secret_is_reported(moto: ServerProcess, use_aws: Callable[..., str], settings: Settings) -> None:
     use_aws(moto, {"HF_TOKEN": "x"})
     name = "cloudops/binary-" + settings.SIMPLETUNER_AWS_SECRET_NAME.rsplit("/", 1)[-1]
@@ -107,6 +115,7 @@ def test_a_binary_secret_is_reported(moto: ServerProcess, use_aws: Callable[...,
     assert "is binary; store a JSON object as its SecretString" in aws_errors("HF_TOKEN")
 
 
+@pytest.mark.slow
 def test_missing_credentials_are_reported_not_raised(
     moto: ServerProcess, use_aws: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,6 +125,7 @@ def test_missing_credentials_are_reported_not_raised(
     assert "NoCredentialsError" in aws_errors("HF_TOKEN")
 
 
+@pytest.mark.slow
 def test_a_missing_region_is_reported_not_raised(
     moto: ServerProcess, use_aws: Callable[..., str], settings: Settings
 ) -> None:

@@ -140,6 +140,7 @@ def command_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.services
 def test_the_command_as_operators_run_it_reads_every_store_from_the_environment(
     tmp_path: Path,

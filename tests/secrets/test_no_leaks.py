@@ -18,7 +18,7 @@ from cloudops.structured_logging import JsonFormatter, TextFormatter
 from tests.secrets.conftest import TTL, FakeClock, write_secrets_file
 from tests.secrets.servers import VAULT_ROOT_TOKEN, ServerProcess
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db]
+pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.slow]
 
 VALUES = {
     "REPLICATE_API_TOKEN": "r8_env_LEAKCHECK_1111",

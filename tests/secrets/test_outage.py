@@ -13,7 +13,7 @@ from cloudops import secrets
 from tests.secrets.conftest import RETRY, TTL, FakeClock, aws_admin, vault_write
 from tests.secrets.servers import ServerProcess
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db]
+pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.slow]
 
 AWS_VALUE = "r8_from_aws_0a1b2c"
 VAULT_VALUE = "r8_from_vault_3d4e5f"

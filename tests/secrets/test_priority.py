@@ -28,6 +28,7 @@ def four_providers(
     use_vault(bao, {"A": "a-from-vault", "B": "b-from-vault", "C": "c-from-vault", "D": "d-from-vault"})
 
 
+@pytest.mark.slow
 def test_each_key_comes_from_the_highest_priority_provider_that_has_it(four_providers: None) -> None:
     assert sources("A", "B", "C", "D", "E") == {
         "A": "environment",
@@ -39,6 +40,7 @@ def test_each_key_comes_from_the_highest_priority_provider_that_has_it(four_prov
     assert [secrets.get_secret(k) for k in "ABCD"] == ["a-from-env", "b-from-file", "c-from-aws", "d-from-vault"]
 
 
+@pytest.mark.slow
 def test_a_missing_key_returns_the_default_and_reports_no_errors(four_providers: None) -> None:
     assert secrets.get_secret("E") is None
     assert secrets.get_secret("E", default="fallback") == "fallback"
@@ -46,6 +48,7 @@ def test_a_missing_key_returns_the_default_and_reports_no_errors(four_providers:
     assert not found.found and found.source is None and found.errors == ()
 
 
+@pytest.mark.slow
 def test_the_chain_lists_the_configured_providers_in_priority_order(four_providers: None) -> None:
     assert [p.name for p in secrets.providers()] == ["environment", "file", "aws-secrets-manager", "vault"]
 
@@ -54,6 +57,7 @@ def test_only_the_environment_is_active_when_nothing_else_is_configured(clock: F
     assert [p.name for p in secrets.providers()] == ["environment"]
 
 
+@pytest.mark.slow
 def test_an_empty_value_counts_as_not_set_and_lower_providers_answer(
     four_providers: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -62,6 +66,7 @@ def test_an_empty_value_counts_as_not_set_and_lower_providers_answer(
     assert secrets.get_secret("A") == "a-from-file"
 
 
+@pytest.mark.slow
 def test_the_server_key_is_read_through_the_chain(
     home: Path, bao: ServerProcess, use_vault: Callable[..., str]
 ) -> None:

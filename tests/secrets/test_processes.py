@@ -14,7 +14,7 @@ from tests.processes import ROOT
 from tests.secrets.conftest import REGION, aws_admin, env_without_secrets
 from tests.secrets.servers import ServerProcess
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 # A worker: a Django process whose secrets chain runs on a clock read from a file, answering
 # one lookup per line of stdin with "value source".

@@ -39,7 +39,7 @@ def load(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT, env=clean, capture_output=True, text=True)
 
 
-def test_the_defaults(tmp_path: Path) -> None:
+def test_without_variables_the_secrets_settings_take_their_defaults(tmp_path: Path) -> None:
     result = load(tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {

@@ -24,6 +24,7 @@ def vault_error(key: str) -> str:
     return found.errors[0]
 
 
+@pytest.mark.slow
 def test_a_kv2_secret_is_read(bao: ServerProcess, use_vault: Callable[..., str]) -> None:
     use_vault(bao, {"REPLICATE_API_TOKEN": VALUE, "PORT_NUMBER": 8080})
     assert secrets.lookup("REPLICATE_API_TOKEN").source == "vault"
@@ -32,6 +33,7 @@ def test_a_kv2_secret_is_read(bao: ServerProcess, use_vault: Callable[..., str])
     assert secrets.get_secret("NOT_THERE") is None
 
 
+@pytest.mark.slow
 def test_the_mount_is_configurable(bao: ServerProcess, use_vault: Callable[..., str]) -> None:
     mount = f"kv-{uuid.uuid4().hex[:8]}"
     vault_admin(bao).sys.enable_secrets_engine(backend_type="kv", path=mount, options={"version": "2"})
@@ -39,6 +41,7 @@ def test_the_mount_is_configurable(bao: ServerProcess, use_vault: Callable[..., 
     assert secrets.get_secret("HF_TOKEN") == "hf_from_custom_mount"
 
 
+@pytest.mark.slow
 def test_a_new_version_shows_after_the_ttl(bao: ServerProcess, use_vault: Callable[..., str], clock: FakeClock) -> None:
     path = use_vault(bao, {"REPLICATE_API_TOKEN": "r8_v1"})
     assert secrets.get_secret("REPLICATE_API_TOKEN") == "r8_v1"
@@ -49,6 +52,7 @@ def test_a_new_version_shows_after_the_ttl(bao: ServerProcess, use_vault: Callab
     assert secrets.get_secret("REPLICATE_API_TOKEN") == "r8_v2"
 
 
+@pytest.mark.slow
 def test_a_path_that_does_not_exist_is_reported(
     bao: ServerProcess, use_vault: Callable[..., str], settings: Settings
 ) -> None:
@@ -57,6 +61,7 @@ def test_a_path_that_does_not_exist_is_reported(
     assert "Vault secret secret/cloudops/nothing-here does not exist" in vault_error("HF_TOKEN")
 
 
+@pytest.mark.slow
 def test_a_wrong_token_is_reported_without_the_token(
     bao: ServerProcess, use_vault: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,6 +72,7 @@ def test_a_wrong_token_is_reported_without_the_token(
     assert "wrong-token-4d1c" not in error and VAULT_ROOT_TOKEN not in error
 
 
+@pytest.mark.slow
 def test_a_missing_token_is_reported_before_contacting_vault(
     bao: ServerProcess, use_vault: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -75,6 +81,7 @@ def test_a_missing_token_is_reported_before_contacting_vault(
     assert "no Vault token: set VAULT_TOKEN (or BAO_TOKEN)" in vault_error("HF_TOKEN")
 
 
+@pytest.mark.slow
 def test_openbaos_own_token_variable_works_too(
     bao: ServerProcess, use_vault: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,6 +91,7 @@ def test_openbaos_own_token_variable_works_too(
     assert secrets.get_secret("HF_TOKEN") == "hf_bao"
 
 
+@pytest.mark.slow
 def test_a_nested_value_is_refused_naming_the_key_only(bao: ServerProcess, use_vault: Callable[..., str]) -> None:
     use_vault(bao, {"HF_TOKEN": {"inner": VALUE}})
     error = vault_error("HF_TOKEN")
@@ -102,6 +110,7 @@ def test_a_vault_that_never_answers_times_out_instead_of_hanging(
     assert "Timeout" in error
 
 
+@pytest.mark.slow
 def test_a_token_file_is_read_again_after_a_permission_error(
     bao: ServerProcess, use_vault: Callable[..., str], monkeypatch: pytest.MonkeyPatch, clock: FakeClock, tmp_path: Path
 ) -> None:

@@ -20,9 +20,9 @@ from tests.server.live import free_port
 @contextmanager
 def serving(*, cert: Path | None = None, key: Path | None = None) -> Iterator[str]:
     # Our handler, not cloudops.asgi: importing that starts the server's background sync.
-    from storage.asgi import StreamingBodyASGIHandler
+    from cloudops.handler import CloudopsASGIHandler
 
-    application = StreamingBodyASGIHandler()
+    application = CloudopsASGIHandler()
     port = free_port()
     config = uvicorn.Config(
         application,

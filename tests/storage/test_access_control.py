@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import botocore.exceptions
@@ -12,7 +13,9 @@ from botocore.config import Config
 from django.utils import timezone
 
 from cloudops.apikeys import api_key_create, api_key_revoke, api_key_secret
-from storage import auth
+from providers.credentials import job_upload_bearer
+from storage import clock
+from tests.conftest import grant
 from tests.storage.conftest import bucket_of, client_for, expire, objects_on_disk
 
 
@@ -55,18 +58,31 @@ def test_a_finished_job_writes_during_the_grace_period_then_gets_access_denied(h
     expire(cred, timezone.now() - timedelta(seconds=1))
     code = _code(client.put_object, Bucket=bucket, Key="late.pt", Body=b"x")
     assert code == ("AccessDenied", 403)
-    # Reading what was uploaded still works for the job's own credential.
-    assert client.get_object(Bucket=bucket, Key="final.pt")["Body"].read() == b"x"
+    # The credentials ended with the job: reading is over too (staff API keys still read it).
+    assert _code(client.get_object, Bucket=bucket, Key="final.pt") == ("AccessDenied", 403)
     assert objects_on_disk(bucket) == ["final.pt"]
 
 
 def test_a_skewed_client_clock_is_request_time_too_skewed(http_server, s3, writer, monkeypatch) -> None:
     cred = writer()
     client = client_for(s3, http_server, cred)
-    monkeypatch.setattr(auth, "now", lambda: timezone.now() + timedelta(minutes=16))
+    monkeypatch.setattr(clock, "now", lambda: timezone.now() + timedelta(minutes=16))
     assert _code(client.list_objects_v2, Bucket=bucket_of(cred)) == ("RequestTimeTooSkewed", 403)
-    monkeypatch.setattr(auth, "now", lambda: timezone.now() + timedelta(minutes=14))
+    monkeypatch.setattr(clock, "now", lambda: timezone.now() + timedelta(minutes=14))
     assert client.list_objects_v2(Bucket=bucket_of(cred))["KeyCount"] == 0
+
+
+def test_one_clock_patch_reaches_the_signature_check_and_the_write_window(http_server, s3, writer, monkeypatch) -> None:
+    cred = writer()
+    bucket = bucket_of(cred)
+    client = client_for(s3, http_server, cred)
+    expire(cred, timezone.now() + timedelta(minutes=5))
+    client.put_object(Bucket=bucket, Key="before.pt", Body=b"x")
+    # Ten minutes on: the signature is within the allowed skew, the job's grace period is over.
+    monkeypatch.setattr(clock, "now", lambda: timezone.now() + timedelta(minutes=10))
+    assert _code(client.put_object, Bucket=bucket, Key="after.pt", Body=b"x") == ("AccessDenied", 403)
+    assert _code(client.get_object, Bucket=bucket, Key="before.pt") == ("AccessDenied", 403)
+    assert objects_on_disk(bucket) == ["before.pt"]
 
 
 def test_an_expired_presigned_url_is_refused(http_server, s3, writer, monkeypatch) -> None:
@@ -78,7 +94,7 @@ def test_an_expired_presigned_url_is_refused(http_server, s3, writer, monkeypatc
         client.generate_presigned_url("get_object", Params={"Bucket": bucket_of(cred), "Key": "k"}, ExpiresIn=60),
         v4.generate_presigned_url("get_object", Params={"Bucket": bucket_of(cred), "Key": "k"}, ExpiresIn=60),
     ]
-    monkeypatch.setattr(auth, "now", lambda: timezone.now() + timedelta(minutes=2))
+    monkeypatch.setattr(clock, "now", lambda: timezone.now() + timedelta(minutes=2))
     for url in urls:
         response = httpx.get(url)
         assert response.status_code == 403
@@ -113,6 +129,17 @@ def test_staff_api_keys_read_and_list_every_bucket(endpoint, s3, writer, olivia)
     assert _code(staff.delete_object, Bucket=bucket_of(first), Key="a/model.bin") == ("AccessDenied", 403)
 
 
+def test_staff_api_keys_read_every_bucket_only_with_the_view_job_permission(http_server, s3, writer, clerk) -> None:
+    cred = writer()
+    client_for(s3, http_server, cred).put_object(Bucket=bucket_of(cred), Key="k", Body=b"x")
+    _, client = _staff_client(http_server, s3, clerk)
+    assert _code(client.list_buckets) == ("AccessDenied", 403)
+    assert _code(client.get_object, Bucket=bucket_of(cred), Key="k") == ("AccessDenied", 403)
+    grant(clerk, "providers.view_job")
+    assert client.get_object(Bucket=bucket_of(cred), Key="k")["Body"].read() == b"x"
+    assert [b["Name"] for b in client.list_buckets()["Buckets"]] == [bucket_of(cred)]
+
+
 def test_a_normal_users_api_key_reads_nothing(endpoint, s3, writer, alice) -> None:
     cred = writer()
     client_for(s3, endpoint, cred).put_object(Bucket=bucket_of(cred), Key="k", Body=b"x")
@@ -130,11 +157,12 @@ def test_a_revoked_api_key_stops_working(endpoint, s3, olivia) -> None:
 
 def test_the_legacy_upload_token_header_uploads_and_reads(http_server, writer, olivia) -> None:
     cred = writer()
+    token = job_upload_bearer(cred.access_key_id)
     url = f"{http_server.url}/{bucket_of(cred)}/logs/train.log"
-    put = httpx.put(url, content=b"line 1\n", headers={"X-Upload-Token": cred.access_key_id})
+    put = httpx.put(url, content=b"line 1\n", headers={"X-Upload-Token": token})
     assert put.status_code == 200, put.text
     assert put.headers["etag"]
-    got = httpx.get(url, headers={"X-Upload-Token": cred.access_key_id})
+    got = httpx.get(url, headers={"X-Upload-Token": token})
     assert got.content == b"line 1\n"
     assert httpx.get(url, headers={"X-Upload-Token": "wrong"}).status_code == 403
     # An API key prefix is not a secret, so it is never accepted as an upload token.
@@ -144,11 +172,69 @@ def test_the_legacy_upload_token_header_uploads_and_reads(http_server, writer, o
     assert "<Code>InvalidAccessKeyId</Code>" in refused.text
 
 
+def _key_id_in(url: str) -> str:
+    query = dict(parse_qsl(urlsplit(url).query))
+    return query.get("AWSAccessKeyId") or query["X-Amz-Credential"].split("/")[0]
+
+
+@pytest.mark.parametrize("signer", [{}, {"signature_version": "s3v4"}], ids=["sigv2-default", "sigv4"])
+def test_the_access_key_id_in_a_presigned_url_is_not_an_upload_token(http_server, s3, writer, signer) -> None:
+    """Issue 12 finding 3: whoever saw a read-only, expiring link could overwrite, list and
+    delete the bucket by sending the link's access key id as X-Upload-Token."""
+    cred = writer()
+    bucket = bucket_of(cred)
+    client = client_for(s3, http_server, cred)
+    client.put_object(Bucket=bucket, Key="model.safetensors", Body=b"the real weights")
+    presigner = client_for(s3, http_server, cred, **signer)
+    link = presigner.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "model.safetensors"})
+    assert httpx.get(link).content == b"the real weights"
+    seen = _key_id_in(link)
+    assert seen == cred.access_key_id and job_upload_bearer(cred.access_key_id) not in link
+    stolen = {"X-Upload-Token": seen}
+    url = f"{http_server.url}/{bucket}/model.safetensors"
+    attempts = [
+        httpx.put(url, content=b"evil", headers=stolen),
+        httpx.get(f"{http_server.url}/{bucket}", headers=stolen),
+        httpx.get(url, headers=stolen),
+        httpx.delete(url, headers=stolen),
+        httpx.put(f"{http_server.url}/{bucket}/planted", content=b"evil", headers=stolen),
+    ]
+    for response in attempts:
+        assert response.status_code == 403, response.text
+        assert "<Code>InvalidAccessKeyId</Code>" in response.text
+        assert "SIMPLETUNER_UPLOAD_TOKEN" in response.text
+    assert objects_on_disk(bucket) == ["model.safetensors"]
+    assert client.get_object(Bucket=bucket, Key="model.safetensors")["Body"].read() == b"the real weights"
+
+
+def test_an_upload_token_with_a_forged_or_borrowed_proof_is_refused(http_server, writer) -> None:
+    mine, other = writer(), writer()
+    url = f"{http_server.url}/{bucket_of(mine)}/k"
+    proof = job_upload_bearer(mine.access_key_id).split(".", 1)[1]
+    other_proof = job_upload_bearer(other.access_key_id).split(".", 1)[1]
+    for token in (
+        f"{mine.access_key_id}.",
+        f"{mine.access_key_id}.{other_proof}",
+        f"{mine.access_key_id}.{proof[:-1]}",
+        f"{mine.access_key_id}.{proof}x",
+        f"{other.access_key_id}.{proof}",
+        f".{proof}",
+        f"{mine.access_key_id}.{proof}.{proof}",
+        f"{mine.access_key_id}\u00e9.{proof}",
+    ):
+        response = httpx.put(url, content=b"x", headers={"X-Upload-Token": token.encode()})
+        assert response.status_code == 403, token
+        assert "<Code>InvalidAccessKeyId</Code>" in response.text
+    assert objects_on_disk(bucket_of(mine)) == []
+
+
 def test_the_legacy_upload_token_can_be_switched_off(http_server, writer, settings) -> None:
     settings.SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN = False
     cred = writer()
     response = httpx.put(
-        f"{http_server.url}/{bucket_of(cred)}/k", content=b"x", headers={"X-Upload-Token": cred.access_key_id}
+        f"{http_server.url}/{bucket_of(cred)}/k",
+        content=b"x",
+        headers={"X-Upload-Token": job_upload_bearer(cred.access_key_id)},
     )
     assert response.status_code == 403
     assert objects_on_disk(bucket_of(cred)) == []

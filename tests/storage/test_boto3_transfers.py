@@ -12,6 +12,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from audit.models import AuditEntry
+from providers.credentials import job_upload_bearer
 from tests.storage.conftest import bucket_of, client_for, objects_on_disk, temp_files
 
 MiB = 1024 * 1024
@@ -224,7 +225,9 @@ def test_list_objects_v1_paginator_uses_markers(endpoint, s3, writer) -> None:
 
 def test_listing_a_bucket_without_encoding_type_returns_raw_keys(http_server, writer) -> None:
     cred = writer()
-    response = httpx.get(f"{http_server.url}/{bucket_of(cred)}", headers={"X-Upload-Token": cred.access_key_id})
+    response = httpx.get(
+        f"{http_server.url}/{bucket_of(cred)}", headers={"X-Upload-Token": job_upload_bearer(cred.access_key_id)}
+    )
     assert response.status_code == 200
     assert "<KeyCount>" not in response.text and "<IsTruncated>false</IsTruncated>" in response.text
 

@@ -8,12 +8,14 @@ from pathlib import Path
 import botocore.exceptions
 import httpx
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from audit.models import AuditEntry
 from providers.config import provider_config_get
-from providers.credentials import job_upload_credentials, job_upload_secret
+from providers.credentials import job_upload_bearer, job_upload_credentials, job_upload_secret
 from providers.models import Job, JobStatus
+from providers.selectors import job_output_root
 from tests.storage.conftest import objects_on_disk
 
 
@@ -69,7 +71,7 @@ def test_a_finished_job_writes_during_the_grace_period_then_gets_access_denied(h
     Job.objects.filter(pk=job.pk).update(completed_at=timezone.now() - timedelta(seconds=601))
     assert _code(client.put_object, Bucket=job.id, Key="too-late", Body=b"x") == "AccessDenied"
     assert _code(client.create_multipart_upload, Bucket=job.id, Key="too-late") == "AccessDenied"
-    assert client.get_object(Bucket=job.id, Key="final.safetensors")["Body"].read() == b"late but in time"
+    assert _code(client.get_object, Bucket=job.id, Key="final.safetensors") == "AccessDenied"
     assert objects_on_disk(job.id) == ["final.safetensors"]
 
 
@@ -80,7 +82,8 @@ def test_the_wrong_secret_for_a_job_token_is_refused(http_server, s3, job) -> No
 
 def test_the_legacy_upload_token_header_works_for_a_job(http_server, job) -> None:
     url = f"{http_server.url}/{job.id}/logs/train.log"
-    assert httpx.put(url, content=b"step 1\n", headers={"X-Upload-Token": job.upload_token}).status_code == 200
+    token = job_upload_bearer(job.upload_token)
+    assert httpx.put(url, content=b"step 1\n", headers={"X-Upload-Token": token}).status_code == 200
     job.refresh_from_db()
     assert job.upload_objects == 1
 
@@ -110,6 +113,26 @@ def test_objects_land_under_the_providers_s3_output_path(http_server, s3, job, t
     assert staff.get_object(Bucket=job.id, Key="a/b.bin")["Body"].read() == b"moved"
 
 
+def test_the_api_and_the_s3_endpoint_agree_where_each_jobs_outputs_live(
+    http_server, s3, job, tmp_path: Path, alice, alice_client, staff_client
+) -> None:
+    config = provider_config_get("local")
+    config.s3_output_path = str(tmp_path / "elsewhere")
+    config.save()
+    # A job whose provider has no configuration row keeps its outputs in the default root.
+    orphan = Job.objects.create(owner=alice, provider="retired", status=JobStatus.COMPLETED)
+    _client(s3, http_server, job).put_object(Bucket=job.id, Key="a.bin", Body=b"x")
+    stored = tmp_path / "elsewhere" / job.id
+    assert (stored / "a.bin").read_bytes() == b"x"
+    effective = staff_client.get("/api/cloud/providers/local").json()["provider"]["effective"]
+    assert effective["s3_output_path"] == str(tmp_path / "elsewhere")
+    assert alice_client.get(f"/api/cloud/jobs/{job.id}").json()["job"]["output"]["path"] == str(stored)
+    listed = {j["id"]: j["output"]["path"] for j in alice_client.get("/api/cloud/jobs").json()["jobs"]}
+    assert listed == {job.id: str(stored), orphan.id: str(Path(settings.OUTPUTS_DIR) / orphan.id)}
+    assert job_output_root(job.id) == tmp_path / "elsewhere"
+    assert job_output_root(orphan.id) == job_output_root("not-a-job") == Path(settings.OUTPUTS_DIR)
+
+
 def test_the_credentials_a_job_receives_work_with_boto3(http_server, job) -> None:
     import boto3
 
@@ -124,3 +147,72 @@ def test_the_credentials_a_job_receives_work_with_boto3(http_server, job) -> Non
     )
     client.put_object(Bucket=creds.bucket, Key="k", Body=b"x")
     assert objects_on_disk(job.id) == ["k"]
+
+
+def _refusal(call, **kwargs) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        call(**kwargs)
+    error = caught.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+@pytest.mark.parametrize("status", [JobStatus.CANCELLED, JobStatus.FAILED])
+def test_a_cancelled_or_failed_jobs_credentials_end_at_once(http_server, s3, job, status) -> None:
+    client = _client(s3, http_server, job)
+    client.put_object(Bucket=job.id, Key="checkpoint-1.safetensors", Body=b"while running")
+    # A multipart upload under way when the job ends: its next part is refused.
+    upload = client.create_multipart_upload(Bucket=job.id, Key="checkpoint-2.safetensors")["UploadId"]
+    Job.objects.filter(pk=job.pk).update(status=status, completed_at=timezone.now())
+    code, message = _refusal(client.put_object, Bucket=job.id, Key="after-the-end", Body=b"x")
+    assert (code, message) == ("AccessDenied", f"Upload credentials expired: job {job.id} is {status}.")
+    part = {"Bucket": job.id, "Key": "checkpoint-2.safetensors", "UploadId": upload, "PartNumber": 1}
+    assert _code(client.upload_part, Body=b"x" * 1024, **part) == "AccessDenied"
+    assert _code(client.get_object, Bucket=job.id, Key="checkpoint-1.safetensors") == "AccessDenied"
+    assert _code(client.list_objects_v2, Bucket=job.id) == "AccessDenied"
+    assert _code(client.list_buckets) == "AccessDenied"
+    presigned = client.generate_presigned_url(
+        "get_object", Params={"Bucket": job.id, "Key": "checkpoint-1.safetensors"}
+    )
+    assert httpx.get(presigned).status_code == 403
+    legacy = httpx.put(
+        f"{http_server.url}/{job.id}/late.log",
+        content=b"x",
+        headers={"X-Upload-Token": job_upload_bearer(job.upload_token)},
+    )
+    assert legacy.status_code == 403 and "expired" in legacy.text
+    assert objects_on_disk(job.id) == ["checkpoint-1.safetensors"]
+
+
+def test_a_completed_jobs_credentials_last_the_default_grace_for_final_uploads(http_server, s3, job) -> None:
+    assert settings.SIMPLETUNER_UPLOAD_GRACE_SECONDS == 300
+    client = _client(s3, http_server, job)
+    # The completion webhook arrived just before the last checkpoint's upload.
+    Job.objects.filter(pk=job.pk).update(
+        status=JobStatus.COMPLETED, completed_at=timezone.now() - timedelta(seconds=290)
+    )
+    client.put_object(Bucket=job.id, Key="final.safetensors", Body=b"raced the webhook")
+    assert client.get_object(Bucket=job.id, Key="final.safetensors")["Body"].read() == b"raced the webhook"
+    Job.objects.filter(pk=job.pk).update(completed_at=timezone.now() - timedelta(seconds=301))
+    code, message = _refusal(client.put_object, Bucket=job.id, Key="too-late", Body=b"x")
+    assert code == "AccessDenied"
+    assert message == (
+        f"Upload credentials expired: job {job.id} completed and its 300 s grace period for final uploads "
+        "(SIMPLETUNER_UPLOAD_GRACE_SECONDS) is over."
+    )
+    assert objects_on_disk(job.id) == ["final.safetensors"]
+
+
+def test_a_grace_of_zero_ends_a_completed_jobs_credentials_at_once(http_server, s3, job, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SIMPLETUNER_UPLOAD_GRACE_SECONDS = 0
+    client = _client(s3, http_server, job)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETED, completed_at=timezone.now() - timedelta(seconds=1))
+    assert _code(client.put_object, Bucket=job.id, Key="k", Body=b"x") == "AccessDenied"
+
+
+def test_staff_still_read_an_ended_jobs_outputs(http_server, s3, job, olivia) -> None:
+    from cloudops.apikeys import api_key_create
+
+    _client(s3, http_server, job).put_object(Bucket=job.id, Key="out.bin", Body=b"kept")
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED, completed_at=timezone.now())
+    api_key, raw = api_key_create(owner=olivia, name="ops")
+    assert s3(http_server, api_key.prefix, raw).get_object(Bucket=job.id, Key="out.bin")["Body"].read() == b"kept"

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import ssl
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -18,8 +13,8 @@ import pytest
 from botocore.config import Config
 
 from cloudops.apikeys import api_key_create
-from tests.processes import ROOT, django_env
-from tests.server.live import free_port, running
+from tests.processes import django_env
+from tests.server.live import free_port, running, running_process
 from tests.storage.conftest import bucket_of
 
 MiB = 1024 * 1024
@@ -58,39 +53,13 @@ def _roundtrip(client, bucket: str, tmp_path: Path) -> None:  # type: ignore[no-
     assert client.get_object(Bucket=bucket, Key="small.txt")["Body"].read() == b"hello"
 
 
-@contextmanager
-def _https_server(argv: list[str], env: dict[str, str], port: int, ca: Path, log: Path) -> Iterator[str]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"https://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                httpx.get(base + "/api/cloud/health/live", verify=ssl.create_default_context(cafile=str(ca)))
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the HTTPS server did not start"
-                time.sleep(0.1)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise AssertionError("serve did not stop on SIGTERM:\n" + log.read_text()) from None
-
-
 @pytest.mark.slow
 def test_serve_speaks_https_with_the_configured_certificate(tmp_path, writer, olivia, tls_files) -> None:
     cert, key, ca = tls_files
     cred = writer()
     port, env = _serve(tmp_path, cred, SIMPLETUNER_SSL_CERT=str(cert), SIMPLETUNER_SSL_KEY=str(key))
     log = tmp_path / "serve.log"
-    with _https_server([sys.executable, "manage.py", "serve"], env, port, ca, log) as base:
+    with running_process([sys.executable, "manage.py", "serve"], env, port, log, ca=ca) as (base, proc):
         _roundtrip(_client(base, cred.access_key_id, cred.secret, str(ca)), bucket_of(cred), tmp_path)
         api_key, raw = api_key_create(owner=olivia, name="ops")
         staff = _client(base, api_key.prefix, raw, str(ca))
@@ -98,6 +67,9 @@ def test_serve_speaks_https_with_the_configured_certificate(tmp_path, writer, ol
         # Plain HTTP on the TLS port gets no answer from the application.
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/api/cloud/health/live", timeout=5)
+        # It stops on SIGTERM (what systemd and Kubernetes send) without needing a SIGKILL.
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
     output = log.read_text()
     assert f"https://127.0.0.1:{port}/" in output and "server: uvicorn" in output
 

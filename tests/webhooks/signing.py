@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from datetime import UTC, datetime
@@ -25,3 +26,20 @@ def signed_headers(
         "webhook-timestamp": str(stamp),
         "webhook-signature": " ".join((*extra_signatures, signature)),
     }
+
+
+def local_secret_for(body: bytes) -> str:
+    """The secret of the local job a delivery names (its `job_id` or `data.job_id`), as the
+    job itself would sign with; a body naming no job gets the secret of job id "".
+    (Imported here: signed_headers serves the benches too, which run without Django settings.)"""
+    from providers.credentials import local_webhook_secret
+
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return local_webhook_secret("")
+    if not isinstance(event, dict):
+        return local_webhook_secret("")
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    job_id = event.get("job_id") or data.get("job_id") or ""
+    return local_webhook_secret(job_id if isinstance(job_id, str) else "")

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEntry
 from providers.config import provider_config_get
 from providers.models import Job
-from tests.webhooks.conftest import OUTSIDER
+from tests.webhooks.deliveries import OUTSIDER
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from audit.models import AuditEntry
+from providers.credentials import local_webhook_secret
 from providers.models import Job
 from tests.fakes.replicate import FakeReplicate
-from tests.webhooks.conftest import prediction
+from tests.webhooks.deliveries import prediction
 
 pytestmark = pytest.mark.django_db
 
@@ -160,7 +161,6 @@ def test_a_failed_training_status_records_the_message(post_webhook: Callable[...
         {"type": "training.progress", "data": {"step": "five", "total_steps": None}},
         {"type": "lifecycle.stage", "stage": ["x"]},
         {"type": "training.checkpoint", "checkpoint": {"path": 7}},
-        {"id": 5, "status": ["processing"], "metrics": "fast", "logs": 3},
     ],
 )
 def test_fields_of_the_wrong_type_are_ignored_not_a_server_error(
@@ -172,19 +172,36 @@ def test_fields_of_the_wrong_type_are_ignored_not_a_server_error(
     assert local_job.status == "queued"
 
 
+def test_prediction_fields_of_the_wrong_type_are_ignored_not_a_server_error(
+    post_webhook: Callable[..., Any], replicate: FakeReplicate, replicate_job: Job
+) -> None:
+    payload = {"id": replicate_job.external_id, "status": ["processing"], "metrics": "fast", "logs": 3}
+    response = post_webhook("replicate", payload, secret=replicate.webhook_secret)
+    assert response.status_code == 200
+    replicate_job.refresh_from_db()
+    assert replicate_job.status == "pending"
+
+
 # --- Malformed bodies ----------------------------------------------------------------------------
 
 
-def test_invalid_json_is_400(post_webhook: Callable[..., Any], local_job: Job) -> None:
-    response = post_webhook("local", b'{"type": "training.status",')
+def test_invalid_json_is_400(post_webhook: Callable[..., Any], replicate: FakeReplicate) -> None:
+    response = post_webhook("replicate", b'{"status": "processing",', secret=replicate.webhook_secret)
     assert response.status_code == 400
     assert "Invalid JSON" in response.json()["detail"]
 
 
-def test_a_json_body_that_is_not_an_object_is_400(post_webhook: Callable[..., Any]) -> None:
-    response = post_webhook("local", b'["training.status"]')
+def test_a_json_body_that_is_not_an_object_is_400(post_webhook: Callable[..., Any], replicate: FakeReplicate) -> None:
+    response = post_webhook("replicate", b'["processing"]', secret=replicate.webhook_secret)
     assert response.status_code == 400
     assert "JSON object" in response.json()["detail"]
+
+
+def test_a_local_body_that_names_no_job_cannot_be_verified(post_webhook: Callable[..., Any], local_job: Job) -> None:
+    # A local job's secret is the one of the job its delivery names: unreadable, no secret.
+    response = post_webhook("local", b'{"type": "training.status",', secret=local_webhook_secret(local_job.pk))
+    assert response.status_code == 401
+    assert "must name its job" in response.json()["detail"]
 
 
 def test_a_body_over_the_cap_is_413_and_audited(

@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from providers.credentials import local_webhook_secret
 from providers.models import Job, JobStatus, WebhookDelivery
-from providers.webhooks import _replay_expiry, webhook_prune
+from providers.sync import jobs_sync
+from providers.webhooks.apply import replay_expiry, webhook_prune
 from tests.providers.helpers import race
 from tests.webhooks.signing import signed_headers
 
@@ -54,11 +55,11 @@ def test_the_same_id_from_another_provider_is_a_different_delivery(
 @pytest.mark.django_db
 def test_ids_are_remembered_past_the_tolerance_and_then_pruned() -> None:
     now = timezone.now()
-    expiry = _replay_expiry(str(int(now.timestamp())), now)
+    expiry = replay_expiry(str(int(now.timestamp())), now)
     assert expiry - now >= timedelta(seconds=300 + 300 - 1)
     # A timestamp in the future (within tolerance) is remembered for longer.
-    assert _replay_expiry(str(int(now.timestamp()) + 240), now) > expiry
-    assert _replay_expiry("garbage", now) - now >= timedelta(seconds=599)
+    assert replay_expiry(str(int(now.timestamp()) + 240), now) > expiry
+    assert replay_expiry("garbage", now) - now >= timedelta(seconds=599)
     WebhookDelivery.objects.bulk_create(
         [
             WebhookDelivery(provider="local", webhook_id=f"old-{i}", expires_at=now - timedelta(seconds=1))
@@ -77,28 +78,36 @@ def test_an_expired_record_does_not_block_its_id(post_webhook: Callable[..., Any
         provider="local", webhook_id="msg_old", expires_at=timezone.now() - timedelta(seconds=1)
     )
     assert post_webhook("local", running(local_job), msg_id="msg_old").json()["status"] == "received"
+    # Taken over by the new delivery: remembered again, as a fresh one would be.
+    assert WebhookDelivery.objects.get(webhook_id="msg_old").expires_at > timezone.now()
 
 
 @pytest.mark.django_db
-def test_each_delivery_prunes_expired_records(post_webhook: Callable[..., Any], local_job: Job) -> None:
+def test_the_sync_pass_prunes_expired_records_off_the_delivery_path(
+    post_webhook: Callable[..., Any], local_job: Job
+) -> None:
     past = timezone.now() - timedelta(seconds=1)
     WebhookDelivery.objects.bulk_create(
-        [WebhookDelivery(provider="local", webhook_id=f"gone-{i}", expires_at=past) for i in range(20)]
+        [WebhookDelivery(provider="local", webhook_id=f"gone-{i}", expires_at=past) for i in range(1200)]
     )
     post_webhook("local", running(local_job))
+    assert WebhookDelivery.objects.count() == 1201  # a delivery deletes nothing
+    assert jobs_sync().ran
+    # Every expired record, a batch at a time; the delivery's own record stays.
     assert WebhookDelivery.objects.count() == 1
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_identical_deliveries_racing_in_separate_processes_are_applied_once(
     alice: AbstractUser, tmp_path: Path
 ) -> None:
     job = Job.objects.create(owner=alice, provider="local", status=JobStatus.QUEUED)
     body = json.dumps(running(job)).encode()
-    headers = signed_headers(local_webhook_secret(), body, msg_id="msg_raced", timestamp=time.time())
+    headers = signed_headers(local_webhook_secret(job.pk), body, msg_id="msg_raced", timestamp=time.time())
     code = f"""
         from providers.config import provider_config_get
-        from providers.webhooks import webhook_receive
+        from providers.webhooks.receive import webhook_receive
         outcome = webhook_receive(
             provider_config=provider_config_get("local"), body={body!r}, headers={headers!r}, ip="203.0.113.9"
         )

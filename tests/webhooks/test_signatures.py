@@ -18,9 +18,9 @@ from audit.models import AuditEntry
 from providers.config import provider_config_get
 from providers.credentials import local_webhook_secret
 from providers.models import Job
-from providers.webhook_signing import SignatureInvalid, _verify
+from providers.webhooks.signing import SignatureInvalid, verify
 from tests.fakes.replicate import FakeReplicate
-from tests.webhooks.conftest import prediction
+from tests.webhooks.deliveries import prediction
 from tests.webhooks.signing import signed_headers
 
 pytestmark = pytest.mark.django_db
@@ -57,13 +57,13 @@ def test_the_published_vector_verifies_within_the_tolerance_and_its_altered_sign
     # The vector's own timestamp is years old: re-sign its id and payload at the current time.
     now = int(time.time())
     headers = signed_headers(VECTOR_SECRET, VECTOR_PAYLOAD.encode(), msg_id=VECTOR_ID, timestamp=now)
-    _verify(VECTOR_SECRET, VECTOR_PAYLOAD.encode(), headers)
+    verify(VECTOR_SECRET, VECTOR_PAYLOAD.encode(), headers)
     with pytest.raises(SignatureInvalid, match="No matching signature"):
-        _verify(VECTOR_SECRET, VECTOR_PAYLOAD.encode(), {**headers, "webhook-signature": VECTOR_BAD_SIGNATURE})
+        verify(VECTOR_SECRET, VECTOR_PAYLOAD.encode(), {**headers, "webhook-signature": VECTOR_BAD_SIGNATURE})
     # ...and at the vector's own timestamp it is refused as too old.
     old = {"webhook-id": VECTOR_ID, "webhook-timestamp": str(VECTOR_TIMESTAMP), "webhook-signature": VECTOR_SIGNATURE}
     with pytest.raises(SignatureInvalid, match="too old"):
-        _verify(VECTOR_SECRET, VECTOR_PAYLOAD.encode(), old)
+        verify(VECTOR_SECRET, VECTOR_PAYLOAD.encode(), old)
 
 
 # --- Deliveries ----------------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def test_a_tampered_body_is_rejected_with_401_and_audited(
     anon: APIClient, local_job: Job, post_webhook: Callable[..., Any]
 ) -> None:
     body = f'{{"type": "training.status", "data": {{"status": "running"}}, "job_id": "{local_job.pk}"}}'.encode()
-    headers = signed_headers(local_webhook_secret(), body)
+    headers = signed_headers(local_webhook_secret(local_job.pk), body)
     tampered = body.replace(b"running", b"failed!")
     response = anon.generic(
         "POST",
@@ -140,8 +140,8 @@ def test_several_signatures_none_valid_are_rejected(
 
 @pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
 def test_a_missing_signature_header_is_rejected(anon: APIClient, local_job: Job, missing: str) -> None:
-    body = b'{"type": "training.status", "data": {"status": "running"}}'
-    headers = signed_headers(local_webhook_secret(), body)
+    body = f'{{"type": "training.status", "data": {{"status": "running"}}, "job_id": "{local_job.pk}"}}'.encode()
+    headers = signed_headers(local_webhook_secret(local_job.pk), body)
     del headers[missing]
     response = anon.generic("POST", "/api/webhooks/local", body, content_type="application/json", headers=headers)
     assert response.status_code == 401

@@ -1,0 +1,41 @@
+"""Where the limiter's state lives, and the backend this process uses.
+
+`state_backend()` builds the backend STATE_BACKEND names (`database`, `redis` or `memory`, with
+STATE_BACKEND_URL) on first use; base.py holds the contract and the sliding-window rule that
+every backend applies.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from cloudops.ratelimit.backends.base import StateBackend
+
+
+@cache
+def state_backend() -> StateBackend:
+    """One backend object per process; it holds a connection pool, never counts (those live
+    in the database or Redis, so every process sees the same state)."""
+    kind = settings.STATE_BACKEND
+    if kind == "redis":
+        from cloudops.ratelimit.backends.redis import RedisBackend
+
+        return RedisBackend(settings.RATE_LIMIT_REDIS_URL, timeout=settings.RATE_LIMIT_REDIS_TIMEOUT)
+    if kind == "memory":
+        from cloudops.ratelimit.backends.memory import MemoryBackend
+
+        return MemoryBackend()
+    from cloudops.ratelimit.backends.database import DatabaseBackend
+
+    return DatabaseBackend(settings.RATE_LIMIT_DATABASE)
+
+
+@receiver(setting_changed)
+def _forget_backend(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith(("STATE_BACKEND", "RATE_LIMIT_")):
+        state_backend.cache_clear()

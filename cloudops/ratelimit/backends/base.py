@@ -66,6 +66,35 @@ def decide(hits: list[float], *, now: float, limit: int, window: float, record: 
     return Decision(allowed, len(kept), limit, window, reset_at, now), kept
 
 
+@dataclass(frozen=True)
+class SlotDecision:
+    """The outcome of asking for a slot (cloudops/ratelimit/slots.py)."""
+
+    allowed: bool
+    # Which cap refused it: "owner" or "pool" ("" when allowed).
+    full: str = ""
+    # When the oldest lease of the full cap runs out unless its holder refreshes it (Unix time).
+    retry_at: float = 0.0
+    now: float = 0.0
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until a slot of the full cap may come free (at least 1)."""
+        return max(1, math.ceil(self.retry_at - self.now - 1e-9))
+
+
+# Live leases under one cap: how many, and when the oldest runs out (None if there are none).
+Held = tuple[int, float | None]
+
+
+def slot_decide(*, owner: Held, pool: Held, per_owner: int, total: int, now: float) -> SlotDecision:
+    """The pure slot rule over the live leases of the owner and of the whole pool."""
+    for name, (count, oldest), cap in (("owner", owner, per_owner), ("pool", pool, total)):
+        if count >= cap:
+            return SlotDecision(False, name, oldest if oldest is not None else now, now)
+    return SlotDecision(True, now=now)
+
+
 class StateBackend(Protocol):
     """Where limiter state lives. Every method may raise BackendUnavailable."""
 
@@ -94,3 +123,16 @@ class StateBackend(Protocol):
     def ping(self) -> str:
         """A one-line description if reachable; raises BackendUnavailable otherwise."""
         ...
+
+    def slot_acquire(
+        self, *, pool: str, owner: str, lease: str, per_owner: int, total: int, expires: float, now: float
+    ) -> SlotDecision:
+        """Atomically drop the pool's leases that ran out by `now`, then add `lease` (until
+        `expires`) if `owner` holds fewer than `per_owner` and the pool fewer than `total`."""
+        ...
+
+    def slot_refresh(self, *, pool: str, owner: str, lease: str, expires: float, now: float) -> None:
+        """Extend `lease` to `expires`, adding it again if it ran out and was dropped."""
+        ...
+
+    def slot_release(self, *, pool: str, owner: str, lease: str) -> None: ...

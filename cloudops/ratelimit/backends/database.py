@@ -6,6 +6,12 @@ so two first hits cannot both miss it); on SQLite the transaction starts with
 `BEGIN IMMEDIATE`, which takes the database write lock up front. Either way a second process reads the row only after the
 first has committed, so no more than `limit` hits are ever admitted.
 
+Slots (cloudops/ratelimit/slots.py) are rows of SlotLease, one per open stream. Taking one
+locks its pool's row in the bucket table first (the same upsert and row lock as a check), so
+the count and the insert that follows are atomic across processes; refreshing or releasing a
+lease touches that lease's row only. Leases that ran out are deleted by the pool's next
+acquisition.
+
 Expired rows are deleted by a prune that runs on a random ~1/`prune_every` of writes (and
 by `manage.py ratelimit_prune`), so the table holds about the live keys only.
 """
@@ -20,13 +26,23 @@ from typing import Any
 
 from django.db import DatabaseError, connections
 
-from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision, KeyState, decide
+from cloudops.ratelimit.backends.base import (
+    INTERNAL_PREFIX,
+    BackendUnavailable,
+    Decision,
+    KeyState,
+    SlotDecision,
+    decide,
+    slot_decide,
+)
 from cloudops.ratelimit.backends.sqlpool import transaction_cursor
-from cloudops.ratelimit.models import RateLimitBucket, RateLimitCounter
+from cloudops.ratelimit.models import RateLimitBucket, RateLimitCounter, SlotLease
 from cloudops.structured_logging import get_logger
 
 VIOLATIONS = "violations"
 KEY_LENGTH = 255
+# A pool's row in the bucket table is the lock its slot acquisitions queue on.
+SLOT_LOCK_PREFIX = INTERNAL_PREFIX + "slots:"
 
 logger = get_logger("cloudops.ratelimit")
 
@@ -179,3 +195,55 @@ class DatabaseBackend:
         names = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
         where = "the main database" if self.alias == "default" else "STATE_BACKEND_URL"
         return f"{names.get(vendor, vendor)} state backend reachable ({where})"
+
+    @cached_property
+    def _slot_sql(self) -> dict[str, str]:
+        qn = connections[self.alias].ops.quote_name
+        table = qn(SlotLease._meta.db_table)
+        lease, pool, owner, expires = qn("lease"), qn("pool"), qn("owner"), qn("expires_at")
+        held = f"SELECT COUNT(*), MIN({expires}) FROM {table} WHERE {pool} = %s"
+        return {
+            "expire": f"DELETE FROM {table} WHERE {pool} = %s AND {expires} <= %s",
+            "pool": held,
+            "owner": f"{held} AND {owner} = %s",
+            "insert": f"INSERT INTO {table} ({lease}, {pool}, {owner}, {expires}) VALUES (%s, %s, %s, %s)",
+            "refresh": f"UPDATE {table} SET {expires} = %s WHERE {lease} = %s",
+            "release": f"DELETE FROM {table} WHERE {lease} = %s",
+        }
+
+    def slot_acquire(
+        self, *, pool: str, owner: str, lease: str, per_owner: int, total: int, expires: float, now: float
+    ) -> SlotDecision:
+        sql = self._slot_sql
+        try:
+            with transaction_cursor(self.alias) as cursor:
+                self._locked_hits(cursor, SLOT_LOCK_PREFIX + pool, expires - now, now)
+                cursor.execute(sql["expire"], [pool, now])
+                cursor.execute(sql["owner"], [pool, owner])
+                owned = cursor.fetchone()
+                cursor.execute(sql["pool"], [pool])
+                pooled = cursor.fetchone()
+                decision = slot_decide(
+                    owner=(owned[0], owned[1]), pool=(pooled[0], pooled[1]), per_owner=per_owner, total=total, now=now
+                )
+                if decision.allowed:
+                    cursor.execute(sql["insert"], [lease, pool, owner, expires])
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+        return decision
+
+    def slot_refresh(self, *, pool: str, owner: str, lease: str, expires: float, now: float) -> None:
+        try:
+            with transaction_cursor(self.alias) as cursor:
+                cursor.execute(self._slot_sql["refresh"], [expires, lease])
+                if cursor.rowcount == 0:  # ran out and was deleted: the stream still holds it
+                    cursor.execute(self._slot_sql["insert"], [lease, pool, owner, expires])
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc
+
+    def slot_release(self, *, pool: str, owner: str, lease: str) -> None:
+        try:
+            with transaction_cursor(self.alias) as cursor:
+                cursor.execute(self._slot_sql["release"], [lease])
+        except DatabaseError as exc:
+            raise self._fail(exc) from exc

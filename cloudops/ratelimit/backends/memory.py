@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import threading
 
-from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, Decision, KeyState, decide
+from cloudops.ratelimit.backends.base import (
+    INTERNAL_PREFIX,
+    Decision,
+    Held,
+    KeyState,
+    SlotDecision,
+    decide,
+    slot_decide,
+)
 
 
 class MemoryBackend:
@@ -17,6 +25,7 @@ class MemoryBackend:
         self._lock = threading.Lock()
         self._hits: dict[str, tuple[list[float], float]] = {}  # key -> (timestamps, window)
         self._violations = 0
+        self._leases: dict[str, tuple[str, str, float]] = {}  # lease -> (pool, owner, expires)
 
     def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
         with self._lock:
@@ -58,3 +67,27 @@ class MemoryBackend:
 
     def ping(self) -> str:
         return "In-process state (tests only: not shared between processes)"
+
+    def _held(self, pool: str, owner: str | None) -> Held:
+        expiries = [e for p, o, e in self._leases.values() if p == pool and owner in (None, o)]
+        return len(expiries), min(expiries, default=None)
+
+    def slot_acquire(
+        self, *, pool: str, owner: str, lease: str, per_owner: int, total: int, expires: float, now: float
+    ) -> SlotDecision:
+        with self._lock:
+            self._leases = {k: v for k, v in self._leases.items() if v[0] != pool or v[2] > now}
+            decision = slot_decide(
+                owner=self._held(pool, owner), pool=self._held(pool, None), per_owner=per_owner, total=total, now=now
+            )
+            if decision.allowed:
+                self._leases[lease] = (pool, owner, expires)
+            return decision
+
+    def slot_refresh(self, *, pool: str, owner: str, lease: str, expires: float, now: float) -> None:
+        with self._lock:
+            self._leases[lease] = (pool, owner, expires)
+
+    def slot_release(self, *, pool: str, owner: str, lease: str) -> None:
+        with self._lock:
+            self._leases.pop(lease, None)

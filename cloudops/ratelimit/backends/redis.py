@@ -6,12 +6,17 @@ window, and keeps a `clients` sorted set (member = key, score = when its state e
 for metrics and the admin (trimmed of expired keys on ~1% of hits and on every read). Redis runs scripts atomically, so concurrent checks from any
 number of processes are serialised per server. Not for Redis Cluster: the script touches
 the shared `clients` and `violations` keys, which live in other hash slots.
+
+Slots (cloudops/ratelimit/slots.py): a sorted set per pool and one per owner in it (member =
+lease, score = when it runs out); SLOT_SCRIPT drops the leases that ran out, counts, and adds
+the new one, atomically. Each set expires by itself one lease after its last change.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 import secrets
 import weakref
@@ -21,7 +26,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision, KeyState
+from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable, Decision, KeyState, SlotDecision
 
 PREFIX = "cloudops:ratelimit:"
 CLIENTS = PREFIX + "~clients"
@@ -56,6 +61,27 @@ return {allowed and 1 or 0, count, oldest[2] or ''}
 
 
 HIT_SHA = hashlib.sha1(HIT_SCRIPT.encode()).hexdigest()
+
+SLOTS = PREFIX + "~slots:"
+# KEYS: the owner's set, the pool's set. ARGV: now, expires, lease, per_owner, total.
+# Returns {1} when taken, {0, "owner" or "pool", the oldest lease's expiry} when full.
+SLOT_SCRIPT = """
+local now, expires = tonumber(ARGV[1]), tonumber(ARGV[2])
+local caps = {tonumber(ARGV[4]), tonumber(ARGV[5])}
+local names = {'owner', 'pool'}
+for i = 1, 2 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if redis.call('ZCARD', KEYS[i]) >= caps[i] then
+    return {0, names[i], redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')[2]}
+  end
+end
+local ttl = math.ceil((expires - now) * 1000)
+for i = 1, 2 do
+  redis.call('ZADD', KEYS[i], expires, ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return {1}
+"""
 
 
 class RedisBackend:
@@ -145,7 +171,7 @@ class RedisBackend:
 
     def keys(self, *, now: float, limit: int = 200) -> list[KeyState]:
         def run() -> list[KeyState]:
-            live = self.client.zrangebyscore(CLIENTS, f"({now!r}", "+inf", withscores=True)
+            live: list[tuple[bytes, float]] = self.client.zrangebyscore(CLIENTS, f"({now!r}", "+inf", withscores=True)  # type: ignore[assignment]  # withscores
             names = [name.decode() for name, _ in live]
             pipe = self.client.pipeline()
             for name in names:
@@ -170,3 +196,79 @@ class RedisBackend:
     def ping(self) -> str:
         self._call(self.client.ping)
         return "Redis state backend reachable"
+
+    # --- slots -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _slot_keys(pool: str, owner: str) -> list[str]:
+        return [f"{SLOTS}{pool}:{owner}", f"{SLOTS}{pool}"]
+
+    @cached_property
+    def _slot_script(self) -> Any:
+        return self.client.register_script(SLOT_SCRIPT)
+
+    @staticmethod
+    def _slot_decision(reply: Any, now: float) -> SlotDecision:
+        if reply[0] == 1:
+            return SlotDecision(True, now=now)
+        return SlotDecision(False, reply[1].decode(), float(reply[2]), now)
+
+    def slot_acquire(
+        self, *, pool: str, owner: str, lease: str, per_owner: int, total: int, expires: float, now: float
+    ) -> SlotDecision:
+        args = [repr(now), repr(expires), lease, per_owner, total]
+        reply = self._call(lambda: self._slot_script(keys=self._slot_keys(pool, owner), args=args))
+        return self._slot_decision(reply, now)
+
+    async def aslot_acquire(
+        self, *, pool: str, owner: str, lease: str, per_owner: int, total: int, expires: float, now: float
+    ) -> SlotDecision:
+        """`slot_acquire` on the event loop (redis.asyncio), as `ahit` is for `hit`."""
+        args: list[str | int] = [repr(now), repr(expires), lease, per_owner, total]
+        client = self.async_client()
+        try:
+            reply = await client.register_script(SLOT_SCRIPT)(keys=self._slot_keys(pool, owner), args=args)
+        except redis.RedisError as exc:
+            raise BackendUnavailable(f"Redis state backend: {type(exc).__name__}: {exc}") from exc
+        return self._slot_decision(reply, now)
+
+    def _slot_refresh_pipeline(self, pipe: Any, pool: str, owner: str, lease: str, expires: float, now: float) -> None:
+        # Every lease lasts as long, so the newest one's length is the whole set's.
+        ttl = max(1, math.ceil((expires - now) * 1000))
+        for key in self._slot_keys(pool, owner):
+            pipe.zadd(key, {lease: expires})
+            pipe.pexpire(key, ttl)
+
+    def slot_refresh(self, *, pool: str, owner: str, lease: str, expires: float, now: float) -> None:
+        def run() -> None:
+            pipe = self.client.pipeline()
+            self._slot_refresh_pipeline(pipe, pool, owner, lease, expires, now)
+            pipe.execute()
+
+        self._call(run)
+
+    async def aslot_refresh(self, *, pool: str, owner: str, lease: str, expires: float, now: float) -> None:
+        try:
+            async with self.async_client().pipeline() as pipe:
+                self._slot_refresh_pipeline(pipe, pool, owner, lease, expires, now)
+                await pipe.execute()
+        except redis.RedisError as exc:
+            raise BackendUnavailable(f"Redis state backend: {type(exc).__name__}: {exc}") from exc
+
+    def slot_release(self, *, pool: str, owner: str, lease: str) -> None:
+        def run() -> None:
+            pipe = self.client.pipeline()
+            for key in self._slot_keys(pool, owner):
+                pipe.zrem(key, lease)
+            pipe.execute()
+
+        self._call(run)
+
+    async def aslot_release(self, *, pool: str, owner: str, lease: str) -> None:
+        try:
+            async with self.async_client().pipeline() as pipe:
+                for key in self._slot_keys(pool, owner):
+                    pipe.zrem(key, lease)
+                await pipe.execute()
+        except redis.RedisError as exc:
+            raise BackendUnavailable(f"Redis state backend: {type(exc).__name__}: {exc}") from exc

@@ -22,8 +22,12 @@ from django.db import DatabaseError, connections
 
 # At most this many connections per process and database; further checks wait for one (a
 # check holds it for a few statements), so a burst of threads never exhausts the server's
-# max_connections.
+# max_connections. SQLite has one writer, and a check takes the write lock first: with more
+# than one connection the others only wait inside SQLite's busy handler (sleep and retry),
+# which cost a request more than the check itself (bench/ratelimit.py: +66% of the cheapest
+# request's CPU with 8 connections, +27% with one).
 POOL_SIZE = 8
+SQLITE_POOL_SIZE = 1
 WAIT_SECONDS = 10.0
 
 _pools: dict[str, queue.SimpleQueue[Any]] = {}
@@ -49,7 +53,8 @@ def transaction_cursor(alias: str) -> Iterator[Any]:
         return
     with _setup:
         pool = _pools.setdefault(alias, queue.SimpleQueue())
-        slots = _slots.setdefault(alias, threading.BoundedSemaphore(POOL_SIZE))
+        size = SQLITE_POOL_SIZE if django_connection.vendor == "sqlite" else POOL_SIZE
+        slots = _slots.setdefault(alias, threading.BoundedSemaphore(size))
     if not slots.acquire(timeout=WAIT_SECONDS):
         raise DatabaseError(f"no rate-limit database connection free within {WAIT_SECONDS:g} s")
     try:

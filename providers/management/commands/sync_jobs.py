@@ -6,8 +6,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from cloudops.backup import hold_serving_lock_for_default_database
 from cloudops.structured_logging import correlation_scope
-from providers.store import hold_serving_lock_for_default_database
 from providers.sync import jobs_sync
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, loop: bool, interval: float, **options: Any) -> None:
         if loop:
-            # A long-running writer, like a server: `restore` must see it (providers/store/lock.py).
+            # A long-running writer, like a server: `restore` must see it (cloudops/backup/lock.py).
             hold_serving_lock_for_default_database()
         while True:
             with correlation_scope():

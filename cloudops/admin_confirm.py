@@ -1,0 +1,68 @@
+"""A confirmation page before an admin action that cannot be undone (cancel, revoke), and
+change pages that only show.
+
+Like Django's "delete selected": the action first answers with templates/admin/confirm_action.html,
+whose "Yes" posts the same action again with post=yes; only then does it run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+
+def confirmed(request: HttpRequest) -> bool:
+    return request.POST.get("post") == "yes"
+
+
+def confirm_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    *,
+    title: str,
+    question: str,
+    objects: Iterable[Any],
+    confirm_label: str,
+    hidden: list[tuple[str, str]],
+    form_action: str = "",
+    nothing_to_do: str = "",
+) -> TemplateResponse:
+    opts = model_admin.model._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": opts,
+        "title": title,
+        "question": question,
+        "objects": [str(obj) for obj in objects],
+        "confirm_label": confirm_label,
+        "hidden": hidden,
+        "form_action": form_action,
+        "nothing_to_do": nothing_to_do,
+        "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+    }
+    return TemplateResponse(request, "admin/confirm_action.html", context)
+
+
+def action_hidden(action: str, pks: Iterable[Any]) -> list[tuple[str, str]]:
+    """The fields that post the changelist action `action` again for these rows."""
+    return [("action", action), *((helpers.ACTION_CHECKBOX_NAME, str(pk)) for pk in pks)]
+
+
+class ReadOnlyPageMixin:
+    """For a ModelAdmin whose change page only shows (its changes are actions: cancel, reset):
+    no Save buttons, and a post to the page is refused rather than "saved" unchanged."""
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "POST":
+            raise PermissionDenied
+        read_only = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **read_only})  # type: ignore[misc]

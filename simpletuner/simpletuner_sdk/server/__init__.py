@@ -1,0 +1,1 @@
+"""The guide's import path; see the `simpletuner` package."""
