@@ -1,7 +1,7 @@
 """Rate-limit state for the `database` backend (SQLite, PostgreSQL, MySQL/MariaDB).
 
-One row per limited key, holding the admitted timestamps of its current window as a JSON
-array: the row is what a check locks, so each key's read-decide-write is atomic while
+One row per limited key, holding the admitted timestamps of its current window, packed
+(backends.database.encode_hits; a JSON array is read too): the row is what a check locks, so each key's read-decide-write is atomic while
 different keys never wait for each other. Times are Unix seconds (floats), like the Redis
 backend's scores, so both backends share one clock and no timezone conversion.
 """
@@ -15,7 +15,8 @@ class RateLimitBucket(models.Model):
     """The admitted requests of one key in its sliding window."""
 
     key = models.CharField(max_length=255, primary_key=True)
-    # JSON array of Unix timestamps, oldest first; only those inside the window are kept.
+    # Unix timestamps, oldest first, packed by backends.database.encode_hits (or a JSON array,
+    # as the default); only those inside the window are kept.
     hits = models.TextField(default="[]")
     window = models.FloatField()
     # Newest hit + window: after this the row holds nothing and pruning deletes it.

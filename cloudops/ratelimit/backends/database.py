@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import struct
 from functools import cached_property
 from typing import Any
 
@@ -35,7 +36,7 @@ from cloudops.ratelimit.backends.base import (
     decide,
     slot_decide,
 )
-from cloudops.ratelimit.backends.sqlpool import transaction_cursor
+from cloudops.ratelimit.backends.sqlpool import param_style, transaction_cursor
 from cloudops.ratelimit.models import RateLimitBucket, RateLimitCounter, SlotLease
 from cloudops.structured_logging import get_logger
 
@@ -45,6 +46,22 @@ KEY_LENGTH = 255
 SLOT_LOCK_PREFIX = INTERNAL_PREFIX + "slots:"
 
 logger = get_logger("cloudops.ratelimit")
+
+
+def encode_hits(hits: list[float]) -> str:
+    """A key's log as stored: little-endian doubles in hex. Not JSON: parsing a hundred float
+    literals was a third of a check's CPU, unpacking them is a few microseconds, and the times
+    come back bit for bit."""
+    return struct.pack(f"<{len(hits)}d", *hits).hex()
+
+
+def decode_hits(stored: str) -> list[float]:
+    """`encode_hits` reversed; a JSON array (the column's default, and rows written before the
+    packed format) is read as such."""
+    if stored.startswith("["):
+        return [float(t) for t in json.loads(stored)]
+    packed = bytes.fromhex(stored)
+    return list(struct.unpack(f"<{len(packed) // 8}d", packed))
 
 
 def row_key(key: str) -> str:
@@ -88,7 +105,7 @@ class DatabaseBackend:
         else:
             upsert = f"{insert} ON CONFLICT ({key}) DO UPDATE SET {window} = excluded.{window}"
             violation = f"{count} ON CONFLICT ({qn('name')}) DO UPDATE SET {value} = {counters}.{value} + 1"
-        return {
+        statements = {
             "select": f"SELECT {qn('hits')} FROM {table} WHERE {key} = %s{lock}",
             "update": f"UPDATE {table} SET {qn('hits')} = %s, {window} = %s, {qn('expires_at')} = %s WHERE {key} = %s",
             # Upserts, not INSERT IGNORE: on InnoDB a duplicate-key INSERT IGNORE takes a shared
@@ -97,6 +114,7 @@ class DatabaseBackend:
             "upsert": upsert,
             "violation": violation,
         }
+        return {name: param_style(sql, connection.vendor) for name, sql in statements.items()}
 
     def _locked_hits(self, cursor: Any, key: str, window: float, now: float) -> str:
         cursor.execute(self._sql["select"], [key])
@@ -126,10 +144,10 @@ class DatabaseBackend:
 
     def _hit_locked(self, key: str, *, limit: int, window: float, now: float) -> Decision:
         with transaction_cursor(self.alias) as cursor:
-            hits = json.loads(self._locked_hits(cursor, key, window, now))
+            hits = decode_hits(self._locked_hits(cursor, key, window, now))
             decision, kept = decide(hits, now=now, limit=limit, window=window, record=True)
             if decision.allowed:
-                cursor.execute(self._sql["update"], [json.dumps(kept), window, kept[-1] + window, key])
+                cursor.execute(self._sql["update"], [encode_hits(kept), window, kept[-1] + window, key])
             elif not key.startswith(INTERNAL_PREFIX):
                 # The last lock a check takes, so it cannot close a deadlock cycle.
                 cursor.execute(self._sql["violation"], [VIOLATIONS])
@@ -137,7 +155,7 @@ class DatabaseBackend:
 
     def _peek(self, key: str, *, limit: int, window: float, now: float) -> Decision:
         row = RateLimitBucket.objects.using(self.alias).filter(key=key).values_list("hits", flat=True).first()
-        decision, _ = decide(json.loads(row or "[]"), now=now, limit=limit, window=window, record=False)
+        decision, _ = decide(decode_hits(row or "[]"), now=now, limit=limit, window=window, record=False)
         return decision
 
     def reset(self, key: str) -> bool:
@@ -161,7 +179,7 @@ class DatabaseBackend:
             raise self._fail(exc) from exc
         states = []
         for key, hits, window in rows:
-            live = [t for t in json.loads(hits) if t > now - window]
+            live = [t for t in decode_hits(hits) if t > now - window]
             if live:
                 states.append(KeyState(key, len(live), live[-1] + window))
         return sorted(states, key=lambda s: -s.count)[:limit]
@@ -198,11 +216,12 @@ class DatabaseBackend:
 
     @cached_property
     def _slot_sql(self) -> dict[str, str]:
-        qn = connections[self.alias].ops.quote_name
+        connection = connections[self.alias]
+        qn = connection.ops.quote_name
         table = qn(SlotLease._meta.db_table)
         lease, pool, owner, expires = qn("lease"), qn("pool"), qn("owner"), qn("expires_at")
         held = f"SELECT COUNT(*), MIN({expires}) FROM {table} WHERE {pool} = %s"
-        return {
+        statements = {
             "expire": f"DELETE FROM {table} WHERE {pool} = %s AND {expires} <= %s",
             "pool": held,
             "owner": f"{held} AND {owner} = %s",
@@ -210,6 +229,7 @@ class DatabaseBackend:
             "refresh": f"UPDATE {table} SET {expires} = %s WHERE {lease} = %s",
             "release": f"DELETE FROM {table} WHERE {lease} = %s",
         }
+        return {name: param_style(sql, connection.vendor) for name, sql in statements.items()}
 
     def slot_acquire(
         self, *, pool: str, owner: str, lease: str, per_owner: int, total: int, expires: float, now: float

@@ -8,6 +8,11 @@ checks therefore borrow from a small pool of Django connections that stay open, 
 concurrent check. Each check is its own short transaction, so a pooled connection holds no
 lock between checks. Callers already inside a transaction on the state database keep using
 Django's connection (so tests and atomic views see their own uncommitted rows).
+
+A pooled check runs on the driver's own cursor, inside the connection's error wrapper (so
+failures are still Django's DatabaseError): Django's cursor wrapper rewrites every statement
+for SQLite's paramstyle and wraps each call, which cost a check about as much as SQLite's
+work. Statements for it use the driver's paramstyle (`param_style`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ WAIT_SECONDS = 10.0
 _pools: dict[str, queue.SimpleQueue[Any]] = {}
 _slots: dict[str, threading.BoundedSemaphore] = {}
 _setup = threading.Lock()
+
+
+def param_style(sql: str, vendor: str) -> str:
+    """`sql` written with %s placeholders, in the driver's paramstyle (SQLite's is qmark)."""
+    return sql.replace("%s", "?") if vendor == "sqlite" else sql
 
 
 def _begin_statement(wrapper: Any) -> str:
@@ -78,28 +88,34 @@ def _begun(pool: queue.SimpleQueue[Any], alias: str) -> tuple[Any, Any]:
     except queue.Empty:
         wrapper, reused = _new(alias), False
     try:
-        cursor = wrapper.cursor()
-        cursor.execute(_begin_statement(wrapper))
-        return wrapper, cursor
+        return wrapper, _begin(wrapper)
     except DatabaseError:
         wrapper.close()
         if not reused:
             raise
     wrapper = _new(alias)
-    cursor = wrapper.cursor()
-    cursor.execute(_begin_statement(wrapper))
-    return wrapper, cursor
+    return wrapper, _begin(wrapper)
+
+
+def _begin(wrapper: Any) -> Any:
+    """The driver's cursor on `wrapper`'s connection, with a transaction begun."""
+    with wrapper.wrap_database_errors:
+        wrapper.ensure_connection()
+        cursor = wrapper.connection.cursor()
+        cursor.execute(_begin_statement(wrapper))
+    return cursor
 
 
 def _in_transaction(pool: queue.SimpleQueue[Any], alias: str) -> Iterator[Any]:
     wrapper, cursor = _begun(pool, alias)
     try:
-        try:
-            yield cursor
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        cursor.execute("COMMIT")
+        with wrapper.wrap_database_errors:
+            try:
+                yield cursor
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
     except DatabaseError:
         wrapper.close()  # broken or unknown state: never reused
         raise
