@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from markdown.extensions.toc import slugify
+from markdown.extensions.toc import slugify  # type: ignore[import-untyped]  # no stubs installed
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
