@@ -5,7 +5,7 @@ PORT ?= 8080
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast lint fmt migrations-check venv venv-dev clean
+.PHONY: run test test-fast lint fmt docs migrations-check venv venv-dev clean
 
 # Stamp files: reinstall only when a requirements file changes.
 $(VENV)/.runtime: requirements.txt
@@ -44,6 +44,11 @@ lint: $(VENV)/.dev
 fmt: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8000/, rebuilt on every save:
+# the address SIMPLETUNER_DOCS_URL defaults to, so the setup hints' links work locally.
+docs: $(VENV)/.dev
+	$(VENV)/bin/mkdocs serve
 
 migrations-check: $(VENV)/.runtime
 	$(PY) manage.py makemigrations --check --dry-run

@@ -71,7 +71,7 @@ class Outage:
     def failed(self, exc: BaseException) -> None:
         if self.failed_at is None:
             logger.warning(
-                "Redis is unavailable: the cache and live events degrade (README: When Redis is down or hung)",
+                "Redis is unavailable: the cache and live events degrade (docs/deploying.md: When Redis is down or hung)",
                 extra={"error": f"{type(exc).__name__}: {exc}", "retry_seconds": self.pause},
             )
         self.failed_at = self.clock()

@@ -1,6 +1,7 @@
-"""The README's operator scripts, run for real against a separate installation.
+"""The documented operator scripts, run for real against a separate installation.
 
-The guide's cron script is taken from README.md, where it is copied verbatim from the guide.
+The guide's cron script is taken from docs/backup.md, where it is copied verbatim from the guide,
+and the SQLite recipes from docs/troubleshooting.md.
 Its one line that names a machine path, `BACKUP_DIR="/backup/simpletuner"`, points at a
 temporary directory instead: a test must never write (or, through the script's `find
 -delete`, delete) anything in a real /backup. Everything else runs as written, with HOME
@@ -30,16 +31,16 @@ CRON_HEADER = "# /etc/cron.daily/simpletuner-backup"
 BACKUP_DIR_LINE = 'BACKUP_DIR="/backup/simpletuner"'
 
 
-def readme_block(*containing: str) -> str:
-    """The first ```bash block of README.md that contains every string given."""
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+def doc_block(page: str, *containing: str) -> str:
+    """The first ```bash block of docs/<page> that contains every string given."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "docs" / page).read_text(), flags=re.S)
     matches = [block for block in blocks if all(text in block for text in containing)]
-    assert matches, f"no bash block in README.md contains {containing!r}"
+    assert matches, f"no bash block in docs/{page} contains {containing!r}"
     return matches[0]
 
 
 def guide_cron_script() -> str:
-    script = readme_block(CRON_HEADER, "sqlite3")
+    script = doc_block("backup.md", CRON_HEADER, "sqlite3")
     assert script.startswith("#!/bin/bash\n" + CRON_HEADER)
     assert script.count(BACKUP_DIR_LINE) == 1
     return script
@@ -122,13 +123,13 @@ def _cli_has_dbpage() -> bool:
 def test_the_troubleshooting_recovery_recipes_give_a_database_restore_accepts(
     instance: Instance, tmp_path: Path
 ) -> None:
-    recover = readme_block('".recover"')
+    recover = doc_block("troubleshooting.md", '".recover"')
     commands = [line for line in recover.splitlines() if line.startswith("sqlite3")]
     assert commands == [
         'sqlite3 ~/.simpletuner/config/cloud/jobs.db "PRAGMA integrity_check"',
         'sqlite3 ~/.simpletuner/config/cloud/jobs.db ".recover" | sqlite3 jobs_recovered.db',
     ]
-    dump = readme_block('".dump"').strip()
+    dump = doc_block("troubleshooting.md", '".dump"').strip()
     assert dump == 'sqlite3 ~/.simpletuner/config/cloud/jobs.db ".dump" | sqlite3 jobs_recovered.db'
     env = {**instance.env(), "PATH": os.environ["PATH"]}
 
@@ -145,7 +146,7 @@ def test_the_troubleshooting_recovery_recipes_give_a_database_restore_accepts(
         instance.manage("restore", str(tmp_path / "recover" / "jobs_recovered.db"))
         assert instance.job_names() == ["first", "second", "third"]
     else:
-        # What the README says about shells built without sqlite_dbpage (Debian 12's).
+        # What docs/troubleshooting.md says about shells built without sqlite_dbpage (Debian 12's).
         assert "SQL logic error" in recovered.stderr
         refused = instance.manage("restore", str(tmp_path / "recover" / "jobs_recovered.db"), check=False)
         assert refused.returncode == 1 and "is not a SQLite database" in refused.stderr
@@ -156,7 +157,7 @@ def test_the_troubleshooting_recovery_recipes_give_a_database_restore_accepts(
 
 
 def test_the_troubleshooting_checkpoint_empties_the_wal(instance: Instance) -> None:
-    recipe = readme_block("wal_checkpoint(TRUNCATE)")
+    recipe = doc_block("troubleshooting.md", "wal_checkpoint(TRUNCATE)")
     (command,) = [line for line in recipe.splitlines() if line.startswith("sqlite3")]
     env = {**instance.env(), "PATH": os.environ["PATH"]}
 

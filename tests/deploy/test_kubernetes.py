@@ -19,7 +19,8 @@ from tests.processes import ROOT, django_env
 from tests.server.live import free_port, running
 
 SERVER_LABELS = {"app.kubernetes.io/name": "cloudops", "app.kubernetes.io/component": "server"}
-README = (ROOT / "README.md").read_text()
+# The one table of every variable cloudops reads (tests/docs/ checks it against the code).
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
 
 
 def server_container() -> dict:
@@ -144,7 +145,7 @@ def test_every_setting_is_a_variable_cloudops_reads() -> None:
     config = manifest("ConfigMap", "cloudops-config")["data"]
     secret = manifest("Secret", "cloudops-secrets")["stringData"]
     for name in [*config, *secret]:
-        assert name.startswith("PYTHON") or f"`{name}`" in README, name
+        assert name.startswith("PYTHON") or f"`{name}`" in CONFIGURATION, name
 
 
 def test_outputs_are_on_a_shared_volume_under_simpletuner_home() -> None:

@@ -1,4 +1,4 @@
-"""The limiter's extension API, as the README's "Python API" documents it.
+"""The limiter's extension API, as docs/rate-limiting.md's "Python API" documents it.
 
 The surface itself is pinned here, so a name is added or removed on purpose. Entry points that
 no other test calls directly are tested here, on every backend; the others are tested where

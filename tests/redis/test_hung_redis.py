@@ -3,7 +3,7 @@
 Replays the fault run: real `manage.py serve` processes on the test database and a Redis of
 the test's own, stopped by hand. Before the fix a submit took 6.7 s, a webhook 5.7 s, health
 6.6 s and a scrape 11.6 s (past Prometheus' 10 s timeout), and the scrape had no job metrics.
-Every Redis use now gives up after REDIS_TIMEOUT (1 s) and degrades as the README's table says.
+Every Redis use now gives up after REDIS_TIMEOUT (1 s) and degrades as the table in docs/deploying.md says.
 How long a request waits is bounded by construction, not timed here (no timed asserts in tests):
 settings give every Redis client REDIS_TIMEOUT (tests/config/test_settings.py) and a process that
 saw Redis fail skips it for a while (tests/redis/test_degraded_backends.py). These tests check
