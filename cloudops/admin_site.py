@@ -111,5 +111,10 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
     if user.has_perm("audit.view_auditentry"):
         traffic = panels.webhook_traffic(now=now)
         chart = panels.webhooks_chart(traffic)
-        context["webhooks"] = {"traffic": traffic, "chart": chart, "replay_minutes": panels.replay_minutes()}
+        context["webhooks"] = {
+            "traffic": traffic,
+            "chart": chart,
+            "replay_minutes": panels.replay_minutes(),
+            "other": panels.OTHER,
+        }
     return context

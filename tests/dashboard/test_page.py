@@ -144,3 +144,21 @@ def test_a_broken_health_component_shows_unhealthy_and_the_page_still_renders(
     assert "dash-status-unhealthy" in broken and "ModuleNotFoundError" in broken
     assert 'data-component="database"' in health, "the other components are still checked"
     assert 'id="dash-jobs"' in page
+
+
+def test_each_rejection_reason_links_to_its_audit_entries(
+    admin_client: Client, post_webhook: Callable[..., Any], local_job: Job
+) -> None:
+    seed.webhook_traffic(post_webhook, local_job)
+    page = index(admin_client)
+    links = {
+        "signature 2": "?event_type=webhook_rejected&target_id=local&details__reason=signature",
+        "rate_limited 1": "?event_type=rate_limited&target_id=/api/webhooks/local",
+        "ip_not_allowed 1": "?event_type=webhook_rejected&target_id=replicate&details__reason=ip_not_allowed",
+    }
+    for text, query in links.items():
+        url = f"/admin/audit/auditentry/{query}"
+        assert f'<a href="{url.replace("&", "&amp;")}">{text}</a>' in page, text
+        listed = admin_client.get(url)
+        assert listed.status_code == 200, text
+        assert listed.context["cl"].result_count == int(text.split()[-1]), text
