@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.models import User
@@ -19,11 +20,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from audit.admin_changes import audited
 from cloudops import audit_events as events
 from cloudops import auditing
 from cloudops.auditing import user_agent
+from cloudops.health import overall_status, run_checks
+from providers import dashboard as panels
 
 # Why AdminAuthenticationForm refuses an account whose password was right.
 _REFUSALS = {"invalid_login": "not staff", "inactive": "inactive"}
@@ -46,6 +50,12 @@ class CloudopsAdminSite(admin.AdminSite):
     site_title = "cloudops"
     index_title = "SimpleTuner cloud operations"
     login_form = AuditedAdminAuthenticationForm
+    # "View site": there is no public site, so the API's interactive documentation.
+    site_url = "/api/docs/"
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        # The index is the operations dashboard (templates/admin/index.html), above the app list.
+        return super().index(request, {"dashboard": dashboard(request), **(extra_context or {})})
 
     def register(self, model_or_iterable: Any, admin_class: type | None = None, **options: Any) -> None:
         # Every ModelAdmin, ours and Django's own (users, groups), audits what it saves.
@@ -81,3 +91,30 @@ def _audit_password_change(request: HttpRequest, response: HttpResponseBase) -> 
         user_login_failed.send(
             sender=CloudopsAdminSite, credentials=credentials, request=request, reason="wrong old password"
         )
+
+
+def dashboard(request: HttpRequest) -> dict[str, Any]:
+    """The dashboard's panels. Health is every staff user's, as the health document's internal
+    error text is (cloudops.health); each other panel needs the view permission of what it
+    shows, as the admin's pages do. A dozen aggregate queries, whatever the tables hold."""
+    user = request.user
+    now = timezone.now()
+    components = run_checks(settings.HEALTH_CHECKS)
+    context: dict[str, Any] = {"health": components, "health_status": overall_status(components)}
+    if user.has_perm("providers.view_job"):
+        tz = timezone.get_current_timezone()
+        days = panels.jobs_per_day(now=now, tz=tz)
+        context["jobs"] = {"days": days, "chart": panels.jobs_chart(days, tz_name=str(tz)), "tz": str(tz)}
+        context["failed_jobs"] = panels.recent_failed_jobs()
+    if user.has_perm("providers.view_providerconfig"):
+        context["spend"] = [(s, panels.spend_meter(s)) for s in panels.spend_per_provider(now=now)]
+    if user.has_perm("audit.view_auditentry"):
+        traffic = panels.webhook_traffic(now=now)
+        chart = panels.webhooks_chart(traffic)
+        context["webhooks"] = {
+            "traffic": traffic,
+            "chart": chart,
+            "replay_minutes": panels.replay_minutes(),
+            "other": panels.OTHER,
+        }
+    return context
