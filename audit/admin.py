@@ -7,13 +7,33 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from audit.chain import AuditKeyUnavailable
 from audit.models import AuditEntry
 from audit.selectors import head_state, head_summary, latest_verification
 from audit.verification import AuditRangeError, VerifyResult, audit_verify
-from cloudops.admin_lists import CappedCountPaginator, IndexedValuesFilter
+from cloudops.admin_lists import CappedCountPaginator, IndexedValuesFilter, timestamp_column
+
+# Target types whose id is the object's primary key on a page of this admin: the services'
+# "job", and the "app.model" labels of admin changes (audit.admin_changes). Other targets
+# ("provider" by name, "api_key" by prefix, "user" by username or id) have no such page.
+TARGET_PAGES = {"job": "admin:providers_job_change"}
+
+
+def target_page(entry: AuditEntry) -> str | None:
+    """The admin page of the entry's target, if it has one."""
+    name = TARGET_PAGES.get(entry.target_type)
+    if name is None and entry.target_type.count(".") == 1:
+        name = "admin:{}_{}_change".format(*entry.target_type.split("."))
+    if name is None or not entry.target_id:
+        return None
+    try:
+        return reverse(name, args=[entry.target_id])
+    except NoReverseMatch:
+        return None
 
 
 class VerifyForm(forms.Form):
@@ -40,13 +60,13 @@ class AuditEntryAdmin(admin.ModelAdmin):
     change_list_template = "admin/audit/auditentry/change_list.html"
     list_display = [
         "sequence",
-        "timestamp",
+        "timestamp_display",
         "event_type",
         "actor_username",
         "actor_api_key",
         "actor_ip",
         "target_type",
-        "target_id",
+        "target_link",
     ]
     list_filter = [("event_type", IndexedValuesFilter), ("target_type", IndexedValuesFilter), "timestamp"]
     search_fields = ["actor_username", "actor_api_key", "actor_ip", "target_id"]
@@ -54,7 +74,21 @@ class AuditEntryAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     ordering = ["-sequence"]
-    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+    # Every field, the timestamp to the second and the target with a link to its page.
+    readonly_fields = [
+        {"timestamp": "timestamp_display", "target_id": "target_link"}.get(f.name, f.name)
+        for f in AuditEntry._meta.fields
+    ]
+    fields = list(readonly_fields)
+
+    timestamp_display = timestamp_column("timestamp", "Timestamp")
+
+    @admin.display(description="Target ID", ordering="target_id")
+    def target_link(self, entry: AuditEntry) -> SafeString | str:
+        url = target_page(entry)
+        if url is None:
+            return entry.target_id or "-"
+        return format_html('<a class="audit-target" href="{}">{}</a>', url, entry.target_id)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

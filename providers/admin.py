@@ -13,14 +13,20 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.safestring import SafeString
 
 from cloudops.admin_confirm import ReadOnlyPageMixin
+from cloudops.admin_lists import timestamp_column
 from providers import admin_jobs  # noqa: F401  # registers the jobs admin
 from providers import config as validators
+from providers.admin_display import circuit_text, cost_limit_text, effective_table, price_table
+from providers.admin_hardware import HardwareTableField
 from providers.circuit import circuit_reset
 from providers.config import CONFIG_FIELDS, provider_config_update
 from providers.http import redact_url
 from providers.models import CircuitBreaker, ProviderConfig
+from providers.registry import get_provider
+from providers.serializers import ProviderConfigOutputSerializer
 
 SSL_WARNING = (
     "Disabling SSL verification is a security risk. Only do this if you have a self-signed certificate or are "
@@ -68,6 +74,12 @@ class ProviderConfigForm(forms.ModelForm):
         widget=SslVerifySelect(),
     )
     confirm_disable_ssl = forms.BooleanField(required=False, label=SSL_WARNING)
+    hardware = HardwareTableField(
+        required=False,
+        label="Price overrides",
+        help_text="Prices that replace the provider's defaults (listed below), or add hardware it does not "
+        "list. Fill a blank row to add one; tick Delete (or empty the row) to go back to the default price.",
+    )
 
     class Meta:
         model = ProviderConfig
@@ -129,15 +141,25 @@ class ProviderConfigAdmin(admin.ModelAdmin):
     class Media:
         js = ["providers/admin/ssl_confirm.js"]
 
-    list_display = ["name", "display_name", "enabled", "updated_at", "updated_by"]
-    readonly_fields = ["name", "updated_at", "updated_by"]
+    list_display = ["name", "display_name", "enabled", "updated_at_display", "updated_by"]
+    readonly_fields = ["name", "updated_at_display", "updated_by", "circuit_state", "effective_values"]
+    readonly_fields += ["cost_limit_spend"]
+    readonly_fields += ["price_table_display"]
     fieldsets = [
-        (None, {"fields": ["name", "display_name", "enabled", "model", "version_override", "default_hardware"]}),
+        (None, {"fields": ["name", "display_name", "enabled", "circuit_state"]}),
+        ("Model and hardware", {"fields": ["model", "version_override", "default_hardware"]}),
         ("Advanced configuration: webhook security", {"fields": ["webhook_allowed_ips", "webhook_require_signature"]}),
         (
             "Advanced configuration: network",
             {
-                "fields": ["ssl_verify", "confirm_disable_ssl", "ssl_ca_bundle", "proxy_url", "http_timeout"],
+                "fields": [
+                    "ssl_verify",
+                    "confirm_disable_ssl",
+                    "ssl_ca_bundle",
+                    "proxy_url",
+                    "http_timeout",
+                    "effective_values",
+                ],
                 "description": "Values set here win over HTTPS_PROXY / SIMPLETUNER_CA_BUNDLE / "
                 "SIMPLETUNER_SSL_VERIFY / SIMPLETUNER_HTTP_TIMEOUT for this provider. NO_PROXY always applies.",
             },
@@ -148,14 +170,41 @@ class ProviderConfigAdmin(admin.ModelAdmin):
         ),
         (
             "Cost limit",
-            {"fields": ["cost_limit_enabled", "cost_limit_amount", "cost_limit_period", "cost_limit_action"]},
+            {
+                "fields": [
+                    "cost_limit_spend",
+                    "cost_limit_enabled",
+                    "cost_limit_amount",
+                    "cost_limit_period",
+                    "cost_limit_action",
+                ]
+            },
         ),
-        (
-            "Hardware prices",
-            {"fields": ["hardware"], "description": '{"gpu-h100": {"price_per_second": 0.001525, "label": "1x H100"}}'},
-        ),
-        ("History", {"fields": ["updated_at", "updated_by"]}),
+        ("Hardware prices", {"fields": ["hardware", "price_table_display"]}),
+        ("History", {"fields": ["updated_at_display", "updated_by"]}),
     ]
+
+    updated_at_display = timestamp_column("updated_at", "Updated at")
+
+    # --- What the API reports besides the stored fields ------------------------------------
+
+    @admin.display(description="Circuit breaker")
+    def circuit_state(self, obj: ProviderConfig) -> str:
+        return circuit_text(_api_view(obj)["circuit_breaker"])
+
+    @admin.display(description="Effective values (what calls and jobs use)")
+    def effective_values(self, obj: ProviderConfig) -> SafeString:
+        return effective_table(_api_view(obj)["effective"])
+
+    @admin.display(description="Spend")
+    def cost_limit_spend(self, obj: ProviderConfig) -> str:
+        return cost_limit_text(_api_view(obj)["cost_limit"])
+
+    @admin.display(description="Prices charged")
+    def price_table_display(self, obj: ProviderConfig) -> SafeString:
+        defaults = {hw.id: hw.price_per_second for hw in get_provider(obj.name).hardware_defaults().values()}
+        view = _api_view(obj)
+        return price_table(view["hardware_prices"], defaults, view["hardware"])
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> type:
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -174,9 +223,21 @@ class ProviderConfigAdmin(admin.ModelAdmin):
         return False
 
 
+def _api_view(obj: ProviderConfig) -> dict[str, Any]:
+    """The provider as GET /api/cloud/providers/{name}/config shows it: the API's own
+    serializer, over the stored row (after a refused save the form's instance holds the
+    refused values). Once per page: the page's fields share it."""
+    if "_api_view" not in obj.__dict__:
+        stored = ProviderConfig.objects.get(pk=obj.pk)
+        obj.__dict__["_api_view"] = ProviderConfigOutputSerializer(stored).data
+    view: dict[str, Any] = obj.__dict__["_api_view"]
+    return view
+
+
 @admin.register(CircuitBreaker)
 class CircuitBreakerAdmin(ReadOnlyPageMixin, admin.ModelAdmin):
-    list_display = ["provider", "state", "consecutive_failures", "failures_total", "opened_at", "last_error"]
+    list_display = ["provider", "state", "consecutive_failures", "failures_total", "opened_at_display", "last_error"]
+    opened_at_display = timestamp_column("opened_at", "Opened at")
     actions = ["reset_selected"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:

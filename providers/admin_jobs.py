@@ -21,7 +21,13 @@ from django.utils.safestring import SafeString
 from rest_framework.exceptions import APIException
 
 from cloudops.admin_confirm import ReadOnlyPageMixin, action_hidden, confirm_page, confirmed
-from cloudops.admin_lists import CappedCountPaginator, IndexedRelatedOnlyFilter, IndexedValuesFilter
+from cloudops.admin_lists import (
+    CappedCountPaginator,
+    IndexedRelatedOnlyFilter,
+    IndexedValuesFilter,
+    timestamp_column,
+    timestamp_text,
+)
 from providers.admin_display import duration_text, progress_text, size_text, status_badge
 from providers.errors import ProviderError
 from providers.jobs import job_cancel, job_logs
@@ -41,7 +47,7 @@ class JobAdmin(ReadOnlyPageMixin, admin.ModelAdmin):
     instead of a date hierarchy (cloudops.admin_lists)."""
 
     list_display = ["id", "name", "owner", "provider", "status_display", "progress_display", "error_display"]
-    list_display += ["hardware", "cost_usd", "created_at", "completed_at"]
+    list_display += ["hardware", "cost_usd", "created_at_display", "completed_at_display"]
     list_filter = ["status", ("provider", IndexedValuesFilter), ("owner", IndexedRelatedOnlyFilter), "created_at"]
     search_fields = ["id", "name", "external_id", "owner__username"]
     paginator = CappedCountPaginator
@@ -52,12 +58,18 @@ class JobAdmin(ReadOnlyPageMixin, admin.ModelAdmin):
         (None, {"fields": ["status_display", "progress_display", "error", "cancel_button"]}),
         ("Logs", {"fields": ["logs_tail"]}),
         ("Outputs", {"fields": ["outputs", "upload_display"]}),
-        ("Run time and cost", {"fields": ["created_at", "started_at", "completed_at", "run_time", "cost_usd"]}),
+        (
+            "Run time and cost",
+            {"fields": ["created_at_display", "started_at_display", "completed_at_display", "run_time", "cost_usd"]},
+        ),
         ("Job", {"fields": [*DETAIL_FIELDS, "audit_link"]}),
         ("Submitted configuration", {"fields": ["config", "dataloader_config"], "classes": ["collapse"]}),
         (
             "Sync",
-            {"fields": ["last_synced_at", "cancel_requested_at", "updated_at", "runner"], "classes": ["collapse"]},
+            {
+                "fields": ["last_synced_at_display", "cancel_requested_at_display", "updated_at_display", "runner"],
+                "classes": ["collapse"],
+            },
         ),
     ]
 
@@ -80,6 +92,14 @@ class JobAdmin(ReadOnlyPageMixin, admin.ModelAdmin):
         ]
 
     # --- The page's fields ----------------------------------------------------------------
+
+    # To the second, the zone named (cloudops.admin_lists.timestamp_text).
+    created_at_display = timestamp_column("created_at", "Created")
+    started_at_display = timestamp_column("started_at", "Started")
+    completed_at_display = timestamp_column("completed_at", "Completed")
+    last_synced_at_display = timestamp_column("last_synced_at", "Last synced")
+    cancel_requested_at_display = timestamp_column("cancel_requested_at", "Cancel requested")
+    updated_at_display = timestamp_column("updated_at", "Updated")
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, job: Job) -> SafeString:
@@ -143,7 +163,7 @@ class JobAdmin(ReadOnlyPageMixin, admin.ModelAdmin):
 
     @admin.display(description="Uploads")
     def upload_display(self, job: Job) -> str:
-        last = f", the last at {job.last_upload_at:%Y-%m-%d %H:%M:%S} UTC" if job.last_upload_at else ""
+        last = f", the last at {timestamp_text(job.last_upload_at)}" if job.last_upload_at else ""
         return f"{job.upload_objects} file(s), {size_text(job.upload_bytes)}{last}"
 
     @admin.display(description="Audit trail")
