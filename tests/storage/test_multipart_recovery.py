@@ -171,7 +171,9 @@ def paused_append(out_fd, path, size):
 
 multipart._append = paused_append
 with serving() as base:
-    (signals / "url").write_text(base)
+    # Written whole, then renamed: the test waits for the name and reads it at once.
+    (signals / "url.tmp").write_text(base)
+    (signals / "url.tmp").rename(signals / "url")
     while not (signals / "stop").exists():
         time.sleep(0.05)
 """
