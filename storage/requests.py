@@ -123,9 +123,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
-def select_part(value: str, headers: Mapping[str, str], info: ObjectInfo) -> tuple[tuple[int, int] | None, int]:
+def select_part(value: str, headers: Mapping[str, str], info: ObjectInfo) -> tuple[int, int] | None:
     """GetObject/HeadObject `?partNumber=N`: the (first, last) byte of part N (None for an
-    empty object) and the object's number of parts (0 unless it is a multipart object).
+    empty object).
 
     As S3: part 1 of a single-request object is the whole object; a part past the last is
     416 InvalidPartNumber; with a Range header too, 400.
@@ -136,7 +136,7 @@ def select_part(value: str, headers: Mapping[str, str], info: ObjectInfo) -> tup
     if not info.multipart:
         if number != 1:
             raise errors.InvalidPartNumber(PartNumberRequested=str(number), ActualPartCount="1")
-        return ((0, info.size - 1) if info.size else None), 0
+        return (0, info.size - 1) if info.size else None
     if not info.parts:
         raise errors.NotImplementedError_(
             "This object's part boundaries were not recorded (completed before they were kept, or too many "
@@ -150,7 +150,7 @@ def select_part(value: str, headers: Mapping[str, str], info: ObjectInfo) -> tup
         skipped = min(remaining, runs)
         first, remaining = first + skipped * size, remaining - skipped
         if remaining == 0 and skipped < runs:
-            return ((first, first + size - 1) if size else None), count
+            return (first, first + size - 1) if size else None
     raise AssertionError("a part number within the count has a run")
 
 

@@ -314,7 +314,7 @@ async def _get_object(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase
 def _selection(ctx: S3Context, info: ObjectInfo) -> tuple[int, int] | None:
     """The bytes asked for: one part (`?partNumber=`), a Range, or None for all of them."""
     if "partNumber" in ctx.query:
-        return select_part(ctx.query["partNumber"], ctx.headers, info)[0]
+        return select_part(ctx.query["partNumber"], ctx.headers, info)
     return parse_range(ctx.headers.get("range"), info.size)
 
 
