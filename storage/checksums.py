@@ -1,8 +1,14 @@
 """Payload checksums S3 clients send: CRC32, CRC32C, CRC64NVME, SHA1, SHA256 (base64 digests).
 
-CRC32C and CRC64NVME come from awscrt, which clients themselves need to produce them (botocore
-computes those two only with awscrt installed). Without it they are refused, never accepted
-unverified.
+CRC32 comes from zlib and the SHAs from hashlib; CRC32C and CRC64NVME from awscrt, the AWS
+common runtime botocore itself computes them with (hardware-accelerated, and it can combine
+the CRCs of parts into the CRC of their concatenation). Each is computed only when the
+request names it.
+
+A multipart object's checksum is built from its parts' as S3 builds it: COMPOSITE, the
+checksum of the parts' concatenated digests with `-<parts>` appended (CRC32, CRC32C, SHA1,
+SHA256), or FULL_OBJECT, the CRC of the whole object, combined from the parts' CRCs without
+reading the object again (CRC32, CRC32C, CRC64NVME; CRC64NVME has only this form).
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ import base64
 import binascii
 import hashlib
 import zlib
+from collections.abc import Callable, Sequence
 from typing import Protocol
+
+from awscrt import checksums as crt
 
 from storage import errors
 
@@ -22,57 +31,74 @@ class Checksum(Protocol):
     def digest(self) -> bytes: ...
 
 
-class Crc32:
-    def __init__(self) -> None:
+class _Crc:
+    """A running CRC of `size` bytes over a function of (data, previous value)."""
+
+    def __init__(self, function: Callable[[bytes | bytearray | memoryview, int], int], size: int) -> None:
+        self._function, self._size = function, size
         self._value = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        self._value = zlib.crc32(data, self._value)
-
-    def digest(self) -> bytes:
-        return self._value.to_bytes(4, "big")
-
-
-class _CrtChecksum:
-    def __init__(self, name: str, size: int) -> None:
-        from awscrt import checksums  # optional dependency, see module docstring
-
-        self._fn = getattr(checksums, name)
-        self._size = size
-        self._value = 0
-
-    def update(self, data: bytes | bytearray | memoryview) -> None:
-        self._value = self._fn(data, self._value)
+        self._value = self._function(data, self._value)
 
     def digest(self) -> bytes:
         return self._value.to_bytes(self._size, "big")
 
 
-def _crt_available() -> bool:
-    try:
-        import awscrt.checksums  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
+DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
+_CRCS = {"crc32": zlib.crc32, "crc32c": crt.crc32c, "crc64nvme": crt.crc64nvme}
+_COMBINE = {"crc32": crt.combine_crc32, "crc32c": crt.combine_crc32c, "crc64nvme": crt.combine_crc64nvme}
+COMPOSITE, FULL_OBJECT = "COMPOSITE", "FULL_OBJECT"
+_TYPES = {COMPOSITE: ("crc32", "crc32c", "sha1", "sha256"), FULL_OBJECT: ("crc32", "crc32c", "crc64nvme")}
 
 
 def new_checksum(algorithm: str) -> Checksum:
     """A running checksum for `algorithm` (lower-case name as in `x-amz-checksum-<name>`)."""
-    if algorithm == "crc32":
-        return Crc32()
+    if algorithm in _CRCS:
+        return _Crc(_CRCS[algorithm], DIGEST_SIZES[algorithm])
     if algorithm in ("sha1", "sha256"):
         return hashlib.new(algorithm)
-    if algorithm in ("crc32c", "crc64nvme") and _crt_available():
-        return _CrtChecksum(algorithm, 4 if algorithm == "crc32c" else 8)
     raise errors.InvalidRequest(
-        f"Checksum algorithm {algorithm.upper()} is not supported by this server (use CRC32, SHA1 or SHA256)."
+        f"Checksum algorithm {algorithm.upper()} is not supported (use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256)."
     )
 
 
-DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
+def algorithm_name(value: str, header: str) -> str:
+    """The lower-case algorithm of an `x-amz-checksum-algorithm`-style header value."""
+    algorithm = value.strip().lower()
+    if algorithm not in ALGORITHMS:
+        raise errors.InvalidRequest(
+            f"{header} {value.strip()[:40]!r} is not supported (use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256)."
+        )
+    return algorithm
+
+
+def checksum_type(value: str | None, algorithm: str) -> str:
+    """The multipart checksum type asked for (`x-amz-checksum-type`), or S3's default for the
+    algorithm; refuses combinations S3 refuses."""
+    wanted = (value or "").strip().upper() or (FULL_OBJECT if algorithm == "crc64nvme" else COMPOSITE)
+    if wanted not in _TYPES:
+        raise errors.InvalidRequest(f"x-amz-checksum-type must be {COMPOSITE} or {FULL_OBJECT}.")
+    if algorithm not in _TYPES[wanted]:
+        raise errors.InvalidRequest(f"The {wanted} checksum type is not supported for {algorithm.upper()}.")
+    return wanted
+
+
+def encode(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def combined(algorithm: str, kind: str, parts: Sequence[tuple[bytes, int]]) -> str:
+    """The multipart object's checksum (base64) from its parts' (digest, size), in order."""
+    if kind == FULL_OBJECT:
+        combine, value = _COMBINE[algorithm], 0
+        for digest, size in parts:
+            value = combine(value, int.from_bytes(digest, "big"), size)
+        return encode(value.to_bytes(DIGEST_SIZES[algorithm], "big"))
+    whole = new_checksum(algorithm)
+    whole.update(b"".join(digest for digest, _ in parts))
+    return f"{encode(whole.digest())}-{len(parts)}"
 
 
 def decode_b64_digest(value: str, algorithm: str, header: str) -> bytes:

@@ -159,6 +159,12 @@ class InvalidRange(S3Error):
     default_message = "The requested range is not satisfiable"
 
 
+class InvalidPartNumber(S3Error):
+    status = 416
+    code = "InvalidPartNumber"
+    default_message = "The requested partnumber is not satisfiable"
+
+
 class MalformedXML(S3Error):
     status = 400
     code = "MalformedXML"

@@ -1,6 +1,7 @@
 """Multipart uploads, kept as files: `{root}/.s3-uploads/{upload_id}/` holds `upload.json`
-(bucket, key, content type, metadata, initiator) and one file per part (`00001`, ...), each
-renamed in whole once verified, its MD5 in an extended attribute. Parts arrive in parallel and
+(bucket, key, content type, metadata, initiator, checksum algorithm and type) and one file per
+part (`00001`, ...), each renamed in whole once verified, its MD5 and the checksum its request
+carried in extended attributes. Parts arrive in parallel and
 in any order; each is its own file, so they never contend.
 
 Whatever process dies whenever, what is on disk says where an upload stands:
@@ -47,10 +48,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from storage import clock, errors, store
+from storage import checksums, clock, errors, store
 from storage.paths import TMP_DIR, UPLOADS_DIR
+from storage.preconditions import WritePrecondition
 
 T = TypeVar("T")
 
@@ -58,6 +60,7 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_NUMBER = 10_000
 _UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 PART_XATTR = "user.cloudops.s3part"
+PART_CHECKSUM_XATTR = "user.cloudops.s3part.checksum"  # "<algorithm>:<base64 digest>"
 UPLOAD_FILE = "upload.json"  # the upload's description, and the file its lock is taken on
 LOCK_POLL_SECONDS = 0.05
 
@@ -71,6 +74,10 @@ class Upload:
     metadata: dict[str, str]
     initiator: str
     initiated: datetime
+    # From CreateMultipartUpload's x-amz-checksum-algorithm / -type: every part must then
+    # carry that checksum, and the object gets one built from them (storage.checksums).
+    checksum_algorithm: str = ""
+    checksum_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class Part:
     size: int
     etag: str  # quoted MD5 hex
     mtime_ns: int
+    checksum: tuple[str, bytes] | None = None  # (algorithm, raw digest) its request carried
 
     @property
     def last_modified(self) -> datetime:
@@ -105,11 +113,23 @@ def part_number(value: str | None) -> int:
     return number
 
 
-def create(root: Path, *, bucket: str, key: str, content_type: str, metadata: dict[str, str], initiator: str) -> Upload:
+def create(
+    root: Path,
+    *,
+    bucket: str,
+    key: str,
+    content_type: str,
+    metadata: dict[str, str],
+    initiator: str,
+    checksum_algorithm: str = "",
+    checksum_type: str = "",
+) -> Upload:
     upload_id = secrets.token_urlsafe(32)
     folder = _uploads(root) / upload_id
     folder.mkdir(parents=True)
-    upload = Upload(upload_id, bucket, key, content_type, metadata, initiator, clock.now())
+    upload = Upload(
+        upload_id, bucket, key, content_type, metadata, initiator, clock.now(), checksum_algorithm, checksum_type
+    )
     doc = {**upload.__dict__, "initiated": upload.initiated.isoformat()}
     (folder / UPLOAD_FILE).write_text(json.dumps(doc))
     return upload
@@ -190,11 +210,15 @@ async def under_lock(root: Path, upload: Upload, work: Callable[[], T], *, exclu
 # --- Parts ---------------------------------------------------------------------------------------
 
 
-def store_part(root: Path, upload: Upload, number: int, tmp_path: Path, md5: bytes) -> str:
+def store_part(
+    root: Path, upload: Upload, number: int, tmp_path: Path, md5: bytes, checksum: tuple[str, bytes] | None = None
+) -> str:
     """Move a verified part into the upload's folder (under its shared lock); returns its ETag."""
     etag = f'"{md5.hex()}"'
     with contextlib.suppress(OSError):
         os.setxattr(tmp_path, PART_XATTR, etag.encode())
+        if checksum is not None:
+            os.setxattr(tmp_path, PART_CHECKSUM_XATTR, f"{checksum[0]}:{checksums.encode(checksum[1])}".encode())
     folder = _upload_dir(root, upload.upload_id)
     try:
         os.replace(tmp_path, folder / f"{number:05d}")
@@ -215,6 +239,14 @@ def _part_etag(path: Path) -> str:
         return f'"{digest.hexdigest()}"'
 
 
+def _part_checksum(path: Path) -> tuple[str, bytes] | None:
+    try:
+        algorithm, _, value = os.getxattr(path, PART_CHECKSUM_XATTR).decode().partition(":")
+        return algorithm, checksums.decode_b64_digest(value, algorithm, "part checksum")
+    except (OSError, ValueError, errors.S3Error):
+        return None
+
+
 def parts(root: Path, upload: Upload) -> list[Part]:
     found = []
     try:
@@ -224,7 +256,8 @@ def parts(root: Path, upload: Upload) -> list[Part]:
     for entry in entries:
         if entry.name.isdigit() and entry.is_file(follow_symlinks=False):
             st = entry.stat(follow_symlinks=False)
-            found.append(Part(int(entry.name), st.st_size, _part_etag(Path(entry.path)), st.st_mtime_ns))
+            path = Path(entry.path)
+            found.append(Part(int(entry.name), st.st_size, _part_etag(path), st.st_mtime_ns, _part_checksum(path)))
     return sorted(found, key=lambda part: part.number)
 
 
@@ -269,23 +302,41 @@ def completed_before(root: Path, upload_id: str, bucket: str, key: str) -> store
 
 
 def check_complete(
-    root: Path, upload: Upload, listed: list[tuple[int, str]], *, max_object_bytes: int, min_free: int
+    root: Path,
+    upload: Upload,
+    listed: list[tuple[int, str]],
+    *,
+    max_object_bytes: int,
+    min_free: int,
+    precondition: WritePrecondition | None = None,
 ) -> list[Part]:
     """The parts Complete would assemble, or the S3 error it would answer: a part missing or
-    too small, the object too big, the disk too full, the key a folder (or under a file)."""
+    too small, the object too big, the disk too full, the key a folder (or under a file), a
+    conditional write's precondition failing."""
     chosen = _check_listed(parts(root, upload), listed, max_object_bytes)
     store.check_free_space(root, sum(part.size for part in chosen), min_free)
     store.check_key_free(root, upload.bucket, upload.key)
+    if precondition is not None:
+        precondition.check(store.current(root, upload.bucket, upload.key))
     return chosen
 
 
 def complete(
-    root: Path, upload: Upload, listed: list[tuple[int, str]], *, max_object_bytes: int, min_free: int
+    root: Path,
+    upload: Upload,
+    listed: list[tuple[int, str]],
+    *,
+    max_object_bytes: int,
+    min_free: int,
+    precondition: WritePrecondition | None = None,
 ) -> store.ObjectInfo:
     """Assemble the listed parts into the object and close the upload (under its exclusive
-    lock: see `under_lock`). On an error the upload stays open, as it was."""
-    chosen = check_complete(root, upload, listed, max_object_bytes=max_object_bytes, min_free=min_free)
-    info = _assemble(root, upload, chosen)
+    lock: see `under_lock`). On an error the upload stays open, as it was; so it does when
+    the precondition fails (checked first, and again atomically with the final rename)."""
+    chosen = check_complete(
+        root, upload, listed, max_object_bytes=max_object_bytes, min_free=min_free, precondition=precondition
+    )
+    info = _assemble(root, upload, chosen, precondition)
     marker = _done_marker(root, upload.upload_id)
     pending = marker.with_name(marker.name + ".tmp")
     pending.write_text(json.dumps({"bucket": upload.bucket, "key": upload.key, "etag": info.etag}))
@@ -322,7 +373,20 @@ def _check_listed(available: list[Part], listed: list[tuple[int, str]], max_obje
     return chosen
 
 
-def _assemble(root: Path, upload: Upload, chosen: list[Part]) -> store.ObjectInfo:
+def _object_checksum(upload: Upload, chosen: list[Part]) -> dict[str, Any]:
+    """The object's checksum from its parts', when the upload declared an algorithm (every part
+    then carried it: storage.services refuses a part without)."""
+    algorithm = upload.checksum_algorithm
+    found = [(part.checksum[1], part.size) for part in chosen if part.checksum and part.checksum[0] == algorithm]
+    if not algorithm or len(found) != len(chosen):
+        return {}
+    kind = upload.checksum_type or checksums.checksum_type(None, algorithm)
+    return {"checksums": {algorithm: checksums.combined(algorithm, kind, found)}, "checksum_type": kind}
+
+
+def _assemble(
+    root: Path, upload: Upload, chosen: list[Part], precondition: WritePrecondition | None
+) -> store.ObjectInfo:
     md5s = hashlib.md5()
     folder = _upload_dir(root, upload.upload_id)
     # A fixed name: a Complete retried after a crash truncates the attempt it replaces.
@@ -332,7 +396,9 @@ def _assemble(root: Path, upload: Upload, chosen: list[Part]) -> store.ObjectInf
             md5s.update(bytes.fromhex(_normal_etag(part.etag)))
             _append(fd, folder / f"{part.number:05d}", part.size)
         etag = f'"{md5s.hexdigest()}-{len(chosen)}"'
-        store.set_attrs(fd, store.ObjectAttrs(etag, upload.content_type, upload.metadata))
+        runs = store.part_runs([part.size for part in chosen])
+        attrs = store.ObjectAttrs(etag, upload.content_type, upload.metadata, runs, **_object_checksum(upload, chosen))
+        store.set_attrs(fd, attrs)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -340,7 +406,8 @@ def _assemble(root: Path, upload: Upload, chosen: list[Part]) -> store.ObjectInf
         raise
     os.close(fd)
     try:
-        return store.commit(root, upload.bucket, upload.key, tmp_path)
+        check = precondition.check if precondition is not None else None
+        return store.commit(root, upload.bucket, upload.key, tmp_path, check)
     except BaseException:
         store.discard(tmp_path)
         raise

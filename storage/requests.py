@@ -1,4 +1,4 @@
-"""Reading S3 request headers: body expectations, ranges, preconditions, metadata."""
+"""Reading S3 request headers: body expectations, ranges and parts, preconditions, metadata."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from datetime import datetime
 
 from django.utils.http import parse_http_date_safe
 
-from storage import errors, signing
+from storage import checksums, errors, multipart, signing
 from storage.auth import Authenticated
 from storage.body import BodySpec
 from storage.checksums import ALGORITHMS, decode_b64_digest
 from storage.chunked import AwsChunkedDecoder, ChunkSigning
+from storage.preconditions import etag_matches
 from storage.store import DEFAULT_CONTENT_TYPE, ObjectInfo
 
 _SIGNED_CHUNKS = (signing.STREAMING_SIGNED, signing.STREAMING_SIGNED_TRAILER)
@@ -122,9 +123,57 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    wanted = {item.strip().removeprefix("W/").strip('"') for item in header.split(",")}
-    return "*" in wanted or etag.strip('"') in wanted
+def select_part(value: str, headers: Mapping[str, str], info: ObjectInfo) -> tuple[int, int] | None:
+    """GetObject/HeadObject `?partNumber=N`: the (first, last) byte of part N (None for an
+    empty object).
+
+    As S3: part 1 of a single-request object is the whole object; a part past the last is
+    416 InvalidPartNumber; with a Range header too, 400.
+    """
+    number = multipart.part_number(value)
+    if "range" in headers:
+        raise errors.InvalidRequest("Cannot specify both Range header and partNumber query parameter.")
+    if not info.multipart:
+        if number != 1:
+            raise errors.InvalidPartNumber(PartNumberRequested=str(number), ActualPartCount="1")
+        return (0, info.size - 1) if info.size else None
+    if not info.parts:
+        raise errors.NotImplementedError_(
+            "This object's part boundaries were not recorded (completed before they were kept, or too many "
+            "parts of differing sizes): read it with a Range instead."
+        )
+    count = sum(runs for _, runs in info.parts)
+    if number > count:
+        raise errors.InvalidPartNumber(PartNumberRequested=str(number), ActualPartCount=str(count))
+    first, remaining = 0, number - 1
+    for size, runs in info.parts:
+        skipped = min(remaining, runs)
+        first, remaining = first + skipped * size, remaining - skipped
+        if remaining == 0 and skipped < runs:
+            return (first, first + size - 1) if size else None
+    raise AssertionError("a part number within the count has a run")
+
+
+def stored_checksums(headers: Mapping[str, str], info: ObjectInfo) -> dict[str, str]:
+    """`x-amz-checksum-<algorithm>` and `x-amz-checksum-type` of the object when the client asks
+    (`x-amz-checksum-mode: ENABLED`); the caller sends them only with the whole object."""
+    if headers.get("x-amz-checksum-mode", "").strip().upper() != "ENABLED" or not info.checksums:
+        return {}
+    found = {f"x-amz-checksum-{name}": value for name, value in info.checksums.items() if name in ALGORITHMS}
+    if found and info.checksum_type:
+        found["x-amz-checksum-type"] = info.checksum_type
+    return found
+
+
+def upload_checksum(headers: Mapping[str, str]) -> tuple[str, str]:
+    """CreateMultipartUpload's (algorithm, checksum type), or ("", "") when it names none."""
+    value = headers.get("x-amz-checksum-algorithm", "").strip()
+    if not value:
+        if headers.get("x-amz-checksum-type", "").strip():
+            raise errors.InvalidRequest("x-amz-checksum-type needs x-amz-checksum-algorithm.")
+        return "", ""
+    algorithm = checksums.algorithm_name(value, "x-amz-checksum-algorithm")
+    return algorithm, checksums.checksum_type(headers.get("x-amz-checksum-type"), algorithm)
 
 
 def _date(value: str | None) -> datetime | None:
@@ -137,11 +186,11 @@ def _date(value: str | None) -> datetime | None:
 def not_modified(headers: Mapping[str, str], info: ObjectInfo) -> bool:
     """Evaluate If-Match / If-Unmodified-Since (412) and If-None-Match / If-Modified-Since (304)."""
     if "if-match" in headers:
-        if not _etag_matches(headers["if-match"], info.etag):
+        if not etag_matches(headers["if-match"], info.etag):
             raise errors.PreconditionFailed(Condition="If-Match")
     elif (since := _date(headers.get("if-unmodified-since"))) and info.last_modified > since:
         raise errors.PreconditionFailed(Condition="If-Unmodified-Since")
     if "if-none-match" in headers:
-        return _etag_matches(headers["if-none-match"], info.etag)
+        return etag_matches(headers["if-none-match"], info.etag)
     since = _date(headers.get("if-modified-since"))
     return since is not None and info.last_modified <= since

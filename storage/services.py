@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -25,10 +26,11 @@ from cloudops.structured_logging import get_logger
 from providers.events import upload_event
 from providers.models import Job, ProviderConfig
 from providers.selectors import job_output_root, output_roots
-from storage import clock, errors, listing, multipart, store
+from storage import checksums, clock, errors, listing, multipart, store
 from storage.body import BodyResult, BodySpec, RequestBodyStream, receive_to_file
 from storage.credentials import Credential
 from storage.paths import UPLOADS_DIR
+from storage.preconditions import WritePrecondition
 
 MAX_PART_BYTES = 5 * 1024**3  # S3's own limit per part
 
@@ -153,20 +155,34 @@ async def object_put(
     content_type: str,
     metadata: dict[str, str],
     client_ip: str,
+    precondition: WritePrecondition | None = None,
 ) -> tuple[store.ObjectInfo, BodyResult]:
+    """Store the body as `bucket/key`; with a precondition, only if it holds (checked before
+    the body is read, so a refused create-only write costs no upload, and again atomically
+    with the rename: see store.commit)."""
     credential.check_write(bucket, clock.now())
     root = await sync_to_async(_write_root)(credential, bucket)
     store.key_segments(key)  # refuse a bad key before reading the body
+    check = precondition.check if precondition is not None else None
+    if check is not None:
+        check(await asyncio.to_thread(store.current, root, bucket, key))
     tmp_path, fd, result = await _receive(root, stream, spec, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
     try:
-        attrs = store.ObjectAttrs(f'"{result.md5.hex()}"', content_type, metadata)
+        attrs = store.ObjectAttrs(f'"{result.md5.hex()}"', content_type, metadata, **_checksum_attrs(result))
         await asyncio.to_thread(_seal, fd, attrs)
-        info = await asyncio.to_thread(store.commit, root, bucket, key, tmp_path)
+        info = await asyncio.to_thread(store.commit, root, bucket, key, tmp_path, check)
     except BaseException:
         store.discard(tmp_path)
         raise
     await object_stored(credential=credential, bucket=bucket, info=info, client_ip=client_ip)
     return info, result
+
+
+def _checksum_attrs(result: BodyResult) -> dict[str, Any]:
+    """The checksum the client sent with a single-request upload, kept to return on GET."""
+    if result.checksum_algorithm is None or result.checksum is None:
+        return {}
+    return {"checksums": {result.checksum_algorithm: checksums.encode(result.checksum)}, "checksum_type": "FULL_OBJECT"}
 
 
 async def object_stored(*, credential: Credential, bucket: str, info: store.ObjectInfo, client_ip: str) -> None:
@@ -220,7 +236,14 @@ def _cleanup_now_and_then(root: Path) -> None:
 
 
 def multipart_create(
-    *, credential: Credential, bucket: str, key: str, content_type: str, metadata: dict[str, str]
+    *,
+    credential: Credential,
+    bucket: str,
+    key: str,
+    content_type: str,
+    metadata: dict[str, str],
+    checksum_algorithm: str = "",
+    checksum_type: str = "",
 ) -> multipart.Upload:
     credential.check_write(bucket, clock.now())
     store.key_segments(key)
@@ -233,6 +256,8 @@ def multipart_create(
         content_type=content_type,
         metadata=metadata,
         initiator=credential.access_key_id,
+        checksum_algorithm=checksum_algorithm,
+        checksum_type=checksum_type,
     )
 
 
@@ -254,11 +279,13 @@ async def multipart_upload_part(
     spec: BodySpec,
 ) -> tuple[str, BodyResult]:
     root, upload = await sync_to_async(_upload_for_writer)(credential, bucket, key, upload_id)
+    _check_part_checksum(upload, spec)
     limit = min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
     tmp_path, fd, result = await _receive(root, stream, spec, limit)
     # No fsync for parts: they are not objects; the assembled object is synced on complete.
     os.close(fd)
-    store_part = partial(multipart.store_part, root, upload, number, tmp_path, result.md5)
+    checksum = (result.checksum_algorithm, result.checksum) if result.checksum_algorithm and result.checksum else None
+    store_part = partial(multipart.store_part, root, upload, number, tmp_path, result.md5, checksum)
     try:
         etag = await multipart.under_lock(root, upload, store_part, exclusive=False)
     except BaseException:
@@ -267,21 +294,40 @@ async def multipart_upload_part(
     return etag, result
 
 
+def _check_part_checksum(upload: multipart.Upload, spec: BodySpec) -> None:
+    """An upload created with a checksum algorithm takes only parts that carry it (as S3),
+    since the object's checksum is built from theirs."""
+    wanted = upload.checksum_algorithm
+    if wanted and spec.checksum_algorithm != wanted:
+        raise errors.InvalidRequest(
+            f"The upload was created with the {wanted.upper()} checksum algorithm: each part must send "
+            f"x-amz-checksum-{wanted} (header or trailer)."
+        )
+
+
 @dataclass(frozen=True)
 class PendingCompletion:
     """A CompleteMultipartUpload that passed the checks answered with a plain 4xx."""
 
     root: Path
     upload: multipart.Upload
+    precondition: WritePrecondition | None = None
 
 
 def multipart_complete_check(
-    *, credential: Credential, bucket: str, key: str, upload_id: str, listed: list[tuple[int, str]]
+    *,
+    credential: Credential,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    listed: list[tuple[int, str]],
+    precondition: WritePrecondition | None = None,
 ) -> PendingCompletion | store.ObjectInfo:
     """Everything Complete can refuse before it starts answering: the credential, the upload,
-    the listed parts, free space, a key that is a folder. `multipart_complete` checks again
-    under the upload's lock (parts and folders may change meanwhile). A retry of a Complete
-    that succeeded gets its object at once."""
+    the listed parts, free space, a key that is a folder, a precondition (If-None-Match,
+    If-Match). `multipart_complete` checks again under the upload's lock (parts, folders and
+    the object may change meanwhile). A retry of a Complete that succeeded gets its object at
+    once, whatever its precondition: that object is the one this upload wrote."""
     credential.check_write(bucket, clock.now())
     root = _write_root(credential, bucket)
     previous = multipart.completed_before(root, upload_id, bucket, key)
@@ -294,8 +340,9 @@ def multipart_complete_check(
         listed,
         max_object_bytes=settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES,
         min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
+        precondition=precondition,
     )
-    return PendingCompletion(root, upload)
+    return PendingCompletion(root, upload, precondition)
 
 
 async def multipart_complete(
@@ -316,6 +363,7 @@ async def multipart_complete(
         listed,
         max_object_bytes=settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES,
         min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
+        precondition=pending.precondition,
     )
     try:
         info = await multipart.under_lock(root, upload, assemble, exclusive=True)

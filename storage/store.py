@@ -5,7 +5,13 @@ final rename is atomic) and renamed into place only once complete and verified: 
 disconnect or a bad checksum never leaves a partial object visible. An object's ETag, content
 type and user metadata travel with the file as one extended attribute, set before the rename,
 so file and metadata change together. Files written by other means (or on filesystems without
-user xattrs) still work: they get an ETag derived from inode, size and mtime.
+user xattrs) still work: they get an ETag derived from inode, size and mtime. The attribute
+also keeps the checksums the client sent (returned on `x-amz-checksum-mode: ENABLED`) and,
+for a multipart object, its part sizes (for GetObject with `partNumber`).
+
+Every commit and delete holds an exclusive flock on the folder the object is in, from reading
+what is there until the rename or unlink: that is what makes conditional writes
+(`If-None-Match: *`, `If-Match`) a compare-and-swap; see `commit`.
 
 Everything here is blocking file-system work; the views call it through asyncio.to_thread.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import mimetypes
@@ -21,7 +28,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +48,14 @@ class ObjectInfo:
     etag: str = ""
     content_type: str = DEFAULT_CONTENT_TYPE
     metadata: dict[str, str] = field(default_factory=dict)
+    parts: list[tuple[int, int]] = field(default_factory=list)  # see ObjectAttrs
+    checksums: dict[str, str] = field(default_factory=dict)
+    checksum_type: str = ""
+
+    @property
+    def multipart(self) -> bool:
+        """Assembled from parts: S3's multipart ETag ends in `-<number of parts>`."""
+        return "-" in self.etag.strip('"')
 
     @property
     def last_modified(self) -> datetime:
@@ -51,14 +66,37 @@ class ObjectInfo:
 
 @dataclass(frozen=True)
 class ObjectAttrs:
-    """What is stored beside the bytes: S3's ETag (quoted), content type, x-amz-meta-*."""
+    """What is stored beside the bytes: S3's ETag (quoted), content type, x-amz-meta-*, the
+    checksums given at upload ({"crc32c": base64}, `-N` suffixed when composite) and their type
+    (COMPOSITE or FULL_OBJECT), and a multipart object's part sizes as runs of
+    (size, count): clients upload equal parts, so this stays a few bytes where a list of 10,000
+    sizes would not fit in the attribute (ext4 allows about 4 KiB per file)."""
 
     etag: str
     content_type: str = DEFAULT_CONTENT_TYPE
     metadata: dict[str, str] = field(default_factory=dict)
+    parts: tuple[tuple[int, int], ...] = ()
+    checksums: dict[str, str] = field(default_factory=dict)
+    checksum_type: str = ""
 
-    def encode(self) -> bytes:
-        return json.dumps({"etag": self.etag, "content_type": self.content_type, "meta": self.metadata}).encode()
+    def encode(self, *, with_parts: bool = True) -> bytes:
+        doc: dict[str, object] = {"etag": self.etag, "content_type": self.content_type, "meta": self.metadata}
+        if self.parts and with_parts:
+            doc["parts"] = [list(run) for run in self.parts]
+        if self.checksums:
+            doc["checksums"], doc["checksum_type"] = self.checksums, self.checksum_type
+        return json.dumps(doc).encode()
+
+
+def part_runs(sizes: list[int]) -> tuple[tuple[int, int], ...]:
+    """Part sizes as runs of (size, count)."""
+    runs: list[tuple[int, int]] = []
+    for size in sizes:
+        if runs and runs[-1][0] == size:
+            runs[-1] = (size, runs[-1][1] + 1)
+        else:
+            runs.append((size, 1))
+    return tuple(runs)
 
 
 def _synthetic_etag(st: os.stat_result) -> str:
@@ -74,6 +112,10 @@ def _info(key: str, st: os.stat_result, raw_attrs: bytes | None) -> ObjectInfo:
     info.etag = attrs.get("etag") or _synthetic_etag(st)
     info.content_type = attrs.get("content_type") or mimetypes.guess_type(key)[0] or DEFAULT_CONTENT_TYPE
     info.metadata = attrs.get("meta") or {}
+    with contextlib.suppress(TypeError, ValueError):
+        info.parts = [(int(size), int(count)) for size, count in attrs.get("parts") or []]
+    info.checksums = attrs.get("checksums") or {}
+    info.checksum_type = attrs.get("checksum_type") or ""
     return info
 
 
@@ -113,8 +155,15 @@ def discard(path: Path) -> None:
 
 
 def set_attrs(fd: int, attrs: ObjectAttrs) -> None:
-    with contextlib.suppress(OSError):  # no user xattrs here: the object gets a synthetic ETag
+    try:
         os.setxattr(fd, XATTR, attrs.encode())
+    except OSError as exc:
+        if exc.errno not in (errno.E2BIG, errno.ENOSPC, errno.ERANGE) or not attrs.parts:
+            return  # no user xattrs here: the object gets a synthetic ETag
+        # Thousands of parts of differing sizes do not fit: keep the ETag and the rest, and
+        # GetObject with partNumber answers that this object's part boundaries are unknown.
+        with contextlib.suppress(OSError):
+            os.setxattr(fd, XATTR, attrs.encode(with_parts=False))
 
 
 def check_free_space(root: Path, incoming: int, min_free: int) -> None:
@@ -127,12 +176,27 @@ def check_free_space(root: Path, incoming: int, min_free: int) -> None:
         )
 
 
-def commit(root: Path, bucket: str, key: str, tmp_path: Path) -> ObjectInfo:
-    """Rename a complete, verified temporary file into place as `bucket/key` (atomic)."""
+def commit(
+    root: Path, bucket: str, key: str, tmp_path: Path, check: Callable[[ObjectInfo | None], None] | None = None
+) -> ObjectInfo:
+    """Rename a complete, verified temporary file into place as `bucket/key` (atomic).
+
+    `check` (a conditional write's precondition) sees the object the rename would replace, or
+    None, and raises to refuse. It runs while this request holds an exclusive flock on the
+    object's folder, which every commit and delete takes, so nothing can replace or remove the
+    object between the check and the rename: two create-only writers of one key, in one
+    process or several, cannot both see it absent. A lock rather than a create-only os.link:
+    If-Match needs a compare-and-swap no single system call gives, and one mechanism serves
+    both. A folder lock needs no lock file to create or clean up, is held only for a stat and
+    a rename, and the kernel drops it if the process dies (NFS: see storage.multipart).
+    """
     segments = key_segments(key)
     for attempt in range(3):
         try:
             with open_parent(root, validate_bucket(bucket), segments, create=True) as parent_fd:
+                fcntl.flock(parent_fd, fcntl.LOCK_EX)  # released when open_parent closes it
+                if check is not None:
+                    check(_current_at(parent_fd, key, segments[-1]))
                 os.replace(tmp_path, segments[-1], dst_dir_fd=parent_fd)
                 st = os.stat(segments[-1], dir_fd=parent_fd, follow_symlinks=False)
                 return _info(key, st, _read_xattr_at(parent_fd, segments[-1]))
@@ -145,6 +209,27 @@ def commit(root: Path, bucket: str, key: str, tmp_path: Path) -> ObjectInfo:
                 raise errors.KeyConflict() from exc
             raise
     raise AssertionError("unreachable")
+
+
+def _current_at(parent_fd: int, key: str, name: str) -> ObjectInfo | None:
+    """The object named `name` in the folder `parent_fd`, None if there is none; KeyConflict
+    if a folder (or anything but a file) has the name."""
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise errors.KeyConflict()
+    return _info(key, st, _read_xattr_at(parent_fd, name))
+
+
+def current(root: Path, bucket: str, key: str) -> ObjectInfo | None:
+    """The object at `key` now, or None (for an early precondition check; racy, commit
+    checks again)."""
+    try:
+        return stat_object(root, bucket, key)
+    except errors.NoSuchKey:
+        return None
 
 
 def check_key_free(root: Path, bucket: str, key: str) -> None:
@@ -206,6 +291,7 @@ def delete_object(root: Path, bucket: str, key: str) -> bool:
     segments = key_segments(key)
     try:
         with open_parent(root, validate_bucket(bucket), segments, create=False) as parent_fd:
+            fcntl.flock(parent_fd, fcntl.LOCK_EX)  # not between a conditional write's check and rename
             st = os.stat(segments[-1], dir_fd=parent_fd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode):
                 return False

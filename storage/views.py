@@ -15,7 +15,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from cloudops.net import client_ip
@@ -23,11 +22,21 @@ from cloudops.structured_logging import get_logger
 from storage import documents, errors, listing, multipart, services, xml
 from storage.auth import Authenticated, authenticate, request_parts, request_path
 from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
+from storage.downloads import READ_CHUNK, FileChunks, object_headers
 from storage.mount import BODY_SCOPE_KEY, STORAGE_MOUNT
-from storage.requests import body_spec, content_type, not_modified, parse_range, user_metadata
+from storage.preconditions import write_precondition
+from storage.requests import (
+    body_spec,
+    content_type,
+    not_modified,
+    parse_range,
+    select_part,
+    stored_checksums,
+    upload_checksum,
+    user_metadata,
+)
 from storage.store import ObjectInfo
 
-READ_CHUNK = 1024 * 1024
 # While a Complete works, a space this often keeps the connection alive (botocore's read
 # timeout is 60 s; S3 too sends whitespace while it assembles).
 KEEPALIVE_SECONDS = 10.0
@@ -65,14 +74,6 @@ UNSUPPORTED = frozenset(
         "attributes",
     ]
 )
-RESPONSE_OVERRIDES = {
-    "response-content-type": "Content-Type",
-    "response-content-language": "Content-Language",
-    "response-expires": "Expires",
-    "response-cache-control": "Cache-Control",
-    "response-content-disposition": "Content-Disposition",
-    "response-content-encoding": "Content-Encoding",
-}
 
 View = Callable[..., Awaitable[HttpResponseBase]]
 
@@ -279,73 +280,42 @@ def _multipart_mode(query: dict[str, str]) -> str:
     return ""
 
 
-def object_headers(info: ObjectInfo, query: dict[str, str]) -> dict[str, str]:
-    headers = {
-        "ETag": info.etag,
-        "Last-Modified": http_date(info.last_modified.timestamp()),
-        "Content-Type": info.content_type,
-        "Accept-Ranges": "bytes",
-    }
-    headers.update({f"x-amz-meta-{name}": value for name, value in info.metadata.items()})
-    headers.update({header: query[param] for param, header in RESPONSE_OVERRIDES.items() if query.get(param)})
-    return headers
-
-
-class FileChunks:
-    """An object's bytes, read from disk in a worker thread as the client takes them.
-
-    Async iteration matters: Django buffers a sync iterator whole under ASGI.
-    """
-
-    def __init__(self, fd: int, offset: int, length: int) -> None:
-        self.fd, self.offset, self.remaining = fd, offset, length
-        self.closed = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            while self.remaining > 0:
-                data = await asyncio.to_thread(os.pread, self.fd, min(READ_CHUNK, self.remaining), self.offset)
-                if not data:
-                    return
-                self.offset += len(data)
-                self.remaining -= len(data)
-                yield data
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self.fd)
-
-
 async def _get_object(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
     fd, info = await sync_to_async(services.object_open)(credential=ctx.credential, bucket=bucket, key=key)
     try:
         unchanged = not_modified(ctx.headers, info)
-        selected = None if unchanged else parse_range(ctx.headers.get("range"), info.size)
+        selected, headers = None if unchanged else _selection(ctx, info), object_headers(info, ctx.query)
     except BaseException:
         os.close(fd)
         raise
-    headers = object_headers(info, ctx.query)
+    if selected is not None:
+        first, last = selected
+        headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+    else:
+        first, last = 0, info.size - 1
+    if selected is None and not unchanged:  # the checksums describe the whole object only
+        headers.update(stored_checksums(ctx.headers, info))
+    status = 304 if unchanged else 206 if selected else 200
     if unchanged or ctx.request.method == "HEAD":
         os.close(fd)
-        response: HttpResponseBase = HttpResponse(status=304 if unchanged else 206 if selected else 200)
-        first, last = selected or (0, info.size - 1)
-        if selected:
-            headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+        response: HttpResponseBase = HttpResponse(status=status)
         headers["Content-Length"] = "0" if unchanged else str(last - first + 1)
     else:
-        first, last = selected or (0, info.size - 1)
-        chunks = FileChunks(fd, first, last - first + 1)
         # Django closes the iterator (and so the file) when the response is closed.
-        response = StreamingHttpResponse(chunks, status=206 if selected else 200)
+        response = StreamingHttpResponse(FileChunks(fd, first, last - first + 1), status=status)
         headers["Content-Length"] = str(last - first + 1)
-        if selected:
-            headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
     for name, value in headers.items():
         response[name] = value
+    if "partNumber" in ctx.query and info.parts:
+        response["x-amz-mp-parts-count"] = str(sum(runs for _, runs in info.parts))
     return response
+
+
+def _selection(ctx: S3Context, info: ObjectInfo) -> tuple[int, int] | None:
+    """The bytes asked for: one part (`?partNumber=`), a Range, or None for all of them."""
+    if "partNumber" in ctx.query:
+        return select_part(ctx.query["partNumber"], ctx.headers, info)
+    return parse_range(ctx.headers.get("range"), info.size)
 
 
 def _checksum_headers(result: BodyResult) -> dict[str, str]:
@@ -364,6 +334,7 @@ async def _put_object(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
         content_type=content_type(ctx.headers),
         metadata=user_metadata(ctx.headers),
         client_ip=ctx.client_ip,
+        precondition=write_precondition(ctx.headers, key),
     )
     response = HttpResponse(status=200)
     response["ETag"] = info.etag
@@ -379,17 +350,23 @@ async def _delete_object(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
 
 
 async def _create_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    algorithm, kind = upload_checksum(ctx.headers)
     upload = await sync_to_async(services.multipart_create)(
         credential=ctx.credential,
         bucket=bucket,
         key=key,
         content_type=content_type(ctx.headers),
         metadata=user_metadata(ctx.headers),
+        checksum_algorithm=algorithm,
+        checksum_type=kind,
     )
     body = xml.document(
         "InitiateMultipartUploadResult", [("Bucket", bucket), ("Key", key), ("UploadId", upload.upload_id)]
     )
-    return xml_response(body)
+    response = xml_response(body)
+    if algorithm:
+        response["x-amz-checksum-algorithm"], response["x-amz-checksum-type"] = algorithm.upper(), kind
+    return response
 
 
 async def _upload_part(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
@@ -411,9 +388,15 @@ async def _upload_part(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
 
 
 async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
+    precondition = write_precondition(ctx.headers, key)
     listed = xml.parse_complete(await ctx.stream.read_all(SMALL_BODY_LIMIT))
     checked = await sync_to_async(services.multipart_complete_check)(
-        credential=ctx.credential, bucket=bucket, key=key, upload_id=ctx.query["uploadId"], listed=listed
+        credential=ctx.credential,
+        bucket=bucket,
+        key=key,
+        upload_id=ctx.query["uploadId"],
+        listed=listed,
+        precondition=precondition,
     )
     location = ctx.request.build_absolute_uri(ctx.request.path)
 
