@@ -165,6 +165,7 @@ INSTALLED_APPS = [
     "audit",
     "providers",
     "storage",
+    "governance",
     "cloudops.metrics",
     "cloudops.ratelimit",
 ]
@@ -685,6 +686,10 @@ HINT_SOURCES = [
     "providers.hints.webhook_signature_hints",
     "cloudops.metrics.hints.metrics_export_hints",
 ]
+# Who may do what by role (viewer, researcher, lead, admin): the module the library asks
+# (cloudops.permissions) for a user's role, the actions a role may not do, and the columns
+# loaded with a user so the role costs no extra query.
+ROLE_POLICY = "governance.roles"
 # How library code records an audit entry (cloudops.auditing.record).
 AUDIT_RECORDER = "audit.services.audit_record"
 # Rate-limit keys apps contribute, by the name rules use as their `key` (cloudops.ratelimit.keys).
