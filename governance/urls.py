@@ -1,0 +1,12 @@
+"""URL routes of this app, included from cloudops/urls.py."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver, path
+
+from governance import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/approvals/rules", views.ApprovalRuleListView.as_view(), name="approval-rules"),
+    path("api/approvals/rules/<id:rule_id>", views.ApprovalRuleDetailView.as_view(), name="approval-rule-detail"),
+]
