@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from rest_framework.exceptions import APIException
 
+from governance.approvals import approval_approve, approval_reject
 from governance.models import ApprovalRequest, ApprovalRule
 from governance.rules import exempt_levels_problem, threshold_problem
 from providers.registry import provider_names
@@ -56,8 +60,22 @@ class ApprovalRuleAdmin(admin.ModelAdmin):
     ordering = ["priority", "id"]
 
 
+def _decide(admin_: admin.ModelAdmin, request: HttpRequest, rows: QuerySet[ApprovalRequest], decide: Any) -> None:
+    """Apply one decision per selected request, as the API would; refusals are reported."""
+    done = 0
+    for approval in rows.select_related("job", "job__owner"):
+        try:
+            decide(approval=approval, user=request.user, reason="from the admin", request=request)
+            done += 1
+        except APIException as exc:
+            admin_.message_user(request, f"Request {approval.pk}: {exc.detail}", messages.WARNING)
+    if done:
+        admin_.message_user(request, f"{done} request(s) decided.", messages.SUCCESS)
+
+
 @admin.register(ApprovalRequest)
 class ApprovalRequestAdmin(admin.ModelAdmin):
+    actions = ["approve", "reject"]
     list_display = ["job", "rule_name", "required_level", "status", "created_at", "expires_at", "decided_by"]
     list_filter = ["status"]
     list_select_related = ["job"]
@@ -65,3 +83,11 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: Any) -> bool:
         return False
+
+    @admin.action(description="Approve the selected requests (submits their jobs)", permissions=["change"])
+    def approve(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> None:
+        _decide(self, request, queryset, approval_approve)
+
+    @admin.action(description="Reject the selected requests (cancels their jobs)", permissions=["change"])
+    def reject(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> None:
+        _decide(self, request, queryset, approval_reject)

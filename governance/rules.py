@@ -145,10 +145,14 @@ def submission_hold(
     *, owner: User, provider: str, option: HardwareOption, config: dict[str, Any], now: datetime
 ) -> Hold | None:
     """The first enabled rule, in priority order, that holds this submission (None: none)."""
-    role = role_of(owner).label
-    for rule in ApprovalRule.objects.filter(enabled=True).order_by("priority", "id"):
-        if rule.applies_to_provider and rule.applies_to_provider != provider:
-            continue
+    rules = [
+        rule
+        for rule in ApprovalRule.objects.filter(enabled=True).order_by("priority", "id")
+        if not rule.applies_to_provider or rule.applies_to_provider == provider
+    ]
+    # One query while no rule applies; the role (at most one more) only when one does.
+    role = role_of(owner).label if rules else ""
+    for rule in rules:
         if role in (rule.exempt_levels or []):
             continue
         reason = _match(rule, owner=owner, provider=provider, option=option, config=config, now=now)

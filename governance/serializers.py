@@ -8,10 +8,12 @@ from rest_framework import serializers
 
 from cloudops.serializers import StrictBooleanField, StrictCharField, StrictChoiceField, StrictInputSerializer
 from governance.models import ApprovalRequest, ApprovalRule, ApprovalStatus, ApproverLevel, RuleCondition
-from governance.rules import exempt_levels_problem, threshold_problem
+from governance.roles import ROLE_GROUPS
+from governance.rules import threshold_problem
 from providers.registry import provider_names
 
 MAX_PRIORITY = 2**31 - 1
+ROLES = ", ".join(ROLE_GROUPS)
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -32,7 +34,13 @@ class ApprovalRuleInputSerializer(StrictInputSerializer):
     threshold = serializers.JSONField(required=False, allow_null=True)
     applies_to_provider = StrictCharField(required=False, allow_blank=True, max_length=32)
     required_approver_level = StrictChoiceField(choices=ApproverLevel.choices, required=False)
-    exempt_levels = serializers.JSONField(required=False)
+    exempt_levels = serializers.ListField(
+        child=StrictChoiceField(
+            choices=list(ROLE_GROUPS), error_messages={"invalid_choice": f"unknown role '{{input}}' (roles: {ROLES})."}
+        ),
+        required=False,
+        max_length=len(ROLE_GROUPS),
+    )
     priority = StrictIntegerField(required=False, min_value=-MAX_PRIORITY, max_value=MAX_PRIORITY)
     enabled = StrictBooleanField(required=False)
 
@@ -41,11 +49,8 @@ class ApprovalRuleInputSerializer(StrictInputSerializer):
             raise serializers.ValidationError(f"unknown provider {value!r} (known: {', '.join(provider_names())}).")
         return value
 
-    def validate_exempt_levels(self, value: Any) -> list[str]:
-        problem = exempt_levels_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return list(value)
+    def validate_exempt_levels(self, value: list[str]) -> list[str]:
+        return sorted(set(value), key=lambda name: ROLE_GROUPS[name])
 
     def validate_name(self, value: str) -> str:
         existing = ApprovalRule.objects.filter(name=value)

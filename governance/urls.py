@@ -9,4 +9,9 @@ from governance import views
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/approvals/rules", views.ApprovalRuleListView.as_view(), name="approval-rules"),
     path("api/approvals/rules/<id:rule_id>", views.ApprovalRuleDetailView.as_view(), name="approval-rule-detail"),
+    path("api/approvals/requests", views.ApprovalRequestListView.as_view(), name="approval-requests"),
+    path(
+        "api/approvals/requests/<id:request_id>/approve", views.ApprovalApproveView.as_view(), name="approval-approve"
+    ),
+    path("api/approvals/requests/<id:request_id>/reject", views.ApprovalRejectView.as_view(), name="approval-reject"),
 ]

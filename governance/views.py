@@ -3,6 +3,10 @@ service, serialize."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -10,12 +14,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.models import ApprovalRule
-from governance.roles import RulesAdmin
+from cloudops.openapi import ErrorOutputSerializer
+from cloudops.permissions import request_user
+from governance.approvals import approval_approve, approval_reject
+from governance.models import ApprovalRequest, ApprovalRule
+from governance.roles import Role, RulesAdmin, role_of
 from governance.serializers import (
+    ApprovalRequestBodySerializer,
+    ApprovalRequestListBodySerializer,
+    ApprovalRequestListQuerySerializer,
     ApprovalRuleBodySerializer,
     ApprovalRuleInputSerializer,
     ApprovalRuleListBodySerializer,
+    DecisionInputSerializer,
 )
 from governance.services import approval_rule_create, approval_rule_delete, approval_rule_update
 
@@ -64,3 +75,58 @@ class ApprovalRuleDetailView(APIView):
     def delete(self, request: Request, rule_id: int) -> Response:
         approval_rule_delete(rule=get_object_or_404(ApprovalRule, pk=rule_id), request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Requests --------------------------------------------------------------------------------------
+
+
+def _requests_visible_to(user: Any) -> QuerySet[ApprovalRequest]:
+    """Leads and admins see every request; others their own submissions' requests."""
+    rows = ApprovalRequest.objects.select_related("job", "job__owner")
+    return rows if role_of(user) >= Role.LEAD else rows.filter(job__owner=user)
+
+
+class ApprovalRequestListView(APIView):
+    """Held submissions, newest first: every one for leads and admins, your own otherwise.
+    `status` filters (pending, approved, rejected, expired)."""
+
+    @extend_schema(parameters=[ApprovalRequestListQuerySerializer], responses={200: ApprovalRequestListBodySerializer})
+    def get(self, request: Request) -> Response:
+        # A plain dict: from a QueryDict, DRF would read `status=` as "no filter" instead of a 400.
+        query = ApprovalRequestListQuerySerializer(data=dict(request.query_params.items()))
+        query.is_valid(raise_exception=True)
+        rows = _requests_visible_to(request_user(request))
+        if query.validated_data.get("status"):
+            rows = rows.filter(status=query.validated_data["status"])
+        found = list(rows.order_by("-created_at", "-id")[: query.validated_data["limit"]])
+        return Response(ApprovalRequestListBodySerializer({"requests": found, "total": len(found)}).data)
+
+
+class _DecisionView(APIView):
+    decide: Callable[..., ApprovalRequest]
+
+    @extend_schema(
+        request=DecisionInputSerializer, responses={200: ApprovalRequestBodySerializer, 409: ErrorOutputSerializer}
+    )
+    def post(self, request: Request, request_id: int) -> Response:
+        data = DecisionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        approval = get_object_or_404(_requests_visible_to(request_user(request)), pk=request_id)
+        approval = type(self).decide(
+            approval=approval, user=request_user(request), reason=data.validated_data["reason"], request=request
+        )
+        approval.job.refresh_from_db()
+        return Response(ApprovalRequestBodySerializer({"request": approval}).data)
+
+
+class ApprovalApproveView(_DecisionView):
+    """Approve: the job is submitted to its provider (once, however many approve at once).
+    Leads or admins, as the rule asks; never the submitter."""
+
+    decide = staticmethod(approval_approve)
+
+
+class ApprovalRejectView(_DecisionView):
+    """Reject with a `reason`: the job is cancelled and its error says why."""
+
+    decide = staticmethod(approval_reject)

@@ -42,3 +42,27 @@ def test_the_admin_refuses_a_bad_glob_and_an_unknown_provider(olivia: AbstractUs
     errors = response.context["adminform"].form.errors
     assert "never closed" in str(errors["threshold"]) and "unknown provider" in str(errors["applies_to_provider"])
     assert not ApprovalRule.objects.exists()
+
+
+def test_the_admin_approves_and_rejects_selected_requests(olivia: AbstractUser, alice: AbstractUser) -> None:
+    from governance.models import ApprovalRequest
+    from providers.models import Job, JobStatus
+    from tests.conftest import client_for
+    from tests.providers.helpers import QUICK, submit
+
+    ApprovalRule.objects.create(name="local jobs", condition="provider", threshold="local")
+    alices = client_for(alice)
+    first, second = (submit(alices, {"provider": "local", "config": QUICK}).json()["job_id"] for _ in range(2))
+    client = Client()
+    client.force_login(olivia)
+    for job_id, action in ((first, "approve"), (second, "reject")):
+        pk = ApprovalRequest.objects.get(job_id=job_id).pk
+        response = client.post("/admin/governance/approvalrequest/", {"action": action, "_selected_action": [pk]})
+        assert response.status_code == 302
+    assert ApprovalRequest.objects.get(job_id=first).status == "approved"
+    assert Job.objects.get(pk=first).status != JobStatus.PENDING_APPROVAL
+    assert (ApprovalRequest.objects.get(job_id=second).status, Job.objects.get(pk=second).status) == (
+        "rejected",
+        "cancelled",
+    )
+    assert ApprovalRequest.objects.get(job_id=second).decided_by == "olivia"
