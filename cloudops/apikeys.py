@@ -18,6 +18,7 @@ from cloudops import audit_events as events
 from cloudops import auditing
 from cloudops.keys import derive_token
 from cloudops.models import ApiKey
+from cloudops.roles import remember_annotations, user_annotations
 
 KEY_SCHEME = "sk_"
 _PREFIX_ALPHABET = string.ascii_letters + string.digits
@@ -89,11 +90,13 @@ def api_key_find(raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key`, or None. Constant-time on the secret part."""
     if not raw_key.startswith(KEY_SCHEME) or len(raw_key) <= _PREFIX_LEN:
         return None
-    api_key = (
-        ApiKey.objects.select_related("owner").filter(prefix=raw_key[:_PREFIX_LEN], revoked_at__isnull=True).first()
-    )
+    # The owner's role comes in the same query (cloudops.permissions.user_annotations).
+    extra = {f"owner{name}": expression for name, expression in user_annotations("owner").items()}
+    keys = ApiKey.objects.select_related("owner").annotate(**extra)
+    api_key = keys.filter(prefix=raw_key[:_PREFIX_LEN], revoked_at__isnull=True).first()
     if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash(raw_key)):
         return None
+    remember_annotations(api_key.owner, {name[len("owner") :]: getattr(api_key, name) for name in extra})
     if not api_key.owner.is_active:
         return None
     _touch(api_key)

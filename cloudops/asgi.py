@@ -33,9 +33,11 @@ application = CloudopsASGIHandler()
 from cloudops.backup import hold_serving_lock_for_default_database  # noqa: E402 - needs the app registry
 from cloudops.metrics.worker import start_metrics_worker  # noqa: E402 - needs the app registry ready
 from cloudops.sqlite_wal import keep_wal_open  # noqa: E402 - needs the app registry ready
+from governance.approvals import start_approval_expiry  # noqa: E402 - needs the app registry ready
 from providers.sync import start_background_sync  # noqa: E402 - needs the app registry ready
 
 hold_serving_lock_for_default_database()
 keep_wal_open()
 start_background_sync()
+start_approval_expiry()
 start_metrics_worker()

@@ -13,10 +13,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.http import HttpRequest
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
+
+from cloudops.roles import action_refusal
 
 
 def request_user(request: Request | HttpRequest) -> User:
@@ -26,6 +28,13 @@ def request_user(request: Request | HttpRequest) -> User:
     if not isinstance(user, User) or not user.is_authenticated:
         raise NotAuthenticated()
     return user
+
+
+def refuse_unless_allowed(user: Any, action: str) -> None:
+    """403 naming the role when the user's role may not do `action` (e.g. "submit_job")."""
+    refusal = action_refusal(user, action)
+    if refusal:
+        raise PermissionDenied(refusal)
 
 
 def has_staff_perm(user: Any, perm: str) -> bool:

@@ -132,6 +132,10 @@ class AuthMethodSerializer(serializers.Serializer):
 class MeBodySerializer(serializers.Serializer):
     user = UserOutputSerializer()
     auth = AuthMethodSerializer()
+    role = serializers.ChoiceField(
+        choices=["viewer", "researcher", "lead", "admin"],
+        help_text="the highest role group; superusers and staff are admins, no group is researcher",
+    )
 
 
 class ApiKeyListBodySerializer(serializers.Serializer):

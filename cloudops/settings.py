@@ -165,6 +165,7 @@ INSTALLED_APPS = [
     "audit",
     "providers",
     "storage",
+    "governance",
     "cloudops.metrics",
     "cloudops.ratelimit",
 ]
@@ -523,6 +524,14 @@ SIMPLETUNER_SUBMIT_TIMEOUT = _env_float("SIMPLETUNER_SUBMIT_TIMEOUT", default=36
 # Keep it above the slowest start (a dataset upload to Replicate).
 SIMPLETUNER_SUBMIT_CLAIM_SECONDS = _env_float("SIMPLETUNER_SUBMIT_CLAIM_SECONDS", default=600.0, minimum=10)
 
+# Approvals (governance): a held submission is cancelled when nobody decided within this many
+# hours; a job that declares no `max_runtime_minutes` is estimated at this run time by the
+# `cost_exceeds` rules (its hardware's price per second times this).
+SIMPLETUNER_APPROVAL_TTL_HOURS = _env_float("SIMPLETUNER_APPROVAL_TTL_HOURS", default=72.0, minimum=0.01)
+SIMPLETUNER_APPROVAL_DEFAULT_RUNTIME_MINUTES = _env_float(
+    "SIMPLETUNER_APPROVAL_DEFAULT_RUNTIME_MINUTES", default=60.0, minimum=1
+)
+
 # The local provider: one directory per job (config, output.log, exit status), commands.
 SIMPLETUNER_LOCAL_JOBS_DIR = _env_path("SIMPLETUNER_LOCAL_JOBS_DIR", str(SIMPLETUNER_HOME / "jobs"))
 # Who may run a custom `config.command`: staff (default), all (every user) or none.
@@ -685,6 +694,10 @@ HINT_SOURCES = [
     "providers.hints.webhook_signature_hints",
     "cloudops.metrics.hints.metrics_export_hints",
 ]
+# Who may do what by role (viewer, researcher, lead, admin): the module the library asks
+# (cloudops.permissions) for a user's role, the actions a role may not do, and the columns
+# loaded with a user so the role costs no extra query.
+ROLE_POLICY = "governance.roles"
 # How library code records an audit entry (cloudops.auditing.record).
 AUDIT_RECORDER = "audit.services.audit_record"
 # Rate-limit keys apps contribute, by the name rules use as their `key` (cloudops.ratelimit.keys).

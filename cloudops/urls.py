@@ -34,5 +34,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("providers.urls")),
     path("", include("storage.urls")),
+    path("", include("governance.urls")),
     path("", include("cloudops.metrics.urls")),
 ]

@@ -16,7 +16,8 @@ from cloudops import accounts
 from cloudops.apikeys import api_key_create, api_key_revoke
 from cloudops.models import ApiKey
 from cloudops.openapi import ErrorOutputSerializer
-from cloudops.permissions import has_staff_perm, request_user
+from cloudops.permissions import has_staff_perm, refuse_unless_allowed, request_user
+from cloudops.roles import user_role
 from cloudops.serializers import (
     ApiKeyBodySerializer,
     ApiKeyCreatedBodySerializer,
@@ -80,7 +81,8 @@ class MeView(APIView):
     def get(self, request: Request) -> Response:
         auth = request.auth if isinstance(request.auth, ApiKey) else None
         method = {"method": "api_key" if auth else "session", "api_key": auth.prefix if auth else None}
-        return Response(MeBodySerializer({"user": request.user, "auth": method}).data)
+        body = {"user": request.user, "auth": method, "role": user_role(request.user)}
+        return Response(MeBodySerializer(body).data)
 
 
 class ApiKeyListView(APIView):
@@ -95,6 +97,7 @@ class ApiKeyListView(APIView):
 
     @extend_schema(request=ApiKeyInputSerializer, responses={201: ApiKeyCreatedBodySerializer})
     def post(self, request: Request) -> Response:
+        refuse_unless_allowed(request_user(request), "create_api_key")
         data = ApiKeyInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         api_key, raw_key = api_key_create(

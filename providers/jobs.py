@@ -235,7 +235,9 @@ def job_cancel(*, job: Job, request: HttpRequest | None = None, actor: Actor | N
     provider_config = provider_config_get(job.provider)
     with LogContext(job_id=job.pk, provider=job.provider):
         try:
-            remote = get_provider(job.provider).cancel(job=job, provider_config=provider_config)
+            # A job held for approval was never sent to the provider: nothing to stop there.
+            held = job.status == JobStatus.PENDING_APPROVAL
+            remote = None if held else get_provider(job.provider).cancel(job=job, provider_config=provider_config)
         except ProviderError:
             # Give the mark back, so the owner can try again now rather than in a minute.
             Job.objects.filter(pk=job.pk, cancel_requested_at=claimed_at).update(cancel_requested_at=None)
@@ -283,7 +285,7 @@ def job_logs(*, job: Job) -> JobLogs:
     limit = settings.SIMPLETUNER_JOB_LOG_MAX_BYTES
     fresh = None
     client = get_provider(job.provider)
-    if not job.is_terminal or client.logs_after_end:
+    if job.status != JobStatus.PENDING_APPROVAL and (not job.is_terminal or client.logs_after_end):
         try:
             fresh = client.logs(job=job, provider_config=provider_config_get(job.provider))
         except ProviderError as exc:

@@ -96,6 +96,9 @@ class ProviderConfig(models.Model):
 
 
 class JobStatus(models.TextChoices):
+    # Held by an approval rule (governance): recorded, never sent to the provider and without
+    # upload credentials until approved (then `pending`), or cancelled when rejected or expired.
+    PENDING_APPROVAL = "pending_approval"
     PENDING = "pending"
     UPLOADING = "uploading"
     QUEUED = "queued"
@@ -109,13 +112,14 @@ TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.
 ACTIVE_STATUSES = frozenset(set(JobStatus) - TERMINAL_STATUSES)
 # Statuses only move to a higher rank; terminal statuses share the top rank, so they are final.
 STATUS_RANK: dict[str, int] = {
-    JobStatus.PENDING: 0,
-    JobStatus.UPLOADING: 1,
-    JobStatus.QUEUED: 2,
-    JobStatus.RUNNING: 3,
-    JobStatus.COMPLETED: 4,
-    JobStatus.FAILED: 4,
-    JobStatus.CANCELLED: 4,
+    JobStatus.PENDING_APPROVAL: 0,
+    JobStatus.PENDING: 1,
+    JobStatus.UPLOADING: 2,
+    JobStatus.QUEUED: 3,
+    JobStatus.RUNNING: 4,
+    JobStatus.COMPLETED: 5,
+    JobStatus.FAILED: 5,
+    JobStatus.CANCELLED: 5,
 }
 
 

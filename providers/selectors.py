@@ -9,15 +9,17 @@ from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet, Subquery
 
 from cloudops.permissions import has_staff_perm
+from cloudops.roles import role_sees_all_jobs
 from providers.config_cache import provider_configs_cached
 from providers.models import Job, ProviderConfig
 from providers.paging import TOTAL_COUNT_CAP, JobCursor
 
 
 def sees_all_jobs(user: User) -> bool:
-    """Staff holding providers.view_job see every user's jobs: list, detail, logs, live events
-    and, with an API key, every output bucket. Everyone else sees only their own."""
-    return has_staff_perm(user, "providers.view_job")
+    """Staff holding providers.view_job, and leads and admins by role group
+    (governance.roles), see every user's jobs: list, detail, logs, live events and, with an
+    API key, every output bucket. Everyone else sees only their own."""
+    return has_staff_perm(user, "providers.view_job") or role_sees_all_jobs(user)
 
 
 def may_change_job(user: User, job: Job) -> bool:

@@ -32,6 +32,8 @@ from cloudops import audit_events as events
 from cloudops.auditing import Actor
 from cloudops.permissions import has_staff_perm
 from cloudops.structured_logging import LogContext, get_logger
+from governance.holds import approval_request_create
+from governance.rules import Hold, submission_hold
 from providers.base import HardwareOption, Phase
 from providers.config import provider_config_get
 from providers.config_secrets import credential_keys
@@ -105,14 +107,21 @@ def _idempotent_match(owner: User, key: str, fingerprint: str) -> Job | None:
     return existing
 
 
-def _create_job(*, idempotency_key: str | None, audit: dict[str, Any], **values: Any) -> tuple[Job, bool]:
+def _create_job(
+    *, idempotency_key: str | None, audit: dict[str, Any], hold: Hold | None = None, **values: Any
+) -> tuple[Job, bool]:
     """Insert the job, claimed for starting, with its `job.submitted` entry in one transaction
     (if the audit trail refuses, there is no job either). A concurrent request with the same
-    key loses on the unique constraint and gets the winner's job (retries never make two)."""
+    key loses on the unique constraint and gets the winner's job (retries never make two).
+    A job an approval rule holds is inserted `pending_approval`, unclaimed, with its request."""
+    now = timezone.now()
+    status, claimed = (JobStatus.PENDING_APPROVAL, None) if hold else (JobStatus.PENDING, now)
     try:
         with transaction.atomic():
-            job = Job.objects.create(idempotency_key=idempotency_key, start_claimed_at=timezone.now(), **values)
+            job = Job.objects.create(idempotency_key=idempotency_key, start_claimed_at=claimed, status=status, **values)
             audit_record(event_type=events.JOB_SUBMITTED, target_type="job", target_id=job.pk, **audit)
+            if hold is not None:
+                approval_request_create(job=job, hold=hold, now=now, audit=audit)
             return job, True
     except IntegrityError:
         if not idempotency_key:
@@ -184,9 +193,11 @@ def job_submit(
         "action": "submit",
         "details": {"provider": provider, "hardware": option.id, "name": name},
     }
+    hold = submission_hold(owner=owner, provider=provider, option=option, config=config, now=timezone.now())
     job, created = _create_job(
         idempotency_key=idempotency_key,
         audit=audit,
+        hold=hold,
         owner=owner,
         hardware=option.id,
         dataset=dataset,
@@ -195,6 +206,10 @@ def job_submit(
     )
     if not created:
         return _retried(job)
+    if hold is not None:
+        # Nothing reaches the provider, and no upload credentials exist, until it is approved.
+        logger.info("job held for approval", extra={"job_id": job.pk, "rule": hold.rule.name})
+        return SubmitResult(job=job, created=True, warnings=[*warnings, f"Held for approval ({hold.reason})."])
     with LogContext(job_id=job.pk, provider=provider):
         logger.info("job submitted", extra={"hardware": option.id})
         warnings += _start(job=job, provider_config=provider_config)
@@ -235,6 +250,15 @@ def job_start_abandoned(*, job: Job) -> bool:
         with contextlib.suppress(SubmitFailed):
             _start(job=job, provider_config=provider_config_get(job.provider))
     return True
+
+
+def job_start_approved(*, job: Job) -> list[str]:
+    """Start a job whose approval was just granted (governance.approvals), once: the approval's
+    conditional UPDATE let one caller through, and that caller moved the job to `pending`
+    with a fresh start claim. A provider refusal fails the job and raises SubmitFailed."""
+    with LogContext(job_id=job.pk, provider=job.provider):
+        logger.info("approved job started")
+        return _start(job=job, provider_config=provider_config_get(job.provider))
 
 
 def abandoned_submissions() -> list[Job]:

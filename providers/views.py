@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from cloudops.net import client_ip
 from cloudops.openapi import ErrorOutputSerializer
-from cloudops.permissions import StaffPermission, request_user
+from cloudops.permissions import StaffPermission, refuse_unless_allowed, request_user
 from providers.config import UnknownProvider, provider_config_get, provider_config_list, provider_config_update
 from providers.errors import ProviderError
 from providers.jobs import job_cancel, job_logs
@@ -192,6 +192,7 @@ class JobSubmitView(APIView):
 
 
 def submit(request: Request) -> Response:
+    refuse_unless_allowed(request_user(request), "submit_job")
     data = JobSubmitInputSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     values = dict(data.validated_data)
@@ -224,6 +225,7 @@ class JobCancelView(APIView):
         request=None, responses={200: JobCancelBodySerializer, 409: ErrorOutputSerializer, **PROVIDER_ERRORS}
     )
     def post(self, request: Request, job_id: str) -> Response:
+        refuse_unless_allowed(request_user(request), "cancel_job")
         job = get_object_or_404(jobs_visible_to(request_user(request)), pk=job_id)
         if not may_change_job(request_user(request), job):
             raise PermissionDenied(

@@ -139,9 +139,16 @@ def job_credential(access_key_id: str) -> Credential | None:
         expired=expired,
         bearer=True,
         job_id=job.id,
-        denied="" if enabled in (None, True) else f"The S3 endpoint is disabled for provider {job.provider!r}.",
+        denied=_job_denied(job, enabled),
         root=(config or ProviderConfig()).output_root,
     )
+
+
+def _job_denied(job: Job, enabled: bool | None) -> str:
+    if job.status == JobStatus.PENDING_APPROVAL:
+        # Held by an approval rule (governance): no credentials work before it is approved.
+        return f"Job {job.id} is waiting for approval; its upload credentials work once it is approved."
+    return "" if enabled in (None, True) else f"The S3 endpoint is disabled for provider {job.provider!r}."
 
 
 def _job_expiry(job: Job) -> tuple[datetime | None, str]:

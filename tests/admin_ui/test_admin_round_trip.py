@@ -31,6 +31,7 @@ from cloudops.metrics.models import MetricsConfig
 from cloudops.metrics.services import metrics_config_get, metrics_config_update
 from cloudops.models import ApiKey
 from cloudops.ratelimit.models import RateLimitBucket
+from governance.models import ApprovalRequest, ApprovalRule
 from providers.config import provider_config_get, provider_config_update
 from providers.models import CircuitBreaker, CircuitState, Job, JobStatus, ProviderConfig
 from tests.fakes.http import self_signed_tls
@@ -193,6 +194,27 @@ def a_rate_limit_bucket(olivia: User, tmp_path: Path) -> RateLimitBucket:
     return RateLimitBucket.objects.create(key="ip:10.0.0.1", hits="[1.0]", window=60.0, expires_at=61.0)
 
 
+def an_approval_rule(olivia: User, tmp_path: Path) -> ApprovalRule:
+    return ApprovalRule.objects.create(
+        name="a100s",
+        condition="hardware_type",
+        threshold="gpu-a100*",
+        applies_to_provider="replicate",
+        required_approver_level="admin",
+        exempt_levels=["lead", "admin"],
+        priority=5,
+    )
+
+
+def an_approval_request(olivia: User, tmp_path: Path) -> ApprovalRequest:
+    job = Job.objects.create(owner=olivia, provider="local", status=JobStatus.PENDING_APPROVAL)
+    rule = an_approval_rule(olivia, tmp_path)
+    now = timezone.now()
+    return ApprovalRequest.objects.create(
+        job=job, rule=rule, rule_name=rule.name, required_level="admin", reason="a100s: hardware", expires_at=now
+    )
+
+
 FACTORIES: dict[type[models.Model], Callable[[User, Path], models.Model]] = {
     ProviderConfig: a_provider,
     Job: a_job,
@@ -203,6 +225,8 @@ FACTORIES: dict[type[models.Model], Callable[[User, Path], models.Model]] = {
     AuditEntry: an_audit_entry,
     RateLimitBucket: a_rate_limit_bucket,
     ApiKey: an_api_key,
+    ApprovalRule: an_approval_rule,
+    ApprovalRequest: an_approval_request,
 }
 
 

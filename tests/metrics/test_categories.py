@@ -56,6 +56,7 @@ class TestJobs:
             dict(labels)["status"]: v for (name, labels), v in values.items() if name == "simpletuner_jobs_by_status"
         }
         assert by_status == {
+            "pending_approval": 0,
             "pending": 1,
             "uploading": 0,
             "queued": 0,

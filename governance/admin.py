@@ -1,0 +1,93 @@
+"""Approval rules and requests in the admin: rules checked like the API checks them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from rest_framework.exceptions import APIException
+
+from governance.approvals import approval_approve, approval_reject
+from governance.models import ApprovalRequest, ApprovalRule
+from governance.rules import exempt_levels_problem, threshold_problem
+from providers.registry import provider_names
+
+
+class ApprovalRuleForm(forms.ModelForm):
+    class Meta:
+        model = ApprovalRule
+        fields = [
+            "name",
+            "condition",
+            "threshold",
+            "applies_to_provider",
+            "required_approver_level",
+            "exempt_levels",
+            "priority",
+            "enabled",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        problem = threshold_problem(str(data.get("condition", "")), data.get("threshold"))
+        if problem and "condition" in data:
+            self.add_error("threshold", problem)
+        levels = exempt_levels_problem(data.get("exempt_levels", []))
+        if levels:
+            self.add_error("exempt_levels", levels)
+        provider = data.get("applies_to_provider", "")
+        if provider and provider not in provider_names():
+            self.add_error("applies_to_provider", f"unknown provider {provider!r}.")
+        return data
+
+
+@admin.register(ApprovalRule)
+class ApprovalRuleAdmin(admin.ModelAdmin):
+    form = ApprovalRuleForm
+    list_display = [
+        "name",
+        "condition",
+        "threshold",
+        "applies_to_provider",
+        "required_approver_level",
+        "priority",
+        "enabled",
+    ]
+    list_filter = ["enabled", "condition"]
+    ordering = ["priority", "id"]
+
+
+def _decide(admin_: admin.ModelAdmin, request: HttpRequest, rows: QuerySet[ApprovalRequest], decide: Any) -> None:
+    """Apply one decision per selected request, as the API would; refusals are reported."""
+    done = 0
+    for approval in rows.select_related("job", "job__owner"):
+        try:
+            decide(approval=approval, user=request.user, reason="from the admin", request=request)
+            done += 1
+        except APIException as exc:
+            admin_.message_user(request, f"Request {approval.pk}: {exc.detail}", messages.WARNING)
+    if done:
+        admin_.message_user(request, f"{done} request(s) decided.", messages.SUCCESS)
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(admin.ModelAdmin):
+    actions = ["approve", "reject"]
+    list_display = ["job", "rule_name", "required_level", "status", "created_at", "expires_at", "decided_by"]
+    list_filter = ["status"]
+    list_select_related = ["job"]
+    readonly_fields = [field.name for field in ApprovalRequest._meta.fields]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    @admin.action(description="Approve the selected requests (submits their jobs)", permissions=["change"])
+    def approve(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> None:
+        _decide(self, request, queryset, approval_approve)
+
+    @admin.action(description="Reject the selected requests (cancels their jobs)", permissions=["change"])
+    def reject(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> None:
+        _decide(self, request, queryset, approval_reject)

@@ -1,0 +1,85 @@
+"""Approval rules and the requests they raise (docs/governance.md)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class RuleCondition(models.TextChoices):
+    COST_EXCEEDS = "cost_exceeds"
+    HARDWARE_TYPE = "hardware_type"
+    PROVIDER = "provider"
+    FIRST_JOB = "first_job"
+    DAILY_JOBS_EXCEED = "daily_jobs_exceed"
+
+
+class ApproverLevel(models.TextChoices):
+    LEAD = "lead"
+    ADMIN = "admin"
+
+
+class ApprovalRule(models.Model):
+    """A condition that holds a submission for approval (governance.rules evaluates them).
+
+    `threshold` depends on the condition: a number of USD (cost_exceeds), a glob over hardware
+    ids (hardware_type), a provider name (provider), a number of jobs (daily_jobs_exceed), or
+    nothing (first_job). Rules are evaluated in ascending `priority` (then id); the first
+    enabled rule that matches and does not exempt the submitter's role holds the job.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    condition = models.CharField(max_length=32, choices=RuleCondition.choices)
+    threshold = models.JSONField(null=True, blank=True)
+    applies_to_provider = models.CharField(
+        max_length=32, blank=True, default="", help_text="empty: submissions to every provider"
+    )
+    required_approver_level = models.CharField(max_length=8, choices=ApproverLevel.choices, default=ApproverLevel.LEAD)
+    exempt_levels = models.JSONField(default=list, blank=True, help_text="roles the rule does not hold")
+    priority = models.IntegerField(default=100, help_text="lower first")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class ApprovalRequest(models.Model):
+    """A held submission waiting for a decision. Decisions are a conditional UPDATE from
+    `pending` (governance.approvals): of two racing deciders exactly one wins."""
+
+    job = models.OneToOneField("providers.Job", on_delete=models.CASCADE, related_name="approval")
+    rule = models.ForeignKey(ApprovalRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="requests")
+    # Copied from the rule when the job was held: editing or deleting the rule later does
+    # not change who may decide, nor what the submitter was told.
+    rule_name = models.CharField(max_length=100)
+    required_level = models.CharField(max_length=8, choices=ApproverLevel.choices)
+    reason = models.CharField(max_length=500)
+    status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=150, blank=True, default="")
+    decision_reason = models.CharField(max_length=1000, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="approval_status_created"),
+            models.Index(fields=["status", "expires_at"], name="approval_status_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: {self.status}"

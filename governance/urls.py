@@ -1,0 +1,17 @@
+"""URL routes of this app, included from cloudops/urls.py."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver, path
+
+from governance import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/approvals/rules", views.ApprovalRuleListView.as_view(), name="approval-rules"),
+    path("api/approvals/rules/<id:rule_id>", views.ApprovalRuleDetailView.as_view(), name="approval-rule-detail"),
+    path("api/approvals/requests", views.ApprovalRequestListView.as_view(), name="approval-requests"),
+    path(
+        "api/approvals/requests/<id:request_id>/approve", views.ApprovalApproveView.as_view(), name="approval-approve"
+    ),
+    path("api/approvals/requests/<id:request_id>/reject", views.ApprovalRejectView.as_view(), name="approval-reject"),
+]
