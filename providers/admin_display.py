@@ -18,6 +18,7 @@ from providers.models import JobStatus
 
 # Background and text colours with enough contrast in the light and the dark admin theme.
 STATUS_COLOURS = {
+    JobStatus.PENDING_APPROVAL: ("#7c3aed", "#fff"),
     JobStatus.PENDING: ("#6b7280", "#fff"),
     JobStatus.UPLOADING: ("#b45309", "#fff"),
     JobStatus.QUEUED: ("#b45309", "#fff"),
