@@ -20,6 +20,7 @@ from audit.admin_changes import AuditedAdminMixin
 from audit.models import AuditEntry
 from cloudops.apikeys import api_key_create
 from cloudops.metrics.services import metrics_config_get
+from governance.models import ApprovalRequest, ApprovalRule
 from providers.config import provider_config_get
 from providers.models import CircuitBreaker, CircuitState, Job, JobStatus
 from tests.audit import tamper
@@ -50,7 +51,29 @@ FRESH: dict[str, Callable[[], models.Model]] = {
     "providers.circuitbreaker": lambda: CircuitBreaker.objects.create(
         provider="replicate", state=CircuitState.OPEN, opened_at=timezone.now(), consecutive_failures=5
     ),
+    "governance.approvalrule": lambda: an_approval_rule(),
+    "governance.approvalrequest": lambda: a_held_request(),
 }
+
+
+def an_approval_rule() -> ApprovalRule:
+    """One rule, by name: a request's rule outlives the request the loop deletes."""
+    fields = {"condition": "hardware_type", "threshold": "gpu-a100*", "required_approver_level": "lead"}
+    return ApprovalRule.objects.get_or_create(name="a100s", defaults=fields)[0]
+
+
+def a_held_request() -> ApprovalRequest:
+    """Alice's job held by a rule (olivia decides: an admin who is not the submitter). Its
+    provider is `replicate`, unconfigured here, so an approval fails the job at submission
+    instead of starting a process."""
+    job = Job.objects.create(
+        owner=User.objects.get(username="alice"), provider="replicate", status=JobStatus.PENDING_APPROVAL
+    )
+    rule = an_approval_rule()
+    expires = timezone.now() + timezone.timedelta(hours=1)
+    return ApprovalRequest.objects.create(
+        job=job, rule=rule, rule_name=rule.name, required_level="lead", reason="a100s", expires_at=expires
+    )
 
 
 def test_every_registered_admin_audits_what_it_saves() -> None:
