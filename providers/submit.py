@@ -43,7 +43,7 @@ from providers.models import TERMINAL_STATUSES, Job, JobStatus, ProviderConfig
 from providers.registry import get_provider
 from providers.sync import job_watch
 
-logger = get_logger("cloudops.providers.jobs")
+logger = get_logger("simpletuner.cloud.jobs")
 
 MAX_CONFIG_BYTES = 256 * 1024
 
@@ -196,7 +196,7 @@ def job_submit(
     if not created:
         return _retried(job)
     with LogContext(job_id=job.pk, provider=provider):
-        logger.info("job submitted", extra={"hardware": option.id})
+        logger.info("Job submitted", extra={"hardware": option.id})
         warnings += _start(job=job, provider_config=provider_config)
     return SubmitResult(job=job, created=True, warnings=warnings)
 

@@ -32,7 +32,7 @@ from storage.paths import UPLOADS_DIR
 
 MAX_PART_BYTES = 5 * 1024**3  # S3's own limit per part
 
-logger = get_logger("cloudops.storage")
+logger = get_logger("simpletuner.cloud.storage")
 
 
 # --- Where buckets live ----------------------------------------------------------------------------

@@ -76,7 +76,7 @@ RESPONSE_OVERRIDES = {
 
 View = Callable[..., Awaitable[HttpResponseBase]]
 
-logger = get_logger("cloudops.storage")
+logger = get_logger("simpletuner.cloud.storage")
 
 
 class S3Context:

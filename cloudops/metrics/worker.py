@@ -19,7 +19,7 @@ from cloudops.metrics.http import http_flush
 from cloudops.metrics.services import metrics_config_get
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.metrics")
+logger = get_logger("simpletuner.cloud.metrics")
 
 
 def metrics_worker_pass(*, refresh: bool) -> None:
