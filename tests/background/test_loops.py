@@ -95,7 +95,9 @@ def test_failures_in_a_row_back_off_up_to_a_cap(loops: list[PeriodicThread]) -> 
 
 def test_logging_a_reserved_record_attribute_as_extra_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="simpletuner.cloud.test"):
-        get_logger("simpletuner.cloud.test").info("pass failed", extra={"thread": "jobs-sync", "name": "x", "loop": "y"})
+        get_logger("simpletuner.cloud.test").info(
+            "pass failed", extra={"thread": "jobs-sync", "name": "x", "loop": "y"}
+        )
     record = caplog.records[-1]
     assert (record.thread_, record.name_, record.loop) == ("jobs-sync", "x", "y")  # type: ignore[attr-defined]
 

@@ -12,7 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from cloudops.structured_logging import configure_structured_logging, get_logger
-from tests.providers.helpers import submit
+from tests.providers.helpers import QUICK
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every package of the server, the compatibility package included.
@@ -32,8 +32,8 @@ def logger_names(path: Path) -> list[tuple[int, str | None]]:
         if called not in ("get_logger", "getLogger") or not node.args:
             continue
         arg = node.args[0]
-        literal = isinstance(arg, ast.Constant) and isinstance(arg.value, str)
-        found.append((node.lineno, arg.value if literal else None))  # type: ignore[union-attr]
+        name = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+        found.append((node.lineno, name))
     return found
 
 
@@ -62,7 +62,10 @@ def test_the_name_check_notices_a_logger_outside_the_namespace(tmp_path: Path) -
 def test_a_job_submission_logs_the_guides_json_line(
     alice_client: APIClient, local_jobs_dir: Path, json_records: list[dict]
 ) -> None:
-    response = submit(alice_client, **{"X-Request-ID": "abc123def456"})
+    body = json.dumps({"provider": "local", "config": QUICK})
+    response = alice_client.post(
+        "/api/cloud/jobs/submit", data=body, content_type="application/json", headers={"X-Request-ID": "abc123def456"}
+    )
     assert response.status_code == 201, response.json()
     job_id = response.json()["job_id"]
     submitted = [r for r in json_records if r["message"] == "Job submitted"]
