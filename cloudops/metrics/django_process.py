@@ -88,6 +88,7 @@ class _Metrics(Metrics):
             self.requests_by_transport,
             self.requests_body_bytes,
             self.requests_unknown_latency,
+            self.requests_unknown_latency_before,  # our Before middleware always times
             self.responses_by_templatename,
             self.responses_body_bytes,
             self.responses_by_charset,
@@ -261,6 +262,14 @@ _DB_METRICS = (
 
 def collect() -> Iterator[Metric]:
     """The `django` category's source: this process's request and database metrics."""
-    yield from REGISTRY.collect()
-    for metric in _DB_METRICS:
-        yield from metric.collect()
+    for metric in (*REGISTRY.collect(), *(family for db_metric in _DB_METRICS for family in db_metric.collect())):
+        yield _without_created(metric)
+
+
+def _without_created(metric: Metric) -> Metric:
+    # prometheus_client adds a `<name>_created` timestamp series to every counter and histogram
+    # series; in the text format Prometheus stores them as series of their own, doubling the
+    # category's count for a start time `rate()` does not need. (collect() builds new Metric
+    # objects on every call, so changing this one changes nothing else.)
+    metric.samples = [sample for sample in metric.samples if not sample.name.endswith("_created")]
+    return metric

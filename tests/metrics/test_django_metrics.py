@@ -134,3 +134,12 @@ def test_an_unknown_category_is_still_a_400_naming_it(staff_client: APIClient) -
     )
     assert response.status_code == 400
     assert "djang0" in response.content.decode()
+
+
+def test_counters_and_histograms_have_no_created_series(anon: APIClient, scrape: Scraper, enable) -> None:  # type: ignore[no-untyped-def]
+    enable("django")
+    scrape()
+    anon.get("/api/cloud/jobs")
+    names = {name for name, _ in scrape()}
+    assert "django_db_execute_total" in names
+    assert not [name for name in names if name.endswith("_created")]
