@@ -97,6 +97,11 @@ class _Metrics(Metrics):
             REGISTRY.unregister(unrecorded)
 
 
+# Made here, at import (under the import lock), never by two threads at once: a second
+# instance would register the same names in REGISTRY again, which raises.
+METRICS = _Metrics.get_instance()
+
+
 class _Before(PrometheusBeforeMiddleware):
     metrics_cls = _Metrics
 
@@ -155,12 +160,11 @@ def _method(request: HttpRequest) -> str:
 # methods, statuses and transports are all finite sets (see _view and _method).
 @functools.lru_cache(maxsize=4096)
 def _request_series(view: str, method: str, status: str, transport: str) -> tuple[Any, Any, Any, Any]:
-    metrics = _Metrics.get_instance()
     return (
-        metrics.requests_by_view_transport_method.labels(view, transport, method),
-        metrics.responses_by_status.labels(status),
-        metrics.responses_by_status_view_method.labels(status, view, method),
-        metrics.requests_latency_by_view_method.labels(view, method),
+        METRICS.requests_by_view_transport_method.labels(view, transport, method),
+        METRICS.responses_by_status.labels(status),
+        METRICS.responses_by_status_view_method.labels(status, view, method),
+        METRICS.requests_latency_by_view_method.labels(view, method),
     )
 
 
@@ -169,10 +173,6 @@ class DjangoMetricsAfterMiddleware(DualModeMiddleware):
     responses by status; the exceptions views raise. django-prometheus's
     PrometheusAfterMiddleware metrics: three counters and a histogram, their series looked up
     once, where its own makes twelve label lookups (see _Metrics for what is left out)."""
-
-    def __init__(self, get_response: GetResponse) -> None:
-        super().__init__(get_response)
-        self.metrics = _Metrics.get_instance()
 
     def _record(self, request: HttpRequest, response: HttpResponseBase, started: float) -> None:
         transport = "https" if request.is_secure() else "http"
@@ -204,8 +204,8 @@ class DjangoMetricsAfterMiddleware(DualModeMiddleware):
         # Called by Django only when a view raised. The 500 that Django makes of it comes
         # back through this middleware and is counted as a response as well.
         if _Exported.enabled:
-            self.metrics.exceptions_by_type.labels(type(exception).__name__).inc()
-            self.metrics.exceptions_by_view.labels(_view(request)).inc()
+            METRICS.exceptions_by_type.labels(type(exception).__name__).inc()
+            METRICS.exceptions_by_view.labels(_view(request)).inc()
 
 
 def _count_query(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
