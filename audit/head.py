@@ -12,7 +12,7 @@ from audit.chain import HEAD_FIELDS, AuditChainError, AuditKey, AuditKeyMismatch
 from audit.models import AuditEntry, AuditHead
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("audit")
+logger = get_logger("simpletuner.cloud.audit")
 
 
 def head_locked() -> AuditHead:

@@ -23,7 +23,7 @@ from cloudops import audit_events as events
 from cloudops.auditing import Actor
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("audit")
+logger = get_logger("simpletuner.cloud.audit")
 
 
 def audit_record(

@@ -29,7 +29,7 @@ from audit.models import AuditEntry, AuditVerification
 from audit.selectors import head_state
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("audit.verification")
+logger = get_logger("simpletuner.cloud.audit.verification")
 
 BATCH_SIZE = 2000
 KEEP_RESULTS = 100

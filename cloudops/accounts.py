@@ -19,7 +19,7 @@ from cloudops.auditing import Actor, user_agent
 from cloudops.net import client_ip
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.accounts")
+logger = get_logger("simpletuner.cloud.auth")
 
 REGISTRATION_DISABLED = (
     "Registration is disabled on this server. An administrator can enable it with "

@@ -25,7 +25,7 @@ from django.db import connection
 
 from cloudops.structured_logging import correlation_scope, get_logger
 
-logger = get_logger("cloudops.background")
+logger = get_logger("simpletuner.cloud.background")
 
 MAX_BACKOFF_SECONDS = 300.0
 LATE_AFTER_INTERVALS = 3

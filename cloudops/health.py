@@ -31,7 +31,7 @@ import cloudops
 from cloudops import background, secrets
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.health")
+logger = get_logger("simpletuner.cloud.health")
 
 Status = Literal["healthy", "degraded", "unhealthy"]
 _RANK: dict[Status, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}

@@ -15,7 +15,7 @@ from cloudops.converters import LABEL_AS
 from cloudops.net import client_ip
 from cloudops.structured_logging import correlation_scope, get_logger
 
-access_log = get_logger("cloudops.access")
+access_log = get_logger("simpletuner.cloud.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 

@@ -39,7 +39,7 @@ from django.core.cache.backends.redis import RedisCache as BaseRedisCache
 
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.redis")
+logger = get_logger("simpletuner.cloud.redis")
 
 T = TypeVar("T")
 

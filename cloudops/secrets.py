@@ -36,7 +36,7 @@ from django.dispatch import receiver
 
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.secrets")
+logger = get_logger("simpletuner.cloud.secrets")
 
 Clock = Callable[[], float]
 

@@ -171,6 +171,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Django's own metrics (django-prometheus), first and last as it places them; they record
+    # only while the `django` metrics category is exported (cloudops/metrics/django_process.py).
+    "cloudops.metrics.django_process.DjangoMetricsBeforeMiddleware",
     "cloudops.middleware.RequestContextMiddleware",
     "cloudops.ratelimit.middleware.RateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -183,9 +186,31 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Innermost: turns an action the audit trail refused into a 503 for the admin too.
+    # Innermost but for the metrics one: turns an action the audit trail refused into a 503
+    # for the admin too.
     "cloudops.middleware.AuditRefusalMiddleware",
+    "cloudops.metrics.django_process.DjangoMetricsAfterMiddleware",
 ]
+# django-prometheus's histogram buckets (request and query latency, in seconds), from 0.5 ms:
+# its default starts at 10 ms, below which all our API requests and queries would fall.
+PROMETHEUS_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    float("inf"),
+)
 
 ROOT_URLCONF = "cloudops.urls"
 ASGI_APPLICATION = "cloudops.asgi.application"
@@ -685,6 +710,7 @@ METRICS_SOURCES: dict[str, list[str]] = {
     "health": ["cloudops.metrics.sources.health.collect", "audit.metrics.collect_last_backup"],
     "circuit_breakers": ["providers.metrics.collect_circuit_breakers"],
     "provider": ["providers.metrics.collect_cost_limits"],
+    "django": ["cloudops.metrics.django_process.collect"],
 }
 # Setup hints (GET /api/cloud/hints): functions returning the cloudops.hints.Hint list whose
 # condition holds now.

@@ -22,7 +22,7 @@ from django.db import connections
 
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.store")
+logger = get_logger("simpletuner.cloud.database")
 
 # Per-process plumbing, by database path: the connections must live as long as the process.
 _open: dict[str, sqlite3.Connection] = {}

@@ -160,6 +160,11 @@ def logging_config(level: str = "INFO", json_output: bool = True, log_file: str 
         },
         "filters": {"client_error": {"()": ClientErrorRecord}},
         "handlers": handlers,
+        # The level and handlers sit on the root logger, so they apply alike to the server's own
+        # loggers (all under `simpletuner.cloud.<area>`: jobs, webhooks, storage, access, ...,
+        # the names the operations guide and log-shipper filters use) and to a script's
+        # get_logger("mymodule"). No level on `simpletuner` itself: one there would override a
+        # lower root level (pytest's caplog.set_level(DEBUG), a debugging session) for our code only.
         "root": {"level": level.upper(), "handlers": list(handlers)},
         "loggers": {
             # Django logs every 4xx/5xx itself; our access log already has one line per request.

@@ -28,7 +28,7 @@ from cloudops.structured_logging import get_logger
 from providers.errors import CircuitOpenError
 from providers.models import CIRCUIT_STATE_VALUE, CircuitBreaker, CircuitState
 
-logger = get_logger("cloudops.providers.circuit")
+logger = get_logger("simpletuner.cloud.providers.circuit")
 
 
 @dataclass(frozen=True)

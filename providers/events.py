@@ -40,7 +40,7 @@ from cloudops.redis_backends import RedisUnavailable
 from cloudops.structured_logging import get_logger
 from providers.models import Job, LiveEvent
 
-logger = get_logger("cloudops.events")
+logger = get_logger("simpletuner.cloud.events")
 
 STAFF_GROUP = "events.staff"
 MESSAGE_TYPE = "live.event"

@@ -44,7 +44,7 @@ from providers.errors import (
 )
 from providers.models import ProviderConfig
 
-logger = get_logger("cloudops.providers.http")
+logger = get_logger("simpletuner.cloud.providers.http")
 
 
 @dataclass(frozen=True)

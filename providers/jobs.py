@@ -32,7 +32,7 @@ from providers.events import job_event
 from providers.models import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, Job, JobStatus, ProviderConfig
 from providers.registry import get_provider
 
-logger = get_logger("cloudops.providers.jobs")
+logger = get_logger("simpletuner.cloud.jobs")
 
 # A cancel still unfinished after this long (its process died) no longer blocks a new one.
 CANCEL_CLAIM_SECONDS = 60

@@ -45,7 +45,7 @@ from providers.errors import ProviderConfigError
 from providers.models import Job, JobStatus, ProviderConfig
 from providers.webhooks.payloads import progress_of
 
-logger = get_logger("cloudops.providers.local")
+logger = get_logger("simpletuner.cloud.providers.local")
 
 RUNNER = Path(__file__).with_name("runner.py")
 EXAMPLE_TRAINER = Path(__file__).with_name("example_trainer.py")

@@ -38,7 +38,7 @@ from providers.errors import CircuitOpenError, ProviderConfigError, ProviderErro
 from providers.http import ProviderHTTP, RetryPolicy
 from providers.models import Job, JobStatus, ProviderConfig
 
-logger = get_logger("cloudops.providers.replicate")
+logger = get_logger("simpletuner.cloud.providers.replicate")
 
 TOKEN_KEY = "REPLICATE_API_TOKEN"
 REPLICATE_SECRET_KEY = "REPLICATE_WEBHOOK_SECRET"

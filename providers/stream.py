@@ -70,7 +70,7 @@ from providers.events import (
 )
 from providers.selectors import sees_all_jobs
 
-logger = get_logger("cloudops.events")
+logger = get_logger("simpletuner.cloud.events")
 
 T = TypeVar("T")
 

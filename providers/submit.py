@@ -45,7 +45,7 @@ from providers.models import TERMINAL_STATUSES, Job, JobStatus, ProviderConfig
 from providers.registry import get_provider
 from providers.sync import job_watch
 
-logger = get_logger("cloudops.providers.jobs")
+logger = get_logger("simpletuner.cloud.jobs")
 
 MAX_CONFIG_BYTES = 256 * 1024
 
@@ -211,7 +211,7 @@ def job_submit(
         logger.info("job held for approval", extra={"job_id": job.pk, "rule": hold.rule.name})
         return SubmitResult(job=job, created=True, warnings=[*warnings, f"Held for approval ({hold.reason})."])
     with LogContext(job_id=job.pk, provider=provider):
-        logger.info("job submitted", extra={"hardware": option.id})
+        logger.info("Job submitted", extra={"hardware": option.id})
         warnings += _start(job=job, provider_config=provider_config)
     return SubmitResult(job=job, created=True, warnings=warnings)
 

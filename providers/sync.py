@@ -29,7 +29,7 @@ from providers.jobs import job_refresh, job_transition
 from providers.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus, Lease
 from providers.webhooks.apply import webhook_prune_all
 
-logger = get_logger("cloudops.providers.sync")
+logger = get_logger("simpletuner.cloud.jobs.sync")
 
 LEASE_NAME = "jobs-sync"
 MAX_JOBS_PER_PASS = 500

@@ -34,7 +34,7 @@ from storage.preconditions import WritePrecondition
 
 MAX_PART_BYTES = 5 * 1024**3  # S3's own limit per part
 
-logger = get_logger("cloudops.storage")
+logger = get_logger("simpletuner.cloud.storage")
 
 
 # --- Where buckets live ----------------------------------------------------------------------------

@@ -77,7 +77,7 @@ UNSUPPORTED = frozenset(
 
 View = Callable[..., Awaitable[HttpResponseBase]]
 
-logger = get_logger("cloudops.storage")
+logger = get_logger("simpletuner.cloud.storage")
 
 
 class S3Context:

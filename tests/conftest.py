@@ -34,7 +34,7 @@ class ServerErrors(logging.Handler):
         self.found: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        status = getattr(record, "status", None) if record.name == "cloudops.access" else None
+        status = getattr(record, "status", None) if record.name == "simpletuner.cloud.access" else None
         status = getattr(record, "status_code", status) if record.name == "django.request" else status
         if status == 500 or (record.levelno >= logging.ERROR and record.exc_info):
             self.found.append(

@@ -39,7 +39,7 @@ from cloudops.backup.native import NativeTools, native_tools
 from cloudops.backup.restore import RestoreResult, database_restore
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.store")
+logger = get_logger("simpletuner.cloud.backup")
 
 __all__ = [
     "BackupResult",

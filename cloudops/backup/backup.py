@@ -33,7 +33,7 @@ from cloudops.backup.files import (
 from cloudops.backup.sqlite import connect, count_rows, snapshot
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.store")
+logger = get_logger("simpletuner.cloud.backup")
 
 
 @dataclass(frozen=True)

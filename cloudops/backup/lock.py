@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.store")
+logger = get_logger("simpletuner.cloud.backup")
 
 LOCK_SUFFIX = ".serving"
 

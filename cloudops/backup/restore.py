@@ -57,7 +57,7 @@ from cloudops.backup.sqlite import connect, convert_page_size, copy_into_live, i
 from cloudops.backup.validate import AuditCheck, Inspection, check_audit_head, inspect_copy
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.store")
+logger = get_logger("simpletuner.cloud.backup")
 
 
 @dataclass(frozen=True)

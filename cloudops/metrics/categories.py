@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # In the documented order (the operations guide's), which is also the order of the scrape output.
+# `full` exports them all, `django` included.
 CATEGORIES: dict[str, str] = {
     "jobs": "Job counts, status, queue depth, costs",
     "http": "Request counts, errors, latency",
@@ -14,6 +15,9 @@ CATEGORIES: dict[str, str] = {
     "health": "Server uptime, component health",
     "circuit_breakers": "Provider circuit breaker state",
     "provider": "Cost limits, credit balance",
+    # Not in the guide: django-prometheus's django_* metrics, per server process
+    # (cloudops/metrics/django_process.py). Last, after the guide's categories.
+    "django": "Django's own, per process: request latency per view, responses, database queries and errors",
 }
 
 TEMPLATES: dict[str, dict[str, object]] = {

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from cloudops.metrics.categories import CATEGORIES
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.metrics")
+logger = get_logger("simpletuner.cloud.metrics")
 
 Source = Callable[[], Iterable[Metric]]
 # The text format generate_latest writes. Spelled out because newer prometheus_client versions

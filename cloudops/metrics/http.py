@@ -23,7 +23,7 @@ from cloudops.metrics.models import HttpRouteStat
 from cloudops.middleware import DualModeMiddleware, request_route
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.metrics")
+logger = get_logger("simpletuner.cloud.metrics")
 
 # Any other method (clients can send anything) shares one label, to bound cardinality.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.db import transaction
@@ -11,6 +12,7 @@ from cloudops import audit_events as events
 from cloudops import auditing
 from cloudops.auditing import Actor
 from cloudops.metrics.categories import TEMPLATES, normalize_categories
+from cloudops.metrics.django_process import django_metrics_follow
 from cloudops.metrics.models import MetricsConfig
 
 
@@ -66,6 +68,9 @@ def metrics_config_update(
                 "to": {name: changes[name] for name in changed},
             },
         )
+        # This process follows a change of the `django` category at once; the others on their
+        # metrics thread's next pass.
+        transaction.on_commit(functools.partial(django_metrics_follow, config))
     return config
 
 

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from cloudops import secrets
 from cloudops.metrics.categories import TEMPLATES
+from cloudops.metrics.django_process import django_metrics_follow
 from cloudops.metrics.exposition import CONTENT_TYPE, metric_count, render
 from cloudops.metrics.serializers import (
     MetricsConfigInputSerializer,
@@ -122,6 +123,7 @@ def prometheus(request: HttpRequest) -> HttpResponse:
     if refused is not None:
         return refused
     config = metrics_config_get()
+    django_metrics_follow(config)  # this process records Django's metrics from now on, or stops
     if not config.prometheus_enabled:
         return _text(DISABLED_HINT, 404)
     return HttpResponse(render(config.prometheus_categories), content_type=CONTENT_TYPE)

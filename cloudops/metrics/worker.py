@@ -14,20 +14,23 @@ from django.conf import settings
 
 from cloudops.background import PeriodicThread
 from cloudops.metrics.cache import refreshing
+from cloudops.metrics.django_process import django_metrics_follow
 from cloudops.metrics.exposition import render
 from cloudops.metrics.http import http_flush
 from cloudops.metrics.services import metrics_config_get
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.metrics")
+logger = get_logger("simpletuner.cloud.metrics")
 
 
 def metrics_worker_pass(*, refresh: bool) -> None:
-    """One pass: flush this process's HTTP counts; with `refresh`, recompute cached aggregates."""
+    """One pass: flush this process's HTTP counts, follow the configuration's `django`
+    category (django_process); with `refresh`, recompute cached aggregates."""
     http_flush()
+    config = metrics_config_get()
+    django_metrics_follow(config)
     if not refresh or settings.SIMPLETUNER_METRICS_CACHE_SECONDS <= 0:
         return
-    config = metrics_config_get()
     if config.prometheus_enabled:
         with refreshing():
             render(config.prometheus_categories)

@@ -41,7 +41,7 @@ __all__ = [
     "webhook_rate_limiter",
 ]
 
-logger = get_logger("cloudops.ratelimit")
+logger = get_logger("simpletuner.cloud.ratelimit")
 
 _T = TypeVar("_T")
 Clock = Callable[[], float]

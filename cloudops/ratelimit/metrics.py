@@ -15,7 +15,7 @@ from cloudops.ratelimit.backends import state_backend
 from cloudops.ratelimit.backends.base import BackendUnavailable
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.ratelimit")
+logger = get_logger("simpletuner.cloud.ratelimit")
 
 
 def collect() -> Iterable[Metric]:

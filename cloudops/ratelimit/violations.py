@@ -17,7 +17,7 @@ from cloudops.ratelimit.backends.base import INTERNAL_PREFIX, BackendUnavailable
 from cloudops.ratelimit.rules import Rule
 from cloudops.structured_logging import get_logger
 
-logger = get_logger("cloudops.ratelimit")
+logger = get_logger("simpletuner.cloud.ratelimit")
 
 
 def violation_record(*, request: HttpRequest, ip: str, rule: Rule, decision: Decision) -> bool:

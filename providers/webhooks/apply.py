@@ -24,7 +24,7 @@ from providers.webhooks.outcome import WebhookOutcome
 from providers.webhooks.payloads import WebhookPayload
 from providers.webhooks.signing import TOLERANCE_SECONDS
 
-logger = get_logger("cloudops.providers.webhooks")
+logger = get_logger("simpletuner.cloud.webhooks")
 
 PRUNE_BATCH = 500
 

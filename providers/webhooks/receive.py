@@ -30,7 +30,7 @@ from providers.webhooks.outcome import WebhookOutcome
 from providers.webhooks.payloads import WebhookPayload, parse_payload
 from providers.webhooks.signing import SignatureInvalid, has_signature_headers, verify_signature
 
-logger = get_logger("cloudops.providers.webhooks")
+logger = get_logger("simpletuner.cloud.webhooks")
 
 
 def webhook_handle(

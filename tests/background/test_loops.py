@@ -63,7 +63,7 @@ def test_a_loop_survives_a_logging_handler_that_raises(loops: list[PeriodicThrea
 
     handler = Broken()
     handler.handleError = lambda record: (_ for _ in ()).throw(OSError("disk full"))  # type: ignore[method-assign]
-    logging.getLogger("cloudops.background").addHandler(handler)
+    logging.getLogger("simpletuner.cloud.background").addHandler(handler)
     passes: list[int] = []
 
     def work() -> None:
@@ -76,7 +76,7 @@ def test_a_loop_survives_a_logging_handler_that_raises(loops: list[PeriodicThrea
         wait_until(lambda: len(passes) >= 2, timeout=5)
         assert loop.state().alive
     finally:
-        logging.getLogger("cloudops.background").removeHandler(handler)
+        logging.getLogger("simpletuner.cloud.background").removeHandler(handler)
 
 
 def test_failures_in_a_row_back_off_up_to_a_cap(loops: list[PeriodicThread]) -> None:
@@ -94,8 +94,10 @@ def test_failures_in_a_row_back_off_up_to_a_cap(loops: list[PeriodicThread]) -> 
 
 
 def test_logging_a_reserved_record_attribute_as_extra_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="cloudops.test"):
-        get_logger("cloudops.test").info("pass failed", extra={"thread": "jobs-sync", "name": "x", "loop": "y"})
+    with caplog.at_level(logging.INFO, logger="simpletuner.cloud.test"):
+        get_logger("simpletuner.cloud.test").info(
+            "pass failed", extra={"thread": "jobs-sync", "name": "x", "loop": "y"}
+        )
     record = caplog.records[-1]
     assert (record.thread_, record.name_, record.loop) == ("jobs-sync", "x", "y")  # type: ignore[attr-defined]
 

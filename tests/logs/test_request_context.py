@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 
 import pytest
 from django.test import AsyncClient, Client, override_settings
@@ -10,25 +8,6 @@ from django.test import AsyncClient, Client, override_settings
 from tests.logs import urls as test_urls
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.logs.urls")]
-
-
-@pytest.fixture
-def json_records(caplog: pytest.LogCaptureFixture) -> list[dict]:
-    """Records as our JSON formatter renders them."""
-    from cloudops.structured_logging import JsonFormatter
-
-    caplog.set_level(logging.INFO)
-    formatter = JsonFormatter()
-    records: list[dict] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(json.loads(formatter.format(record)))
-
-    handler = Collect()
-    logging.getLogger().addHandler(handler)
-    yield records
-    logging.getLogger().removeHandler(handler)
 
 
 async def test_concurrent_async_requests_never_share_ids_or_context(json_records: list[dict]) -> None:
@@ -70,7 +49,7 @@ def test_it_replaces_an_invalid_incoming_id(bad: str) -> None:
 
 def test_every_request_gets_one_access_log_line(json_records: list[dict]) -> None:
     Client().get("/api/users/me", headers={"X-Request-ID": "access-1"}, REMOTE_ADDR="127.0.0.1")
-    access = [r for r in json_records if r["logger"] == "cloudops.access"]
+    access = [r for r in json_records if r["logger"] == "simpletuner.cloud.access"]
     assert len(access) == 1
     line = access[0]
     assert line["correlation_id"] == "access-1"
@@ -83,14 +62,14 @@ def test_every_request_gets_one_access_log_line(json_records: list[dict]) -> Non
 
 def test_the_access_log_uses_the_route_pattern_not_the_raw_path(json_records: list[dict]) -> None:
     Client().delete("/api/auth/api-keys/12345")
-    access = [r for r in json_records if r["logger"] == "cloudops.access"]
+    access = [r for r in json_records if r["logger"] == "simpletuner.cloud.access"]
     assert access[0]["extra"]["route"] == "/api/auth/api-keys/<int:key_id>"
 
 
 def test_the_access_log_uses_the_trusted_client_ip(json_records: list[dict]) -> None:
     Client().get("/test/sync", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.77")
     Client().get("/test/sync", REMOTE_ADDR="203.0.113.1", HTTP_X_FORWARDED_FOR="198.51.100.77")
-    ips = [r["extra"]["client_ip"] for r in json_records if r["logger"] == "cloudops.access"]
+    ips = [r["extra"]["client_ip"] for r in json_records if r["logger"] == "simpletuner.cloud.access"]
     assert ips == ["198.51.100.77", "203.0.113.1"]
 
 

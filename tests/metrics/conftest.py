@@ -9,6 +9,7 @@ import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
+from cloudops.metrics.django_process import _Exported
 from cloudops.metrics.http import _pending
 from cloudops.metrics.services import metrics_config_update
 from tests.metrics.scrape import Scraper
@@ -31,6 +32,14 @@ def empty_http_buffer() -> Iterator[None]:
     _pending.clear()
     yield
     _pending.clear()
+
+
+@pytest.fixture(autouse=True)
+def django_metrics_off() -> Iterator[None]:
+    """Whether this process records Django's metrics is process state (it follows the
+    configuration): no test leaves it on for the next."""
+    yield
+    _Exported.enabled = False
 
 
 @pytest.fixture

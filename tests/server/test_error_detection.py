@@ -27,7 +27,7 @@ def record(name: str, level: int, message: str, *, exc: bool = False, **extra: o
 
 def test_it_notices_a_500_in_the_access_log_and_in_djangos_own_record() -> None:
     handler = ServerErrors()
-    handler.emit(record("cloudops.access", logging.INFO, "GET /x 500", status=500))
+    handler.emit(record("simpletuner.cloud.access", logging.INFO, "GET /x 500", status=500))
     handler.emit(record("django.request", logging.ERROR, "Internal Server Error: /x", status_code=500))
     assert len(handler.found) == 2
 
@@ -40,9 +40,9 @@ def test_it_notices_an_error_with_a_traceback_from_any_logger() -> None:
 
 def test_designed_answers_and_handled_warnings_pass() -> None:
     handler = ServerErrors()
-    handler.emit(record("cloudops.access", logging.INFO, "GET /api/cloud/health 503", status=503))
-    handler.emit(record("cloudops.access", logging.INFO, "POST /api/auth/login 429", status=429))
-    handler.emit(record("cloudops.events", logging.WARNING, "could not publish", exc=True))
+    handler.emit(record("simpletuner.cloud.access", logging.INFO, "GET /api/cloud/health 503", status=503))
+    handler.emit(record("simpletuner.cloud.access", logging.INFO, "POST /api/auth/login 429", status=429))
+    handler.emit(record("simpletuner.cloud.events", logging.WARNING, "could not publish", exc=True))
     assert handler.found == []
 
 
@@ -50,7 +50,7 @@ def test_designed_answers_and_handled_warnings_pass() -> None:
     "line",
     [
         'ERROR:    Exception in ASGI application\nTraceback (most recent call last):\n  File "x"',
-        '{"logger": "cloudops.access", "extra": {"method": "GET", "status": 500, "duration_ms": 1}}',
+        '{"logger": "simpletuner.cloud.access", "extra": {"method": "GET", "status": 500, "duration_ms": 1}}',
         "GET /x 500 [cid] method=GET status=500 duration_ms=1",
     ],
 )
@@ -63,5 +63,5 @@ def test_a_server_log_with_a_500_or_a_traceback_fails(tmp_path: Path, line: str)
 
 def test_a_clean_server_log_passes(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    log.write_text('{"logger": "cloudops.access", "extra": {"status": 503, "duration_ms": 1}}\n')
+    log.write_text('{"logger": "simpletuner.cloud.access", "extra": {"status": 503, "duration_ms": 1}}\n')
     assert_clean_log(log)

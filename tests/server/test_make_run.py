@@ -39,4 +39,4 @@ def test_make_run_serves_the_embedded_default_with_admin_css(tmp_path: Path) -> 
     assert f"http://localhost:{port}/" in output
     assert "createsuperuser" in output and "create_api_key" in output
     assert (home / "config" / "cloud" / "jobs.db").exists()
-    assert '"logger": "cloudops.access"' in output
+    assert '"logger": "simpletuner.cloud.access"' in output

@@ -78,7 +78,9 @@ def pieces(total: int) -> Iterator[bytes]:
 
 def access_log_lines(log: Path, request_id: str) -> list[dict[str, Any]]:
     records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    return [r for r in records if r.get("logger") == "cloudops.access" and r.get("correlation_id") == request_id]
+    return [
+        r for r in records if r.get("logger") == "simpletuner.cloud.access" and r.get("correlation_id") == request_id
+    ]
 
 
 def test_an_anonymous_login_announcing_a_gigabyte_is_refused_before_it_is_sent(

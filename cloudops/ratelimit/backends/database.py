@@ -45,7 +45,7 @@ KEY_LENGTH = 255
 # A pool's row in the bucket table is the lock its slot acquisitions queue on.
 SLOT_LOCK_PREFIX = INTERNAL_PREFIX + "slots:"
 
-logger = get_logger("cloudops.ratelimit")
+logger = get_logger("simpletuner.cloud.ratelimit")
 
 
 def encode_hits(hits: list[float]) -> str:
