@@ -36,7 +36,7 @@ from providers.jobs import job_transition
 from providers.models import JobStatus
 from providers.submit import SubmitFailed, job_start_approved
 
-logger = get_logger("cloudops.governance")
+logger = get_logger("simpletuner.cloud.governance")
 
 EXPIRE_BATCH = 500
 _LEVELS = {ApproverLevel.LEAD: Role.LEAD, ApproverLevel.ADMIN: Role.ADMIN}
