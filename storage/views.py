@@ -23,7 +23,7 @@ from storage import documents, errors, listing, multipart, services, xml
 from storage.auth import Authenticated, authenticate, request_parts, request_path
 from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
 from storage.downloads import READ_CHUNK, FileChunks, object_headers
-from storage.mount import BODY_SCOPE_KEY, STORAGE_MOUNT
+from storage.mount import BODY_SCOPE_KEY, STORAGE_MOUNT, client_path
 from storage.preconditions import write_precondition
 from storage.requests import (
     body_spec,
@@ -398,7 +398,7 @@ async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpRespons
         listed=listed,
         precondition=precondition,
     )
-    location = ctx.request.build_absolute_uri(ctx.request.path)
+    location = ctx.request.build_absolute_uri(client_path(ctx.request))
 
     def result(info: ObjectInfo) -> bytes:
         children = [("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", info.etag)]
