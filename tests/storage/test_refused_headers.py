@@ -16,7 +16,7 @@ import botocore.exceptions
 import pytest
 
 from storage.credentials import Credential
-from tests.storage.conftest import Endpoint, bucket_of, client_for, objects_on_disk
+from tests.storage.conftest import Endpoint, client_for, objects_on_disk
 
 
 def _error(call: Callable[[], object]) -> tuple[int, str, str]:
@@ -65,7 +65,10 @@ def test_customer_provided_keys_are_not_implemented(s3: Callable[..., Any], http
     assert (status, code) == (501, "NotImplemented")
     assert "x-amz-server-side-encryption-customer-" in message
     assert base64.b64encode(hashlib.md5(key).digest()).decode() not in message
-    assert _error(lambda: client.create_multipart_upload(Bucket=bucket, Key="k", **sse_c))[:2] == (501, "NotImplemented")
+    assert _error(lambda: client.create_multipart_upload(Bucket=bucket, Key="k", **sse_c))[:2] == (
+        501,
+        "NotImplemented",
+    )
     assert objects_on_disk(bucket) == []
 
 
@@ -82,7 +85,10 @@ def test_tagging_is_refused_on_write_as_on_read(client: Any) -> None:
     client.put_object(Bucket=bucket, Key="k", Body=b"w")
     assert _error(lambda: client.get_object_tagging(Bucket=bucket, Key="k"))[:2] == (501, "NotImplemented")
     tags = {"TagSet": [{"Key": "run", "Value": "7"}]}
-    assert _error(lambda: client.put_object_tagging(Bucket=bucket, Key="k", Tagging=tags))[:2] == (501, "NotImplemented")
+    assert _error(lambda: client.put_object_tagging(Bucket=bucket, Key="k", Tagging=tags))[:2] == (
+        501,
+        "NotImplemented",
+    )
 
 
 @pytest.mark.parametrize("acl", ["private", "bucket-owner-full-control"])

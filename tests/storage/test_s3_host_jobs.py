@@ -21,7 +21,10 @@ def patch(client: APIClient, body: dict[str, object]) -> object:
 
 
 def test_jobs_get_the_s3_host_endpoint_and_can_upload_through_it(
-    settings, http_server: Endpoint, staff_client: APIClient, make_user  # type: ignore[no-untyped-def]
+    settings,
+    http_server: Endpoint,
+    staff_client: APIClient,
+    make_user,  # type: ignore[no-untyped-def]
 ) -> None:
     settings.SIMPLETUNER_S3_HOSTS = frozenset({"localhost"})
     root = http_server.base.replace("127.0.0.1", "localhost")
@@ -59,7 +62,10 @@ def test_without_the_option_jobs_get_the_path_mount(settings, make_user) -> None
     ],
 )
 def test_a_root_not_served_as_s3_is_refused_naming_the_field(
-    settings, staff_client: APIClient, value: str, reason: str  # type: ignore[no-untyped-def]
+    settings,
+    staff_client: APIClient,
+    value: str,
+    reason: str,  # type: ignore[no-untyped-def]
 ) -> None:
     settings.SIMPLETUNER_S3_HOSTS = frozenset({"s3.example.com"})
     response = patch(staff_client, {"s3_endpoint_url": value})

@@ -77,7 +77,9 @@ def test_a_presigned_url_for_the_host_root_works_and_a_wrong_secret_does_not(
     url = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})  # type: ignore[attr-defined]
     assert httpx.get(url).content == b"hello"
     forged = Credential(**{**credential.__dict__, "secret": "wrong"})
-    refused = httpx.get(root_client(s3_host, forged).generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}))  # type: ignore[attr-defined]
+    refused = httpx.get(
+        root_client(s3_host, forged).generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    )  # type: ignore[attr-defined]
     assert refused.status_code == 403
     assert b"<Code>SignatureDoesNotMatch</Code>" in refused.content
 
@@ -158,7 +160,9 @@ def test_s3cmd_put_and_get(s3cmd: Callable[..., object], writer: Callable[[], Cr
     assert target.read_bytes() == source.read_bytes()
 
 
-def test_s3cmd_ls(s3cmd: Callable[..., subprocess.CompletedProcess[str]], writer: Callable[[], Credential], s3_host: str) -> None:
+def test_s3cmd_ls(
+    s3cmd: Callable[..., subprocess.CompletedProcess[str]], writer: Callable[[], Credential], s3_host: str
+) -> None:
     credential = writer()
     bucket = bucket_of(credential)
     root_client(s3_host, credential).put_object(Bucket=bucket, Key="samples/0.png", Body=b"png")  # type: ignore[attr-defined]
