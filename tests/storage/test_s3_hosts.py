@@ -20,6 +20,7 @@ from botocore.config import Config
 from audit.models import AuditEntry
 from storage.credentials import Credential
 from tests.storage.conftest import Endpoint, bucket_of, objects_on_disk
+from tests.storage.test_health_and_settings import _settings_error
 
 S3_HOST = "localhost"
 
@@ -40,6 +41,20 @@ def root_client(url: str, credential: Credential) -> object:
         region_name="us-east-1",
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )
+
+
+# --- the setting ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["s3.example.com:9000", "https://s3.example.com", "*.example.com", "s3_.example.com"])
+def test_a_bad_host_name_stops_start_up_naming_the_variable(value: str) -> None:
+    message = _settings_error(SIMPLETUNER_S3_HOSTS=f"ok.example.com,{value}")
+    assert "SIMPLETUNER_S3_HOSTS" in message and "is not a host name" in message
+
+
+def test_the_public_url_host_cannot_be_an_s3_host() -> None:
+    message = _settings_error(SIMPLETUNER_PUBLIC_URL="https://st.example.com", SIMPLETUNER_S3_HOSTS="ST.example.com")
+    assert "SIMPLETUNER_S3_HOSTS" in message and "SIMPLETUNER_PUBLIC_URL" in message
 
 
 # --- boto3 ---------------------------------------------------------------------------------------
