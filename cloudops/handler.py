@@ -49,7 +49,7 @@ from django.db import close_old_connections
 from django.http import FileResponse, HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from cloudops.bodies import Receive, body_policy, read_body, refused_body, too_large_response
-from storage.mount import is_storage_path
+from storage.mount import is_storage_path, root_mounted
 
 Send = Any
 
@@ -123,6 +123,8 @@ class CloudopsASGIHandler(ASGIHandler):
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        # A request to an S3 host (SIMPLETUNER_S3_HOSTS) is one under the storage mount from here on.
+        scope = root_mounted(scope, settings.SIMPLETUNER_S3_HOSTS)
         scope, receive = body_policy(scope, receive)
         deferred = _Deferred(send)
         if self._pooled(scope["path"]):

@@ -100,6 +100,26 @@ def _env_networks(name: str, default: str) -> tuple[ipaddress.IPv4Network | ipad
     return tuple(networks)
 
 
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _env_s3_hosts(name: str) -> frozenset[str]:
+    """Comma-separated DNS names, lower-cased (Host matching ignores case); no port, scheme,
+    path or wildcard, and not the host of SIMPLETUNER_PUBLIC_URL, which serves the API."""
+    hosts = frozenset(host.lower().rstrip(".") for host in _env_list(name, default=[]))
+    for host in hosts:
+        if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+            raise ImproperlyConfigured(
+                f"{name}: {host!r} is not a host name (letters, digits, hyphens and dots; no port, scheme or path)"
+            )
+    if _public is not None and _public.hostname in hosts:
+        raise ImproperlyConfigured(
+            f"{name}: {_public.hostname!r} is the host of SIMPLETUNER_PUBLIC_URL; an S3 host serves only S3, "
+            "so give the S3 endpoint a host name of its own"
+        )
+    return hosts
+
+
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
@@ -592,6 +612,11 @@ SIMPLETUNER_S3_MAX_SKEW_SECONDS = _env_int("SIMPLETUNER_S3_MAX_SKEW_SECONDS", de
 # fsync each object before it becomes visible, so a power loss cannot leave a torn file behind
 # a committed name. Turn off only on storage that is already synchronous.
 SIMPLETUNER_S3_FSYNC = _env_bool("SIMPLETUNER_S3_FSYNC", default=True)
+# Host names whose root is the S3 endpoint (`http://<host>/{bucket}/{key}`), for clients that
+# cannot sign for an endpoint with a path such as /api/cloud/storage (s3cmd, the MinIO client).
+# Such a host serves nothing else (docs/storage-hosts.md); each is allowed in ALLOWED_HOSTS.
+SIMPLETUNER_S3_HOSTS = _env_s3_hosts("SIMPLETUNER_S3_HOSTS")
+ALLOWED_HOSTS.extend(sorted(SIMPLETUNER_S3_HOSTS - set(ALLOWED_HOSTS)))
 # Accept the legacy `X-Upload-Token: <access key id>` header (bearer, no signature).
 SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN = _env_bool("SIMPLETUNER_S3_LEGACY_UPLOAD_TOKEN", default=True)
 

@@ -40,6 +40,7 @@ _FIELD_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "http_timeout": validators.validate_timeout,
     "s3_public_url": lambda v: validators.validate_http_url(v, allow_path=True),
     "s3_output_path": validators.validate_output_path,
+    "s3_endpoint_url": validators.validate_s3_endpoint_url,
     "hardware": lambda v: validators.validate_hardware(v or {}),
     "model": validators.validate_model,
     "version_override": validators.validate_version,
@@ -166,7 +167,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
         ),
         (
             "Advanced configuration: public URL and S3 endpoint",
-            {"fields": ["s3_endpoint_enabled", "s3_public_url", "s3_output_path"]},
+            {"fields": ["s3_endpoint_enabled", "s3_public_url", "s3_endpoint_url", "s3_output_path"]},
         ),
         (
             "Cost limit",

@@ -99,6 +99,7 @@ EFFECTIVE_LABELS = {
     "public_url": "Public URL",
     "webhook_url": "Webhook URL",
     "s3_output_path": "S3 output path",
+    "s3_endpoint_url": "S3 endpoint URL",
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -68,6 +69,19 @@ def validate_http_url(value: str, *, allow_path: bool) -> str:
     if not allow_path and parts.path not in ("", "/"):
         raise ValueError("must not contain a path (http://host:port)")
     return value.rstrip("/")
+
+
+def validate_s3_endpoint_url(value: str) -> str:
+    """An http(s) URL with an optional path. At the root of a host (no path) that host must be
+    in SIMPLETUNER_S3_HOSTS: anywhere else the root is the API, and every upload would fail."""
+    value = validate_http_url(value, allow_path=True)
+    parts = urlsplit(value)
+    if value and parts.path in ("", "/") and (parts.hostname or "").lower() not in settings.SIMPLETUNER_S3_HOSTS:
+        raise ValueError(
+            f"{parts.hostname!r} is not in SIMPLETUNER_S3_HOSTS: the root of a host is the S3 endpoint only there "
+            "(elsewhere end the URL with /api/cloud/storage)"
+        )
+    return value
 
 
 def validate_proxy_url(value: str, *, stored: str) -> str:
@@ -207,6 +221,7 @@ CONFIG_FIELDS = (
     "s3_endpoint_enabled",
     "s3_public_url",
     "s3_output_path",
+    "s3_endpoint_url",
     "cost_limit_enabled",
     "cost_limit_amount",
     "cost_limit_period",

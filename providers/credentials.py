@@ -65,8 +65,16 @@ def job_upload_credentials(job: Job, provider_config: ProviderConfig | None = No
         access_key_id=job.upload_token,
         secret_access_key=job_upload_secret(job),
         bucket=job.id,
-        endpoint_url=public_base_url(provider_config) + STORAGE_PATH,
+        endpoint_url=job_endpoint_url(provider_config),
     )
+
+
+def job_endpoint_url(provider_config: ProviderConfig | None) -> str:
+    """The S3 endpoint jobs are given: the provider's s3_endpoint_url (e.g. the root of a
+    SIMPLETUNER_S3_HOSTS host, for clients that cannot sign for a path), else the path mount
+    under the public base URL."""
+    configured = provider_config.s3_endpoint_url if provider_config is not None else ""
+    return configured.rstrip("/") or public_base_url(provider_config) + STORAGE_PATH
 
 
 def job_upload_bearer(upload_token: str) -> str:

@@ -62,6 +62,9 @@ class ProviderConfig(models.Model):
     s3_endpoint_enabled = models.BooleanField("S3 endpoint enabled", default=True)
     s3_public_url = models.CharField("S3 public URL", max_length=2048, blank=True, default="")
     s3_output_path = models.CharField("S3 output path", max_length=1024, blank=True, default="")
+    # The endpoint URL jobs are given (AWS_ENDPOINT_URL_S3); empty: s3_public_url + /api/cloud/storage.
+    # The root of a SIMPLETUNER_S3_HOSTS host (https://s3.example.com) suits clients such as s3cmd.
+    s3_endpoint_url = models.CharField("S3 endpoint URL", max_length=2048, blank=True, default="")
     # Spending limit over a calendar period (UTC).
     cost_limit_enabled = models.BooleanField(default=False)
     cost_limit_amount = models.DecimalField("cost limit (USD)", max_digits=12, decimal_places=2, default=Decimal("0"))

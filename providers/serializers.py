@@ -16,7 +16,7 @@ from cloudops.serializers import (
 from providers import config as validators
 from providers.circuit import circuit_snapshot
 from providers.costs import cost_limit_status, hardware_table
-from providers.credentials import public_base_url, webhook_url
+from providers.credentials import job_endpoint_url, public_base_url, webhook_url
 from providers.http import network_settings, redact_url
 from providers.models import CostLimitAction, CostLimitPeriod, Job, JobStatus, ProviderConfig
 from providers.paging import MAX_JOB_OFFSET, TOTAL_COUNT_CAP, BadCursor, JobCursor
@@ -49,6 +49,7 @@ class ProviderConfigInputSerializer(StrictInputSerializer):
     s3_endpoint_enabled = StrictBooleanField(required=False)
     s3_public_url = StrictCharField(required=False, allow_blank=True, max_length=2048)
     s3_output_path = StrictCharField(required=False, allow_blank=True, max_length=1024)
+    s3_endpoint_url = StrictCharField(required=False, allow_blank=True, max_length=2048)
     cost_limit_enabled = StrictBooleanField(required=False)
     cost_limit_amount = StrictDecimalField(required=False, max_digits=12, decimal_places=2, min_value=0)
     cost_limit_period = serializers.ChoiceField(required=False, choices=CostLimitPeriod.choices)
@@ -72,6 +73,9 @@ class ProviderConfigInputSerializer(StrictInputSerializer):
 
     def validate_s3_public_url(self, value: str) -> str:
         return _check(validators.validate_http_url, value, allow_path=True)
+
+    def validate_s3_endpoint_url(self, value: str) -> str:
+        return _check(validators.validate_s3_endpoint_url, value)
 
     def validate_s3_output_path(self, value: str) -> str:
         return _check(validators.validate_output_path, value)
@@ -132,6 +136,7 @@ class ProviderConfigOutputSerializer(serializers.ModelSerializer):
             "public_url": public_base_url(obj),
             "webhook_url": webhook_url(obj),
             "s3_output_path": str(obj.output_root),
+            "s3_endpoint_url": job_endpoint_url(obj),
         }
 
     def get_hardware_prices(self, obj: ProviderConfig) -> dict[str, Any]:

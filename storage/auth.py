@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from providers.credentials import job_upload_bearer
 from storage import clock, errors, signing
 from storage.credentials import Credential, credential_resolve
-from storage.mount import STORAGE_MOUNT
+from storage.mount import S3_ROOT_SCOPE_KEY, STORAGE_MOUNT, signed_path
 from storage.xml import NOT_XML
 
 UPLOAD_TOKEN_HEADER = "x-upload-token"
@@ -110,8 +110,14 @@ def request_parts(request: HttpRequest) -> signing.RequestParts:
         headers[key] = f"{headers[key]},{text}" if key in headers else text
     if not scope:
         headers = {name.lower(): value for name, value in request.headers.items()}
+    # At an S3 host's root (storage.mount.root_mounted) the client signed the path without the mount.
+    mount = "" if scope.get(S3_ROOT_SCOPE_KEY) else STORAGE_MOUNT
     return signing.RequestParts(
-        method=request.method or "GET", raw_path=path, query=parse_query(query), headers=headers, mount=STORAGE_MOUNT
+        method=request.method or "GET",
+        raw_path=signed_path(path, scope),
+        query=parse_query(query),
+        headers=headers,
+        mount=mount,
     )
 
 

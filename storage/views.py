@@ -23,7 +23,8 @@ from storage import documents, errors, listing, multipart, services, xml
 from storage.auth import Authenticated, authenticate, request_parts, request_path
 from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
 from storage.downloads import READ_CHUNK, FileChunks, object_headers
-from storage.mount import BODY_SCOPE_KEY, STORAGE_MOUNT
+from storage.headers import check_write_headers
+from storage.mount import BODY_SCOPE_KEY, STORAGE_MOUNT, client_path
 from storage.preconditions import write_precondition
 from storage.requests import (
     body_spec,
@@ -325,6 +326,7 @@ def _checksum_headers(result: BodyResult) -> dict[str, str]:
 
 
 async def _put_object(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    check_write_headers(ctx.headers)
     info, result = await services.object_put(
         credential=ctx.credential,
         bucket=bucket,
@@ -350,6 +352,7 @@ async def _delete_object(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
 
 
 async def _create_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
+    check_write_headers(ctx.headers)
     algorithm, kind = upload_checksum(ctx.headers)
     upload = await sync_to_async(services.multipart_create)(
         credential=ctx.credential,
@@ -398,7 +401,7 @@ async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpRespons
         listed=listed,
         precondition=precondition,
     )
-    location = ctx.request.build_absolute_uri(ctx.request.path)
+    location = ctx.request.build_absolute_uri(client_path(ctx.request))
 
     def result(info: ObjectInfo) -> bytes:
         children = [("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", info.etag)]
