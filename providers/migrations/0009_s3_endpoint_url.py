@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0007_verbose_names'),
+        ('providers', '0008_job_status_pending_approval'),
     ]
 
     operations = [
