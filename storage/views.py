@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cloudops.net import client_ip
 from cloudops.structured_logging import get_logger
-from storage import documents, errors, listing, multipart, services, xml
+from storage import copy, documents, errors, listing, multipart, services, xml
 from storage.auth import Authenticated, authenticate, request_parts, request_path
 from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
 from storage.downloads import READ_CHUNK, FileChunks, object_headers
@@ -264,8 +264,8 @@ async def object_(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
     key = ctx.path.partition(f"{STORAGE_MOUNT}/{bucket}/")[2]
     method, query = ctx.request.method, ctx.query
     _unsupported(query)
-    if "x-amz-copy-source" in ctx.headers:
-        raise errors.NotImplementedError_("Server-side copy is not implemented by this endpoint.")
+    if method == "PUT" and copy.SOURCE_HEADER in ctx.headers:
+        return await copy.copy_request(ctx, bucket, key)
     handler = _OBJECT_OPERATIONS.get((method or "", _multipart_mode(query)))
     if handler is None:
         raise errors.MethodNotAllowed()
