@@ -70,7 +70,12 @@ def buckets_list(*, credential: Credential) -> list[tuple[str, float]]:
             found.setdefault(name, created)
     for name in credential.buckets:  # a job's own bucket exists before its first upload
         found.setdefault(name, clock.now().timestamp())
-    return sorted((name, created) for name, created in found.items() if credential.can_read(name))
+    visible = [name for name in found if credential.can_read(name)]
+    # A job's bucket was created with the job: a folder's time moves as objects are added, so
+    # it is only the creation date of a folder no job owns (written there by other means).
+    jobs = Job.objects.filter(id__in=visible).values_list("id", "created_at")
+    found.update({job_id: created_at.timestamp() for job_id, created_at in jobs})
+    return sorted((name, found[name]) for name in visible)
 
 
 def bucket_check_readable(*, credential: Credential, bucket: str) -> Path:
@@ -92,15 +97,32 @@ def bucket_create(*, credential: Credential, bucket: str) -> None:
 class Listing:
     page: listing.Page
     objects: list[store.ObjectInfo]
+    owner: tuple[str, str] | None = None  # (ID, DisplayName) of every object, when asked
 
 
 def objects_list(
-    *, credential: Credential, bucket: str, prefix: str, delimiter: str, after: str | None, limit: int
+    *,
+    credential: Credential,
+    bucket: str,
+    prefix: str,
+    delimiter: str,
+    after: str | None,
+    limit: int,
+    with_owner: bool = False,
 ) -> Listing:
     root = bucket_check_readable(credential=credential, bucket=bucket)
     keys = store.walk_keys(root, bucket, prefix)
     page = listing.paginate(keys, prefix=prefix, delimiter=delimiter, after=after, limit=limit)
-    return Listing(page, [store.describe(root, bucket, key, st) for key, st in page.contents])
+    owner = bucket_owner(bucket) if with_owner and page.contents else None
+    return Listing(page, [store.describe(root, bucket, key, st) for key, st in page.contents], owner)
+
+
+def bucket_owner(bucket: str) -> tuple[str, str]:
+    """The owner S3 lists with each object (ListObjects v1, v2 with FetchOwner): a job's
+    bucket is written by the job alone, so the owner is the job (ID: its id) of the user who
+    submitted it (DisplayName: their user name). Never the job's access key id."""
+    job = Job.objects.select_related("owner").filter(id=bucket).first()
+    return (bucket, job.owner.get_username() if job is not None else "")
 
 
 # --- Objects ---------------------------------------------------------------------------------------
