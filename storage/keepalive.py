@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
@@ -47,7 +47,7 @@ async def kept_alive(
     yield body.removeprefix(xml.DECLARATION)
 
 
-def log_unexpected(task: asyncio.Future[object]) -> None:
+def log_unexpected(task: asyncio.Future[Any]) -> None:
     """Log a failure that is not an S3 error (a bug) of a task nobody else may read."""
     if task.cancelled():
         return
