@@ -50,6 +50,7 @@ def bucket_listing(
                 ("LastModified", info.last_modified),
                 ("ETag", info.etag),
                 ("Size", info.size),
+                ("Owner", _owner(result.owner)),
                 ("StorageClass", "STANDARD"),
             ],
         )
@@ -57,6 +58,10 @@ def bucket_listing(
     ]
     prefixes: list[xml.Child] = [("CommonPrefixes", [("Prefix", enc(prefix))]) for prefix in page.prefixes]
     return xml.document("ListBucketResult", head + contents + prefixes)
+
+
+def _owner(owner: tuple[str, str] | None) -> list[xml.Child] | None:
+    return None if owner is None else [("ID", owner[0]), ("DisplayName", owner[1])]
 
 
 def _number(value: str | None, default: int) -> int:

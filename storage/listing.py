@@ -42,6 +42,8 @@ def paginate(
     continuation from a common prefix skips every key under it.
     """
     page = Page()
+    if limit == 0:
+        return page  # as S3: nothing asked for, nothing more to come (IsTruncated false)
     for key, st in keys:
         name, rolled = key, False
         if delimiter:

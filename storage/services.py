@@ -46,7 +46,7 @@ def bucket_roots() -> list[Path]:
     return list(dict.fromkeys([ProviderConfig().output_root, *output_roots().values()]))
 
 
-def _write_root(credential: Credential, bucket: str) -> Path:
+def write_root(credential: Credential, bucket: str) -> Path:
     """Where a bucket the credential may write lives: a job's own comes with its credential."""
     if credential.root is not None and bucket in credential.buckets:
         return credential.root
@@ -70,7 +70,12 @@ def buckets_list(*, credential: Credential) -> list[tuple[str, float]]:
             found.setdefault(name, created)
     for name in credential.buckets:  # a job's own bucket exists before its first upload
         found.setdefault(name, clock.now().timestamp())
-    return sorted((name, created) for name, created in found.items() if credential.can_read(name))
+    visible = [name for name in found if credential.can_read(name)]
+    # A job's bucket was created with the job: a folder's time moves as objects are added, so
+    # it is only the creation date of a folder no job owns (written there by other means).
+    jobs = Job.objects.filter(id__in=visible).values_list("id", "created_at")
+    found.update({job_id: created_at.timestamp() for job_id, created_at in jobs})
+    return sorted((name, found[name]) for name in visible)
 
 
 def bucket_check_readable(*, credential: Credential, bucket: str) -> Path:
@@ -92,15 +97,32 @@ def bucket_create(*, credential: Credential, bucket: str) -> None:
 class Listing:
     page: listing.Page
     objects: list[store.ObjectInfo]
+    owner: tuple[str, str] | None = None  # (ID, DisplayName) of every object, when asked
 
 
 def objects_list(
-    *, credential: Credential, bucket: str, prefix: str, delimiter: str, after: str | None, limit: int
+    *,
+    credential: Credential,
+    bucket: str,
+    prefix: str,
+    delimiter: str,
+    after: str | None,
+    limit: int,
+    with_owner: bool = False,
 ) -> Listing:
     root = bucket_check_readable(credential=credential, bucket=bucket)
     keys = store.walk_keys(root, bucket, prefix)
     page = listing.paginate(keys, prefix=prefix, delimiter=delimiter, after=after, limit=limit)
-    return Listing(page, [store.describe(root, bucket, key, st) for key, st in page.contents])
+    owner = bucket_owner(bucket) if with_owner and page.contents else None
+    return Listing(page, [store.describe(root, bucket, key, st) for key, st in page.contents], owner)
+
+
+def bucket_owner(bucket: str) -> tuple[str, str]:
+    """The owner S3 lists with each object (ListObjects v1, v2 with FetchOwner): a job's
+    bucket is written by the job alone, so the owner is the job (ID: its id) of the user who
+    submitted it (DisplayName: their user name). Never the job's access key id."""
+    job = Job.objects.select_related("owner").filter(id=bucket).first()
+    return (bucket, job.owner.get_username() if job is not None else "")
 
 
 # --- Objects ---------------------------------------------------------------------------------------
@@ -161,7 +183,7 @@ async def object_put(
     the body is read, so a refused create-only write costs no upload, and again atomically
     with the rename: see store.commit)."""
     credential.check_write(bucket, clock.now())
-    root = await sync_to_async(_write_root)(credential, bucket)
+    root = await sync_to_async(write_root)(credential, bucket)
     store.key_segments(key)  # refuse a bad key before reading the body
     check = precondition.check if precondition is not None else None
     if check is not None:
@@ -247,7 +269,7 @@ def multipart_create(
 ) -> multipart.Upload:
     credential.check_write(bucket, clock.now())
     store.key_segments(key)
-    root = _write_root(credential, bucket)
+    root = write_root(credential, bucket)
     _cleanup_now_and_then(root)
     return multipart.create(
         root,
@@ -261,10 +283,10 @@ def multipart_create(
     )
 
 
-def _upload_for_writer(credential: Credential, bucket: str, key: str, upload_id: str) -> tuple[Path, multipart.Upload]:
+def upload_for_writer(credential: Credential, bucket: str, key: str, upload_id: str) -> tuple[Path, multipart.Upload]:
     """The bucket's root and the upload a writer may add to (one root lookup per request)."""
     credential.check_write(bucket, clock.now())
-    root = _write_root(credential, bucket)
+    root = write_root(credential, bucket)
     return root, multipart.load(root, upload_id, bucket, key)
 
 
@@ -278,7 +300,7 @@ async def multipart_upload_part(
     stream: RequestBodyStream,
     spec: BodySpec,
 ) -> tuple[str, BodyResult]:
-    root, upload = await sync_to_async(_upload_for_writer)(credential, bucket, key, upload_id)
+    root, upload = await sync_to_async(upload_for_writer)(credential, bucket, key, upload_id)
     _check_part_checksum(upload, spec)
     limit = min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
     tmp_path, fd, result = await _receive(root, stream, spec, limit)
@@ -329,7 +351,7 @@ def multipart_complete_check(
     the object may change meanwhile). A retry of a Complete that succeeded gets its object at
     once, whatever its precondition: that object is the one this upload wrote."""
     credential.check_write(bucket, clock.now())
-    root = _write_root(credential, bucket)
+    root = write_root(credential, bucket)
     previous = multipart.completed_before(root, upload_id, bucket, key)
     if previous is not None:
         return previous
@@ -380,7 +402,7 @@ async def multipart_complete(
 
 async def multipart_abort(*, credential: Credential, bucket: str, key: str, upload_id: str) -> None:
     """Remove the upload, after a Complete of it that is running (then NoSuchUpload)."""
-    root, upload = await sync_to_async(_upload_for_writer)(credential, bucket, key, upload_id)
+    root, upload = await sync_to_async(upload_for_writer)(credential, bucket, key, upload_id)
     await multipart.under_lock(root, upload, partial(multipart.abort, root, upload), exclusive=True)
 
 

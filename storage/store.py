@@ -51,11 +51,17 @@ class ObjectInfo:
     parts: list[tuple[int, int]] = field(default_factory=list)  # see ObjectAttrs
     checksums: dict[str, str] = field(default_factory=dict)
     checksum_type: str = ""
+    etag_stored: bool = False  # False: a synthetic ETag (file written by other means)
 
     @property
     def multipart(self) -> bool:
         """Assembled from parts: S3's multipart ETag ends in `-<number of parts>`."""
         return "-" in self.etag.strip('"')
+
+    @property
+    def etag_is_md5(self) -> bool:
+        """The ETag is the MD5 of the bytes (a single-request upload's): a copy may keep it."""
+        return self.etag_stored and not self.multipart
 
     @property
     def last_modified(self) -> datetime:
@@ -109,7 +115,7 @@ def _info(key: str, st: os.stat_result, raw_attrs: bytes | None) -> ObjectInfo:
     if raw_attrs:
         with contextlib.suppress(ValueError):
             attrs = json.loads(raw_attrs)
-    info.etag = attrs.get("etag") or _synthetic_etag(st)
+    info.etag, info.etag_stored = attrs.get("etag") or _synthetic_etag(st), bool(attrs.get("etag"))
     info.content_type = attrs.get("content_type") or mimetypes.guess_type(key)[0] or DEFAULT_CONTENT_TYPE
     info.metadata = attrs.get("meta") or {}
     with contextlib.suppress(TypeError, ValueError):

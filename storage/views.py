@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cloudops.net import client_ip
 from cloudops.structured_logging import get_logger
-from storage import documents, errors, listing, multipart, services, xml
+from storage import copy, documents, errors, listing, multipart, services, xml
 from storage.auth import Authenticated, authenticate, request_parts, request_path
 from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
 from storage.downloads import READ_CHUNK, FileChunks, object_headers
@@ -126,7 +126,20 @@ def error_response(request: HttpRequest, error: errors.S3Error) -> HttpResponse:
         response["Content-Length"] = "0"
     for name, value in error.headers.items():
         response[name] = value
+    _log_client_error(request, error, response)
     return response
+
+
+def _log_client_error(request: HttpRequest, error: errors.S3Error, response: HttpResponse) -> None:
+    """A client's mistake (4xx) or a feature this endpoint lacks (501) is not a server error:
+    the access log has its line, and a 501 gets one INFO line naming what was asked for.
+    Django would log every 5xx at ERROR (an rclone sync would log several per file); a 500
+    or 507 still is, since the operator must act on those."""
+    if error.status >= 500 and error.status != 501:
+        return
+    response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log.log_response
+    if error.status == 501:
+        logger.info("not implemented: %s %s: %s", request.method, request.path, error.message)
 
 
 async def _settle_body(request: HttpRequest, response: HttpResponse) -> None:
@@ -160,6 +173,7 @@ def s3_view(view: View) -> View:
     @wraps(view)
     async def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
         try:
+            _refuse_browser_post(request, kwargs)
             path = request_path(request)
             auth = await authenticate(request)
             response = await view(S3Context(request, auth, path), **kwargs)
@@ -172,6 +186,17 @@ def s3_view(view: View) -> View:
         return response
 
     return wrapper
+
+
+def _refuse_browser_post(request: HttpRequest, kwargs: dict[str, Any]) -> None:
+    """A browser-form upload (presigned POST) carries its signature in the form, so it would
+    fail authentication with a confusing AccessDenied: say what is not supported instead."""
+    form = request.headers.get("Content-Type", "").lower().startswith("multipart/form-data")
+    if request.method == "POST" and form and "key" not in kwargs and "bucket" in kwargs:
+        raise errors.NotImplementedError_(
+            "Browser-based uploads (POST with an HTML form, e.g. boto3 generate_presigned_post) are not "
+            "supported by this endpoint: upload with PUT (a presigned PUT URL, generate_presigned_url('put_object'))."
+        )
 
 
 def _unsupported(query: dict[str, str]) -> None:
@@ -237,6 +262,7 @@ async def _list_objects(ctx: S3Context, bucket: str) -> HttpResponse:
         delimiter=delimiter,
         after=after,
         limit=limit,
+        with_owner=not v2 or query.get("fetch-owner", "").lower() == "true",
     )
     body = documents.bucket_listing(bucket, query, result, v2=v2, encode=encoding == "url", limit=limit)
     return xml_response(body)
@@ -265,8 +291,8 @@ async def object_(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
     key = ctx.path.partition(f"{STORAGE_MOUNT}/{bucket}/")[2]
     method, query = ctx.request.method, ctx.query
     _unsupported(query)
-    if "x-amz-copy-source" in ctx.headers:
-        raise errors.NotImplementedError_("Server-side copy is not implemented by this endpoint.")
+    if method == "PUT" and copy.SOURCE_HEADER in ctx.headers:
+        return await copy.copy_request(ctx, bucket, key)
     handler = _OBJECT_OPERATIONS.get((method or "", _multipart_mode(query)))
     if handler is None:
         raise errors.MethodNotAllowed()
