@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 KEEPALIVE_SECONDS = 10.0
 
-logger = get_logger("cloudops.storage")
+logger = get_logger("simpletuner.cloud.storage")
 
 
 def request_id(request: HttpRequest) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cloudops.net import client_ip
 from cloudops.structured_logging import get_logger
-from storage import copy, documents, errors, listing, multipart, services, xml
+from storage import copy, documents, errors, keepalive, listing, multipart, services, xml
 from storage.auth import Authenticated, authenticate, request_parts, request_path
 from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
 from storage.downloads import READ_CHUNK, FileChunks, object_headers
@@ -40,7 +40,6 @@ from storage.store import ObjectInfo
 
 # While a Complete works, a space this often keeps the connection alive (botocore's read
 # timeout is 60 s; S3 too sends whitespace while it assembles).
-KEEPALIVE_SECONDS = 10.0
 SMALL_BODY_LIMIT = 4 * 1024 * 1024  # CompleteMultipartUpload / DeleteObjects documents
 DRAIN_LIMIT = 1024 * 1024
 # Sub-resources of buckets and objects this endpoint does not implement (answered NotImplemented).
@@ -441,41 +440,8 @@ async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpRespons
             credential=ctx.credential, bucket=bucket, pending=checked, listed=listed, client_ip=ctx.client_ip
         )
     )
-    task.add_done_callback(_log_unexpected)
-    return StreamingHttpResponse(_kept_alive(ctx.request, task, result), content_type="application/xml")
-
-
-async def _kept_alive(
-    request: HttpRequest, task: asyncio.Future[ObjectInfo], render: Callable[[ObjectInfo], bytes]
-) -> AsyncIterator[bytes]:
-    """S3's answer to a Complete, which may take a while (assembling gigabytes, or waiting for
-    the request assembling them): 200 and the XML declaration at once, a space every
-    KEEPALIVE_SECONDS so that no client or proxy times out, then the result or an `<Error>`.
-
-    A 200 whose document is an Error is what S3 sends in this case, and botocore (boto3, the
-    AWS CLI) turns it into a 500 and retries it; the retry then gets the object of the Complete
-    that succeeded, or the same refusal as a plain 4xx from the checks made before answering.
-    """
-    yield xml.DECLARATION
-    while not task.done():
-        await asyncio.wait({task}, timeout=KEEPALIVE_SECONDS)
-        if not task.done():
-            yield b" "
-    try:
-        body = render(task.result())
-    except errors.S3Error as error:
-        body = xml.error_document(error, resource=request.path, request_id=_request_id(request))
-    except Exception:
-        body = xml.error_document(errors.InternalError(), resource=request.path, request_id=_request_id(request))
-    yield body.removeprefix(xml.DECLARATION)
-
-
-def _log_unexpected(task: asyncio.Future[ObjectInfo]) -> None:
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None and not isinstance(error, errors.S3Error):
-        logger.error("CompleteMultipartUpload failed", exc_info=error)
+    task.add_done_callback(keepalive.log_unexpected)
+    return StreamingHttpResponse(keepalive.kept_alive(ctx.request, task, result), content_type="application/xml")
 
 
 async def _abort_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponse:

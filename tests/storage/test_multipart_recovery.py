@@ -29,7 +29,7 @@ from django.core.management import call_command
 
 from audit.models import AuditEntry
 from providers.models import Job
-from storage import store, views
+from storage import keepalive, store
 from storage.credentials import Credential
 from tests.processes import django_env, spawn_django
 from tests.storage.conftest import Endpoint, bucket_of, client_for, objects_on_disk, temp_files
@@ -216,7 +216,7 @@ def _complete_body(parts: list[dict[str, Any]]) -> bytes:
 def test_a_retry_reaching_another_process_while_the_first_assembles_waits_and_gets_the_same_object(
     http_server, s3, writer, tmp_path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(views, "KEEPALIVE_SECONDS", 0.05)
+    monkeypatch.setattr(keepalive, "KEEPALIVE_SECONDS", 0.05)
     cred = writer()
     bucket = bucket_of(cred)
     client = client_for(s3, http_server, cred)
