@@ -6,7 +6,8 @@ Already elsewhere: the AWS CLI's `cp` up and down multipart and `sync` both ways
 (test_copy_clients.py); s3cmd `put`, `get`, `ls`, `sync` through SIMPLETUNER_S3_HOSTS
 (test_s3_hosts.py). Here: boto3 over HTTPS with aws-chunked trailers carrying CRC32C (a
 single PutObject and a multipart `upload_file`), downloads validated with ChecksumMode=ENABLED,
-and rclone `copy` and `check` (which must fail when a remote file differs).
+the AWS CLI's `sync` both ways checked byte for byte (a multipart file among them), and rclone
+`copy` and `check` (which must fail when a remote file differs).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from boto3.s3.transfer import TransferConfig
 from botocore.httpchecksum import CrtCrc32cChecksum, StreamingChecksumBody
 
 from tests.storage.conftest import bucket_of, client_for, objects_on_disk
+from tests.storage.test_aws_cli import AWS, _aws
 from tests.storage.test_boto3_transfers import _file, _sent_headers
-from tests.storage.test_copy_clients import _rclone
+from tests.storage.test_copy_clients import _rclone, _require
 
 MiB = 1024 * 1024
 
@@ -121,3 +123,30 @@ def test_rclone_copy_then_check_passes_and_fails_when_a_remote_file_differs(
     differs = _rclone(endpoint, cred, tmp_path, "check", str(local), f"job:{bucket}/run")
     assert differs.returncode != 0
     assert "log.txt" in differs.stderr and "1 differences found" in differs.stderr
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_aws_s3_sync_both_ways_delivers_the_bytes(endpoint, s3, writer, tmp_path: Path) -> None:
+    _require(AWS)
+    cred = writer()
+    bucket = bucket_of(cred)
+    job = (cred.access_key_id, cred.secret)
+    local = tmp_path / "outputs"
+    (local / "samples").mkdir(parents=True)
+    (local / "samples" / "0.png").write_bytes(os.urandom(3000))
+    (local / "train.log").write_text("step 1\n")
+    _file(local, 9 * MiB, "model.safetensors")  # above the CLI's 8 MiB threshold: multipart both ways
+    up = _aws(endpoint, *job, tmp_path, "s3", "sync", str(local), f"s3://{bucket}/run")
+    assert up.returncode == 0, up.stderr
+    client = client_for(s3, endpoint, cred)
+    sent = _tree(local)
+    for name, data in sent.items():
+        assert client.get_object(Bucket=bucket, Key=f"run/{name}")["Body"].read() == data, name
+    mirror = tmp_path / "mirror"
+    down = _aws(endpoint, *job, tmp_path, "s3", "sync", f"s3://{bucket}/run", str(mirror))
+    assert down.returncode == 0, down.stderr
+    assert _tree(mirror) == sent
