@@ -17,7 +17,8 @@ import base64
 import binascii
 import hashlib
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from awscrt import checksums as crt
@@ -110,3 +111,54 @@ def decode_b64_digest(value: str, algorithm: str, header: str) -> bytes:
     if len(raw) != DIGEST_SIZES.get(algorithm, 16):
         raise errors.InvalidDigest(f"The value of {header} is not a valid base64 {algorithm.upper()} digest.")
     return raw
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """The checksums a CompleteMultipartUpload states, to be compared with what the server
+    built: per listed part (the XML's `Checksum<ALG>` elements) and for the whole object
+    (`x-amz-checksum-<alg>` headers, `x-amz-checksum-type`). Both are optional, as in S3."""
+
+    parts: dict[int, dict[str, str]] = field(default_factory=dict)  # number -> algorithm -> base64
+    whole: dict[str, str] = field(default_factory=dict)  # algorithm -> base64
+    whole_type: str = ""
+
+
+def claimed(headers: Mapping[str, str], parts: dict[int, dict[str, str]]) -> Claimed:
+    """The claims of a Complete request: its headers and its document's per-part checksums."""
+    whole = {name: headers[f"x-amz-checksum-{name}"] for name in ALGORITHMS if f"x-amz-checksum-{name}" in headers}
+    kind = headers.get("x-amz-checksum-type", "").strip().upper()
+    if kind and kind not in _TYPES:
+        raise errors.InvalidRequest(f"x-amz-checksum-type must be {COMPOSITE} or {FULL_OBJECT}.")
+    return Claimed(parts, whole, kind)
+
+
+def check_part(number: int, stored: tuple[str, bytes] | None, claims: dict[str, str]) -> None:
+    """A part's checksum listed in Complete must be the one its UploadPart carried (InvalidPart,
+    as S3 answers); a part uploaded without one cannot match any."""
+    for algorithm, value in claims.items():
+        if stored is None or stored[0] != algorithm or encode(stored[1]) != value.strip():
+            raise errors.InvalidPart(
+                f"Part {number}'s Checksum{algorithm.upper()} does not match the checksum the part was uploaded with.",
+                PartNumber=str(number),
+            )
+
+
+def check_whole(claims: Claimed, algorithm: str, kind: str, computed: str | None) -> None:
+    """The object checksum stated with Complete against the one built from the parts
+    (`computed`, of the upload's `algorithm` and `kind`): BadDigest when they differ; a
+    checksum or type the upload was not created with cannot be checked and is refused."""
+    if claims.whole_type and claims.whole_type != kind:
+        raise errors.InvalidRequest(
+            f"x-amz-checksum-type {claims.whole_type} does not match the upload's checksum type "
+            f"({kind or 'none: it was created without a checksum algorithm'})."
+        )
+    for name, value in claims.whole.items():
+        if name != algorithm or computed is None:
+            raise errors.InvalidRequest(
+                f"x-amz-checksum-{name} cannot be checked: the upload was created with "
+                f"{algorithm.upper() + ' as its' if algorithm else 'no'} checksum algorithm."
+            )
+        stated = value.strip()
+        if stated != (computed if "-" in stated else computed.split("-")[0]):
+            raise errors.BadDigest(f"x-amz-checksum-{name} does not match the checksum of the object's parts.")

@@ -1,11 +1,12 @@
-"""The XML documents of listings: ListAllMyBuckets, ListBucketResult (v1 and v2), ListParts."""
+"""The XML documents of listings and multipart answers: ListAllMyBuckets, ListBucketResult (v1
+and v2), ListParts, CompleteMultipartUploadResult."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
-from storage import listing, multipart, services, xml
+from storage import checksums, listing, multipart, services, store, xml
 from storage.credentials import Credential
 
 
@@ -78,8 +79,27 @@ def list_parts(
     children: list[xml.Child] = [("Bucket", bucket), ("Key", key), ("UploadId", upload.upload_id)]
     children += [("PartNumberMarker", marker), ("NextPartNumberMarker", shown[-1].number if shown else marker)]
     children += [("MaxParts", limit), ("IsTruncated", truncated), ("StorageClass", "STANDARD")]
-    children += [
-        ("Part", [("PartNumber", p.number), ("LastModified", p.last_modified), ("ETag", p.etag), ("Size", p.size)])
-        for p in shown
-    ]
+    if upload.checksum_algorithm:
+        kind = upload.checksum_type or checksums.checksum_type(None, upload.checksum_algorithm)
+        children += [("ChecksumAlgorithm", upload.checksum_algorithm.upper()), ("ChecksumType", kind)]
+    children += [("Part", _part(part)) for part in shown]
     return xml.document("ListPartsResult", children)
+
+
+def _part(part: multipart.Part) -> list[xml.Child]:
+    """A ListParts Part, with the checksum its UploadPart carried (`Checksum<ALG>`), as S3."""
+    children: list[xml.Child] = [("PartNumber", part.number), ("LastModified", part.last_modified)]
+    children += [("ETag", part.etag), ("Size", part.size)]
+    if part.checksum is not None:
+        children.append((f"Checksum{part.checksum[0].upper()}", checksums.encode(part.checksum[1])))
+    return children
+
+
+def complete_result(location: str, bucket: str, key: str, info: store.ObjectInfo) -> bytes:
+    """CompleteMultipartUploadResult, with the object's checksum and its type when it has one
+    (`ChecksumCRC32C`, `ChecksumType`, ... as S3 answers)."""
+    children: list[xml.Child] = [("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", info.etag)]
+    children += [(f"Checksum{name.upper()}", value) for name, value in sorted(info.checksums.items())]
+    if info.checksums:
+        children.append(("ChecksumType", info.checksum_type))
+    return xml.document("CompleteMultipartUploadResult", children)

@@ -309,11 +309,15 @@ def check_complete(
     max_object_bytes: int,
     min_free: int,
     precondition: WritePrecondition | None = None,
+    claims: checksums.Claimed | None = None,
 ) -> list[Part]:
     """The parts Complete would assemble, or the S3 error it would answer: a part missing or
-    too small, the object too big, the disk too full, the key a folder (or under a file), a
-    conditional write's precondition failing."""
+    too small, the object too big, a checksum stated that is not the parts' (see
+    `_check_claims`), the disk too full, the key a folder (or under a file), a conditional
+    write's precondition failing."""
     chosen = _check_listed(parts(root, upload), listed, max_object_bytes)
+    if claims is not None:
+        _check_claims(upload, chosen, claims)
     store.check_free_space(root, sum(part.size for part in chosen), min_free)
     store.check_key_free(root, upload.bucket, upload.key)
     if precondition is not None:
@@ -329,12 +333,19 @@ def complete(
     max_object_bytes: int,
     min_free: int,
     precondition: WritePrecondition | None = None,
+    claims: checksums.Claimed | None = None,
 ) -> store.ObjectInfo:
     """Assemble the listed parts into the object and close the upload (under its exclusive
     lock: see `under_lock`). On an error the upload stays open, as it was; so it does when
     the precondition fails (checked first, and again atomically with the final rename)."""
     chosen = check_complete(
-        root, upload, listed, max_object_bytes=max_object_bytes, min_free=min_free, precondition=precondition
+        root,
+        upload,
+        listed,
+        max_object_bytes=max_object_bytes,
+        min_free=min_free,
+        precondition=precondition,
+        claims=claims,
     )
     info = _assemble(root, upload, chosen, precondition)
     marker = _done_marker(root, upload.upload_id)
@@ -371,6 +382,19 @@ def _check_listed(available: list[Part], listed: list[tuple[int, str]], max_obje
     if sum(part.size for part in chosen) > max_object_bytes:
         raise errors.EntityTooLarge(f"The object would exceed the maximum object size ({max_object_bytes} bytes).")
     return chosen
+
+
+def _check_claims(upload: Upload, chosen: list[Part], claims: checksums.Claimed) -> None:
+    """S3 compares the checksums a Complete states with those it holds: each listed part's
+    with the one its UploadPart carried (InvalidPart), the whole object's with the one built
+    from the parts (BadDigest). Built from the parts' stored digests: nothing is read again."""
+    for part in chosen:
+        checksums.check_part(part.number, part.checksum, claims.parts.get(part.number, {}))
+    if claims.whole or claims.whole_type:
+        built = _object_checksum(upload, chosen)
+        kind = built.get("checksum_type", upload.checksum_type)
+        computed = built.get("checksums", {}).get(upload.checksum_algorithm)
+        checksums.check_whole(claims, upload.checksum_algorithm, kind, computed)
 
 
 def _object_checksum(upload: Upload, chosen: list[Part]) -> dict[str, Any]:

@@ -334,6 +334,7 @@ class PendingCompletion:
     root: Path
     upload: multipart.Upload
     precondition: WritePrecondition | None = None
+    claims: checksums.Claimed | None = None
 
 
 def multipart_complete_check(
@@ -344,6 +345,7 @@ def multipart_complete_check(
     upload_id: str,
     listed: list[tuple[int, str]],
     precondition: WritePrecondition | None = None,
+    claims: checksums.Claimed | None = None,
 ) -> PendingCompletion | store.ObjectInfo:
     """Everything Complete can refuse before it starts answering: the credential, the upload,
     the listed parts, free space, a key that is a folder, a precondition (If-None-Match,
@@ -363,8 +365,9 @@ def multipart_complete_check(
         max_object_bytes=settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES,
         min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
         precondition=precondition,
+        claims=claims,
     )
-    return PendingCompletion(root, upload, precondition)
+    return PendingCompletion(root, upload, precondition, claims)
 
 
 async def multipart_complete(
@@ -386,6 +389,7 @@ async def multipart_complete(
         max_object_bytes=settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES,
         min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
         precondition=pending.precondition,
+        claims=pending.claims,
     )
     try:
         info = await multipart.under_lock(root, upload, assemble, exclusive=True)

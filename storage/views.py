@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cloudops.net import client_ip
 from cloudops.structured_logging import get_logger
-from storage import copy, documents, errors, keepalive, listing, multipart, services, xml
+from storage import checksums, copy, documents, errors, keepalive, listing, multipart, services, xml
 from storage.auth import Authenticated, authenticate, request_parts, request_path
 from storage.body import BodyResult, ClientDisconnected, RequestBodyStream
 from storage.downloads import READ_CHUNK, FileChunks, object_headers
@@ -417,7 +417,8 @@ async def _upload_part(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
 
 async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
     precondition = write_precondition(ctx.headers, key)
-    listed = xml.parse_complete(await ctx.stream.read_all(SMALL_BODY_LIMIT))
+    body = await ctx.stream.read_all(SMALL_BODY_LIMIT)
+    listed = xml.parse_complete(body)
     checked = await sync_to_async(services.multipart_complete_check)(
         credential=ctx.credential,
         bucket=bucket,
@@ -425,12 +426,12 @@ async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpRespons
         upload_id=ctx.query["uploadId"],
         listed=listed,
         precondition=precondition,
+        claims=checksums.claimed(ctx.headers, xml.parse_complete_checksums(body)),
     )
     location = ctx.request.build_absolute_uri(client_path(ctx.request))
 
     def result(info: ObjectInfo) -> bytes:
-        children = [("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", info.etag)]
-        return xml.document("CompleteMultipartUploadResult", children)
+        return documents.complete_result(location, bucket, key, info)
 
     if isinstance(checked, ObjectInfo):  # a retry of a Complete that succeeded
         return xml_response(result(checked))

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from storage import errors
+from storage import checksums, errors
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -92,6 +92,20 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
             raise errors.MalformedXML("Each Part needs a PartNumber and an ETag.") from None
         listed.append((number, etag))
     return listed
+
+
+def parse_complete_checksums(body: bytes) -> dict[int, dict[str, str]]:
+    """The `Checksum<ALG>` elements of a CompleteMultipartUpload's parts: part number ->
+    lower-case algorithm -> base64 value (parse_complete has checked the document)."""
+    found: dict[int, dict[str, str]] = {}
+    for part in _document(body, "CompleteMultipartUpload"):
+        fields = {_local(child.tag): (child.text or "").strip() for child in part}
+        named = {tag: value for tag, value in fields.items() if tag.startswith("Checksum") and tag != "ChecksumType"}
+        if _local(part.tag) == "Part" and named:
+            found[int(fields["PartNumber"])] = {
+                checksums.algorithm_name(tag.removeprefix("Checksum"), tag): value for tag, value in named.items()
+            }
+    return found
 
 
 def parse_delete(body: bytes) -> tuple[list[str], bool]:
