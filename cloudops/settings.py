@@ -734,7 +734,7 @@ METRICS_SOURCES: dict[str, list[str]] = {
     "audit": ["audit.metrics.collect_activity", "audit.metrics.collect_verification"],
     "health": ["cloudops.metrics.sources.health.collect", "audit.metrics.collect_last_backup"],
     "circuit_breakers": ["providers.metrics.collect_circuit_breakers"],
-    "provider": ["providers.metrics.collect_cost_limits"],
+    "provider": ["providers.metrics.collect_cost_limits", "providers.metrics.collect_credit_balances"],
     "django": ["cloudops.metrics.django_process.collect"],
 }
 # Setup hints (GET /api/cloud/hints): functions returning the cloudops.hints.Hint list whose
