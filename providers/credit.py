@@ -46,7 +46,8 @@ class CreditStatus:
     def as_dict(self) -> dict[str, Any]:
         return {
             "amount_usd": float(self.amount_usd),
-            "set_at": self.set_at.isoformat() if self.set_at else None,
+            # As DRF shows `credit_balance_set_at` next to it: UTC with a Z.
+            "set_at": self.set_at.isoformat().replace("+00:00", "Z") if self.set_at else None,
             "spent_since_usd": float(self.spent_usd.quantize(Decimal("0.01"))),
             "balance_usd": float(self.balance_usd.quantize(Decimal("0.01"))),
             "low_usd": float(self.low_usd),

@@ -74,9 +74,10 @@ class TestSettingTheAmount:
         assert provider["credit_balance_usd"] == 100 and provider["credit_low_usd"] == 20
         stored = ProviderConfig.objects.get(name="local")
         assert stored.credit_balance_set_at is not None and stored.credit_balance_set_at >= before
+        assert provider["credit_balance_set_at"] == stored.credit_balance_set_at.isoformat().replace("+00:00", "Z")
         assert provider["credit"] == {
             "amount_usd": 100.0,
-            "set_at": stored.credit_balance_set_at.isoformat(),
+            "set_at": provider["credit_balance_set_at"],
             "spent_since_usd": 0.0,
             "balance_usd": 100.0,
             "low_usd": 20.0,
