@@ -730,11 +730,11 @@ METRICS_SOURCES: dict[str, list[str]] = {
     "jobs": ["providers.metrics.collect_jobs"],
     "http": ["cloudops.metrics.sources.http.collect"],
     "rate_limits": ["cloudops.ratelimit.metrics.collect"],
-    "approvals": [],
+    "approvals": ["governance.metrics.collect_approvals"],
     "audit": ["audit.metrics.collect_activity", "audit.metrics.collect_verification"],
     "health": ["cloudops.metrics.sources.health.collect", "audit.metrics.collect_last_backup"],
     "circuit_breakers": ["providers.metrics.collect_circuit_breakers"],
-    "provider": ["providers.metrics.collect_cost_limits"],
+    "provider": ["providers.metrics.collect_cost_limits", "providers.metrics.collect_credit_balances"],
     "django": ["cloudops.metrics.django_process.collect"],
 }
 # Setup hints (GET /api/cloud/hints): functions returning the cloudops.hints.Hint list whose

@@ -13,10 +13,11 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString
 
 from cloudops.admin_confirm import ReadOnlyPageMixin
-from cloudops.admin_lists import timestamp_column
+from cloudops.admin_lists import timestamp_column, timestamp_text
 from providers import admin_jobs  # noqa: F401  # registers the jobs admin
 from providers import config as validators
 from providers.admin_display import circuit_text, cost_limit_text, effective_table, price_table
@@ -144,7 +145,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
 
     list_display = ["name", "display_name", "enabled", "updated_at_display", "updated_by"]
     readonly_fields = ["name", "updated_at_display", "updated_by", "circuit_state", "effective_values"]
-    readonly_fields += ["cost_limit_spend"]
+    readonly_fields += ["cost_limit_spend", "credit_balance_now"]
     readonly_fields += ["price_table_display"]
     fieldsets = [
         (None, {"fields": ["name", "display_name", "enabled", "circuit_state"]}),
@@ -181,6 +182,14 @@ class ProviderConfigAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (
+            "Credit",
+            {
+                "fields": ["credit_balance_now", "credit_balance_usd", "credit_low_usd"],
+                "description": "Prepaid credit at the provider. Changing the amount restarts the count: jobs "
+                "completed from then on are subtracted.",
+            },
+        ),
         ("Hardware prices", {"fields": ["hardware", "price_table_display"]}),
         ("History", {"fields": ["updated_at_display", "updated_by"]}),
     ]
@@ -200,6 +209,19 @@ class ProviderConfigAdmin(admin.ModelAdmin):
     @admin.display(description="Spend")
     def cost_limit_spend(self, obj: ProviderConfig) -> str:
         return cost_limit_text(_api_view(obj)["cost_limit"])
+
+    @admin.display(description="Balance")
+    def credit_balance_now(self, obj: ProviderConfig) -> str:
+        """`$61.20 left of $100.00 set 2026-12-01 09:00:00 UTC; low mark $20.00` (as the API's `credit`)."""
+        credit = _api_view(obj)["credit"]
+        if credit is None:
+            return "Not tracked (no credit amount set)."
+        since = timestamp_text(parse_datetime(credit["set_at"])) if credit["set_at"] else "unknown"
+        low = " (LOW: health degraded, submissions warned)" if credit["low"] else ""
+        return (
+            f"${credit['balance_usd']:.2f} left of ${credit['amount_usd']:.2f} set {since}; "
+            f"low mark ${credit['low_usd']:.2f}{low}."
+        )
 
     @admin.display(description="Prices charged")
     def price_table_display(self, obj: ProviderConfig) -> SafeString:

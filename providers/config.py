@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import ssl
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from audit.services import audit_record
 from cloudops import audit_events as events
@@ -226,6 +228,8 @@ CONFIG_FIELDS = (
     "cost_limit_amount",
     "cost_limit_period",
     "cost_limit_action",
+    "credit_balance_usd",
+    "credit_low_usd",
     "hardware",
     "default_hardware",
     "model",
@@ -257,7 +261,18 @@ def _audit_value(name: str, value: Any) -> Any:
         return redact_url(value)
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
     return value
+
+
+def _credit_stamp(changed: list[str], changes: dict[str, Any]) -> dict[str, Any]:
+    """A new credit amount is as of now (providers.credit subtracts the jobs completed after
+    it), so changing it stamps `credit_balance_set_at`; clearing it clears the stamp. Sending
+    the same amount again changes nothing, the stamp included."""
+    if "credit_balance_usd" not in changed:
+        return {}
+    return {"credit_balance_set_at": timezone.now() if changes["credit_balance_usd"] is not None else None}
 
 
 def provider_config_update(
@@ -274,6 +289,9 @@ def provider_config_update(
     changed = sorted(k for k, v in changes.items() if getattr(provider_config, k) != v)
     if not changed:
         return provider_config
+    stamp = _credit_stamp(changed, changes)
+    changes = {**changes, **stamp}
+    changed = sorted({*changed, *stamp})
     for name in changed:
         setattr(provider_config, name, changes[name])
     who = actor or Actor.from_request(request)

@@ -10,6 +10,7 @@ from django.db import DatabaseError
 from cloudops.health import Component, elapsed_ms, guarded
 from providers.circuit import circuit_snapshot
 from providers.config import provider_config_get, provider_config_list
+from providers.credit import with_credit
 from providers.registry import get_provider, provider_names
 
 
@@ -44,7 +45,7 @@ def _provider_check(name: str) -> Component | None:
     config = provider_config_get(name)
     if not config.enabled:
         return None
-    return get_provider(name).health(provider_config=config)
+    return with_credit(get_provider(name).health(provider_config=config), config)
 
 
 @guarded("provider:local")

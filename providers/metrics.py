@@ -3,9 +3,10 @@
 - jobs: how many jobs, in which status, what they cost and how long they ran.
 - provider: how much of each provider's cost limit is spent. `simpletuner_cost_limit_percent_used`
   is exported for providers with a cost limit enabled (a percentage of no limit means
-  nothing). `simpletuner_credit_balance_usd` needs a provider that reports a balance; neither
-  `local` nor Replicate (no balance endpoint in its API) does, so it is not exported rather
-  than shown as a made-up number.
+  nothing). `simpletuner_credit_balance_usd` is exported for providers with a credit amount
+  set (providers.credit: the amount minus the jobs completed since); neither `local` nor
+  Replicate (no balance endpoint in its API) reports a balance of its own, so a provider
+  without an amount has no series rather than a made-up number.
 - circuit_breakers: each provider's breaker, shared by all processes (providers.circuit).
 """
 
@@ -22,6 +23,7 @@ from cloudops.metrics.cache import cached
 from providers.circuit import circuit_snapshot
 from providers.config import provider_config_list
 from providers.costs import cost_limit_status
+from providers.credit import credit_status
 from providers.models import ACTIVE_STATUSES, Job, JobStatus
 
 # --- jobs ---------------------------------------------------------------------------------------
@@ -97,6 +99,29 @@ def collect_cost_limits() -> Iterator[Metric]:
     )
     for provider, percent in used.items():
         gauge.add_metric([provider], percent)
+    yield gauge
+
+
+def _credit_balances() -> dict[str, float]:
+    balances = {}
+    for config in provider_config_list():
+        status = credit_status(config)
+        if status is not None:
+            balances[config.name] = float(status.balance_usd)
+    return balances
+
+
+def collect_credit_balances() -> Iterator[Metric]:
+    balances = cached("provider_credit_balances", _credit_balances)
+    if not balances:
+        return
+    gauge = GaugeMetricFamily(
+        "simpletuner_credit_balance_usd",
+        "Prepaid credit left at the provider, in USD: the amount set minus the jobs completed since.",
+        labels=["provider"],
+    )
+    for provider, balance in balances.items():
+        gauge.add_metric([provider], balance)
     yield gauge
 
 

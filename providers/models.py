@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -70,6 +71,27 @@ class ProviderConfig(models.Model):
     cost_limit_amount = models.DecimalField("cost limit (USD)", max_digits=12, decimal_places=2, default=Decimal("0"))
     cost_limit_period = models.CharField(max_length=8, choices=CostLimitPeriod.choices, default=CostLimitPeriod.MONTHLY)
     cost_limit_action = models.CharField(max_length=8, choices=CostLimitAction.choices, default=CostLimitAction.WARN)
+    # Prepaid credit (providers.credit): the amount an admin bought, set with the time it was set
+    # (providers.config.provider_config_update stamps it when the amount changes); the balance
+    # is that amount minus the cost of the jobs completed since. Null: no balance is tracked.
+    credit_balance_usd = models.DecimalField(
+        "credit balance (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Prepaid credit as of now; jobs completed from now on are subtracted. Empty: not tracked.",
+    )
+    credit_balance_set_at = models.DateTimeField("credit balance set at", null=True, blank=True, editable=False)
+    credit_low_usd = models.DecimalField(
+        "credit low mark (USD)",
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="At or below this balance the provider's health is degraded and submissions carry a warning.",
+    )
     # Price overrides merged over the provider's default table: {id: {"price_per_second", "label"}}.
     hardware = models.JSONField(default=dict, blank=True)
     default_hardware = models.CharField(max_length=64, blank=True, default="")

@@ -17,6 +17,7 @@ from providers import config as validators
 from providers.circuit import circuit_snapshot
 from providers.costs import cost_limit_status, hardware_table
 from providers.credentials import job_endpoint_url, public_base_url, webhook_url
+from providers.credit import credit_status
 from providers.http import network_settings, redact_url
 from providers.models import CostLimitAction, CostLimitPeriod, Job, JobStatus, ProviderConfig
 from providers.paging import MAX_JOB_OFFSET, TOTAL_COUNT_CAP, BadCursor, JobCursor
@@ -54,6 +55,10 @@ class ProviderConfigInputSerializer(StrictInputSerializer):
     cost_limit_amount = StrictDecimalField(required=False, max_digits=12, decimal_places=2, min_value=0)
     cost_limit_period = serializers.ChoiceField(required=False, choices=CostLimitPeriod.choices)
     cost_limit_action = serializers.ChoiceField(required=False, choices=CostLimitAction.choices)
+    credit_balance_usd = StrictDecimalField(
+        required=False, allow_null=True, max_digits=12, decimal_places=2, min_value=0
+    )
+    credit_low_usd = StrictDecimalField(required=False, max_digits=12, decimal_places=2, min_value=0)
     hardware = serializers.DictField(required=False)
     default_hardware = StrictCharField(required=False, allow_blank=True, max_length=64)
     model = StrictCharField(required=False, allow_blank=True, max_length=200)
@@ -111,17 +116,24 @@ class ProviderConfigOutputSerializer(serializers.ModelSerializer):
     cost_limit = serializers.SerializerMethodField()
     circuit_breaker = serializers.SerializerMethodField()
     cost_limit_amount = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=False)
+    credit_balance_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=2, coerce_to_string=False, allow_null=True
+    )
+    credit_low_usd = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=False)
+    credit = serializers.SerializerMethodField()
 
     class Meta:
         model = ProviderConfig
         fields = [
             "name",
             *validators.CONFIG_FIELDS,
+            "credit_balance_set_at",
             "updated_at",
             "updated_by",
             "effective",
             "hardware_prices",
             "cost_limit",
+            "credit",
             "circuit_breaker",
         ]
         read_only_fields = fields
@@ -151,6 +163,11 @@ class ProviderConfigOutputSerializer(serializers.ModelSerializer):
 
     def get_cost_limit(self, obj: ProviderConfig) -> dict[str, Any]:
         return cost_limit_status(obj).as_dict()
+
+    def get_credit(self, obj: ProviderConfig) -> dict[str, Any] | None:
+        """The balance now (providers.credit); null while no credit amount is set."""
+        status = credit_status(obj)
+        return status.as_dict() if status is not None else None
 
     def get_circuit_breaker(self, obj: ProviderConfig) -> dict[str, Any]:
         status = next(c for c in circuit_snapshot() if c.provider == obj.name)

@@ -38,6 +38,7 @@ from providers.base import HardwareOption, Phase
 from providers.config import provider_config_get
 from providers.config_secrets import credential_keys
 from providers.costs import cost_limit_check, resolve_hardware
+from providers.credit import credit_warnings
 from providers.datasets import validate_dataset
 from providers.errors import ProviderError
 from providers.jobs import job_apply_remote, job_transition
@@ -142,7 +143,7 @@ def _admit(
     hardware: str,
 ) -> tuple[ProviderConfig, HardwareOption, list[str]]:
     """Everything checked before a job is recorded; returns the provider's configuration,
-    the resolved hardware and cost-limit warnings (or raises the 4xx that refuses it)."""
+    the resolved hardware and cost-limit and credit warnings (or raises the 4xx that refuses it)."""
     provider_config = provider_config_get(provider)
     if not provider_config.enabled:
         hint = f'PATCH /api/cloud/providers/{provider} {{"enabled": true}}'
@@ -153,7 +154,7 @@ def _admit(
     get_provider(provider).validate_submission(config=config, trusted=trusted)
     validate_job_input(config=config, dataloader_config=dataloader_config, dataset=dataset)
     option = resolve_hardware(provider_config, hardware)
-    return provider_config, option, cost_limit_check(provider_config)
+    return provider_config, option, [*cost_limit_check(provider_config), *credit_warnings(provider_config)]
 
 
 def job_submit(

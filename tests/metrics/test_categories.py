@@ -201,14 +201,14 @@ class TestProvider:
         assert "simpletuner_credit_balance_usd" not in text
 
 
-class TestCategoriesWithoutSources:
-    def test_approvals_export_nothing_until_the_feature_exists(self, scrape: Scraper, enable) -> None:  # type: ignore[no-untyped-def]
+class TestApprovals:
+    def test_approvals_export_their_two_series_and_nothing_else(self, scrape: Scraper, enable) -> None:  # type: ignore[no-untyped-def]
+        # What the series count is tested in tests/governance/test_metrics.py.
         enable("approvals")
-        assert scrape.text() == ""
-
-    def test_approvals_stay_empty_with_every_other_category_on(self, scrape: Scraper, enable) -> None:  # type: ignore[no-untyped-def]
-        enable("approvals", "rate_limits")
-        assert "approval" not in scrape.text()
+        assert {name for name, _ in scrape()} == {
+            "simpletuner_approval_requests_pending",
+            "simpletuner_approval_requests_by_status",
+        }
 
 
 class TestRateLimits:

@@ -55,8 +55,7 @@ def test_the_full_template_exports_every_metric_with_a_source(
     staff_client.get("/api/cloud/jobs")
     names = {name for name, _ in scrape()}
     assert {"django_http_requests_latency_seconds_by_view_method_count", "django_db_execute_total"} <= names
-    # The guide's list, less approvals (no feature yet) and the credit balance (no provider
-    # reports one).
+    # The guide's list, less the credit balance (no provider in busy_instance has one set).
     assert {name for name in names if not name.startswith("django_")} == {
         "simpletuner_jobs_total",
         "simpletuner_jobs_by_status",
@@ -68,6 +67,8 @@ def test_the_full_template_exports_every_metric_with_a_source(
         "simpletuner_http_request_latency_ms_avg",
         "simpletuner_rate_limit_violations_total",
         "simpletuner_rate_limit_tracked_clients",
+        "simpletuner_approval_requests_pending",
+        "simpletuner_approval_requests_by_status",
         "simpletuner_audit_log_entries_total",
         "simpletuner_audit_log_entries_24h",
         "simpletuner_audit_chain_verified",

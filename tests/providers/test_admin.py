@@ -29,6 +29,8 @@ def form_data(config: ProviderConfig, **changes: Any) -> dict[str, str]:
         "cost_limit_amount": str(config.cost_limit_amount),
         "cost_limit_period": config.cost_limit_period,
         "cost_limit_action": config.cost_limit_action,
+        "credit_balance_usd": "" if config.credit_balance_usd is None else str(config.credit_balance_usd),
+        "credit_low_usd": str(config.credit_low_usd),
         "hardware": "{}",
         "default_hardware": config.default_hardware,
         "model": config.model,
