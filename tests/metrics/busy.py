@@ -22,7 +22,9 @@ def busy_instance(alice: AbstractUser, alice_client: APIClient) -> None:
     """Something in every category, so every metric family appears in the output."""
     config = provider_config_get("local")
     provider_config_update(
-        provider_config=config, changes={"cost_limit_enabled": True, "cost_limit_amount": Decimal("5")}, actor=Actor()
+        provider_config=config,
+        changes={"cost_limit_enabled": True, "cost_limit_amount": Decimal("5"), "credit_balance_usd": Decimal("100")},
+        actor=Actor(),
     )
     job = Job.objects.create(owner=alice, provider="local", hardware="local")
     job_transition(job=job, to=JobStatus.COMPLETED, fields={"run_seconds": 12.5, "cost_usd": Decimal("1.5")})

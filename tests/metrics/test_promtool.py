@@ -55,7 +55,7 @@ def test_the_full_template_exports_every_metric_with_a_source(
     staff_client.get("/api/cloud/jobs")
     names = {name for name, _ in scrape()}
     assert {"django_http_requests_latency_seconds_by_view_method_count", "django_db_execute_total"} <= names
-    # The guide's list, less the credit balance (no provider in busy_instance has one set).
+    # The guide's list (busy_instance sets a credit amount, so the balance is among them).
     assert {name for name in names if not name.startswith("django_")} == {
         "simpletuner_jobs_total",
         "simpletuner_jobs_by_status",
@@ -79,6 +79,7 @@ def test_the_full_template_exports_every_metric_with_a_source(
         "simpletuner_circuit_breaker_state",
         "simpletuner_circuit_breaker_failures_total",
         "simpletuner_cost_limit_percent_used",
+        "simpletuner_credit_balance_usd",
     }
 
 
