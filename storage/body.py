@@ -114,14 +114,15 @@ class _Hashes:
     checksum: Checksum | None = None
     size: int = 0
 
-    def write(self, fd: int, data: bytearray | memoryview) -> None:
+    def write(self, fd: int, data: bytearray | memoryview, offset: int) -> None:
         # MD5 (for the ETag) is the costliest hash; it runs on a second thread while this one
         # writes and computes the others (hashlib releases the GIL), so an upload can use two
         # cores when they are free.
         md5 = _HASH_POOL.submit(self.md5.update, data)
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view) :]
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
         if self.sha256 is not None:
             self.sha256.update(data)
         if self.checksum is not None:
@@ -129,18 +130,18 @@ class _Hashes:
         md5.result()
 
 
-async def receive_to_file(stream: RequestBodyStream, spec: BodySpec, fd: int) -> BodyResult:
-    """Write the body to `fd`, hashing it, and check it against `spec`.
+async def receive_to_file(stream: RequestBodyStream, spec: BodySpec, fd: int, offset: int = 0) -> BodyResult:
+    """Write the body to `fd` from `offset` on, hashing it, and check it against `spec`.
 
     The event loop copies the body into one of two WRITE_BATCH buffers while a worker thread
-    writes and hashes the other one (hashlib and zlib release the GIL on big buffers), so the
+    writes and hashes the other one (hashlib and the CRCs release the GIL on big buffers), so the
     loop keeps reading while the disk works, and memory per upload is the two buffers.
     """
     hashes = _Hashes(
         sha256=hashlib.sha256() if spec.sha256 else None,
         checksum=new_checksum(spec.checksum_algorithm) if spec.checksum_algorithm else None,
     )
-    batches = _Batches(hashes, fd, min(spec.length, WRITE_BATCH))
+    batches = _Batches(hashes, fd, min(spec.length, WRITE_BATCH), offset)
     try:
         async for raw in stream.chunks():
             pieces = spec.decoder.feed(raw) if spec.decoder is not None else (raw,)
@@ -167,13 +168,14 @@ def _buffer(size: int) -> bytearray:
 class _Batches:
     """Two reused buffers of WRITE_BATCH bytes: one filled by the event loop, one in a worker.
 
-    Each write but the last is exactly WRITE_BATCH bytes at a multiple of WRITE_BATCH, so the
-    page cache holds the file in large folios, which makes the later copy_file_range of the
-    parts into the object several times cheaper than after unaligned writes.
+    Each write but the last is exactly WRITE_BATCH bytes at a multiple of WRITE_BATCH from the
+    first (a part kept in place starts at a multiple of its size), so the page cache holds the
+    file in large folios, which makes a later copy_file_range of the parts into the object
+    several times cheaper than after unaligned writes.
     """
 
-    def __init__(self, hashes: _Hashes, fd: int, size: int) -> None:
-        self.hashes, self.fd = hashes, fd
+    def __init__(self, hashes: _Hashes, fd: int, size: int, offset: int) -> None:
+        self.hashes, self.fd, self.offset = hashes, fd, offset
         # A body smaller than a batch needs one buffer of its size (the second stays empty).
         self.filling, self.spare = _buffer(size), _buffer(size if size == WRITE_BATCH else 0)
         self.used = 0
@@ -214,7 +216,8 @@ class _Batches:
 
     async def _hand_over(self, data: bytearray | memoryview) -> None:
         await self._wait()  # the other buffer is free again once its batch is done
-        self.pending = asyncio.ensure_future(asyncio.to_thread(self.hashes.write, self.fd, data))
+        self.pending = asyncio.ensure_future(asyncio.to_thread(self.hashes.write, self.fd, data, self.offset))
+        self.offset += len(data)
 
 
 def _verify(spec: BodySpec, hashes: _Hashes) -> BodyResult:

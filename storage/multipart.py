@@ -22,6 +22,21 @@ stale lock to detect, no pid or boot id to compare. (flock needs a local filesys
 onto whose byte-range locks Linux maps it.) Waiters poll the lock from the event loop, so a
 waiting request holds no thread.
 
+Parts kept in place. Copying a GiB of parts into the object costs about as much CPU as
+receiving it, so a part is written where it will be in the object when it can be: into the
+upload's `slots` file at (number - 1) x the slot size, the size of the first part of at least
+MIN_PART_SIZE to arrive (kept as the target of the `slot-size` symlink, created atomically).
+Clients send equal parts and a smaller last one, so parts 1..n then lie end to end. A part
+claims its slot first (`{number}.slot`, created exclusively under the upload's shared lock,
+the slots file opened under it too): a slot is written once, a second upload of the same part
+(a retry while the first still runs, or a later replacement) goes to a file of its own, as does
+a part bigger than the slot or one arriving while a Complete or an Abort holds the lock. A
+verified part in place is recorded as an empty part file whose PART_SLOT_XATTR says where its
+bytes are; a failed one gives its claim back. Complete renames the slots file into place,
+without copying a byte, when the listed parts are exactly the slots 1..n end to end, every claim
+is one of theirs (no upload in flight could still write into the file) and the file ends with
+the last one; otherwise it copies, from the slots file or the parts' own files.
+
 Under the lock Complete checks the listed parts, copies them into `.s3-tmp/complete-{id}`
 (copy_file_range: the kernel copies, no bytes pass through Python), fsyncs it and renames it
 into place, writes `{id}.done` (temp file and rename), then closes the upload: `upload.json`
@@ -61,7 +76,13 @@ MAX_PART_NUMBER = 10_000
 _UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 PART_XATTR = "user.cloudops.s3part"
 PART_CHECKSUM_XATTR = "user.cloudops.s3part.checksum"  # "<algorithm>:<base64 digest>"
+PART_SLOT_XATTR = "user.cloudops.s3part.slot"  # "<offset>:<size>" of a part kept in SLOTS_FILE
 UPLOAD_FILE = "upload.json"  # the upload's description, and the file its lock is taken on
+SLOTS_FILE = "slots"  # parts kept in place (see the module's docstring)
+SLOT_SIZE_LINK = "slot-size"  # a symlink whose target is the slot size, set by the first big part
+CLAIM_SUFFIX = ".slot"
+# Parts are kept in place when they can be; the recovery tests turn it off to crash a copy.
+IN_PLACE = True
 LOCK_POLL_SECONDS = 0.05
 
 
@@ -87,6 +108,7 @@ class Part:
     etag: str  # quoted MD5 hex
     mtime_ns: int
     checksum: tuple[str, bytes] | None = None  # (algorithm, raw digest) its request carried
+    slot: int | None = None  # where its bytes start in the slots file, if kept in place
 
     @property
     def last_modified(self) -> datetime:
@@ -132,7 +154,21 @@ def create(
     )
     doc = {**upload.__dict__, "initiated": upload.initiated.isoformat()}
     (folder / UPLOAD_FILE).write_text(json.dumps(doc))
+    if IN_PLACE:
+        _create_slots(folder / SLOTS_FILE)
     return upload
+
+
+def _create_slots(path: Path) -> None:
+    """The slots file, unless the filesystem has no user xattrs (parts in place need them)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.setxattr(fd, PART_SLOT_XATTR, b"-")
+        os.removexattr(fd, PART_SLOT_XATTR)
+    except OSError:
+        path.unlink()
+    finally:
+        os.close(fd)
 
 
 def load(root: Path, upload_id: str, bucket: str, key: str) -> Upload:
@@ -210,15 +246,80 @@ async def under_lock(root: Path, upload: Upload, work: Callable[[], T], *, exclu
 # --- Parts ---------------------------------------------------------------------------------------
 
 
+def claim_slot(root: Path, upload: Upload, number: int, size: int, max_object_bytes: int) -> tuple[int, int] | None:
+    """Where part `number` of `size` bytes is to be written in place: (a descriptor on the slots
+    file, the offset), its slot claimed; None when it goes to a file of its own."""
+    if not IN_PLACE:
+        return None
+    folder = _upload_dir(root, upload.upload_id)
+    try:
+        lock = os.open(folder / UPLOAD_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        # Not while a Complete or an Abort holds the upload (it may be renaming the file).
+        if not _try_flock(lock, fcntl.LOCK_SH) or os.fstat(lock).st_nlink == 0:
+            return None
+        slot = _slot_size(folder, size)
+        if slot is None or size > slot or (number - 1) * slot + size > max_object_bytes:
+            return None
+        try:
+            os.close(os.open(folder / f"{number:05d}{CLAIM_SUFFIX}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return None
+        try:
+            return os.open(folder / SLOTS_FILE, os.O_WRONLY | os.O_CLOEXEC), (number - 1) * slot
+        except OSError:
+            release_slot(root, upload, number)
+            return None
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _slot_size(folder: Path, size: int) -> int | None:
+    link = folder / SLOT_SIZE_LINK
+    for _ in range(2):
+        try:
+            return int(os.readlink(link))
+        except FileNotFoundError:
+            if size < MIN_PART_SIZE:
+                return None  # only a part that others may follow sets it
+        except (OSError, ValueError):
+            return None
+        with contextlib.suppress(FileExistsError):
+            os.symlink(str(size), link)
+            return size
+    return None
+
+
+def release_slot(root: Path, upload: Upload, number: int) -> None:
+    """Give back the slot of a part whose upload failed, for its retry."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError, errors.S3Error):
+        (_upload_dir(root, upload.upload_id) / f"{number:05d}{CLAIM_SUFFIX}").unlink()
+
+
 def store_part(
-    root: Path, upload: Upload, number: int, tmp_path: Path, md5: bytes, checksum: tuple[str, bytes] | None = None
+    root: Path,
+    upload: Upload,
+    number: int,
+    tmp_path: Path,
+    md5: bytes,
+    checksum: tuple[str, bytes] | None = None,
+    slot: tuple[int, int] | None = None,
 ) -> str:
-    """Move a verified part into the upload's folder (under its shared lock); returns its ETag."""
+    """Move a verified part into the upload's folder (under its shared lock); returns its ETag.
+    With `slot` (offset, size) the part's bytes are in the slots file and `tmp_path` is an
+    empty file that records where."""
     etag = f'"{md5.hex()}"'
-    with contextlib.suppress(OSError):
+    try:
         os.setxattr(tmp_path, PART_XATTR, etag.encode())
         if checksum is not None:
             os.setxattr(tmp_path, PART_CHECKSUM_XATTR, f"{checksum[0]}:{checksums.encode(checksum[1])}".encode())
+        if slot is not None:
+            os.setxattr(tmp_path, PART_SLOT_XATTR, f"{slot[0]}:{slot[1]}".encode())
+    except OSError:
+        if slot is not None:
+            raise  # a part in place is nothing without its record
     folder = _upload_dir(root, upload.upload_id)
     try:
         os.replace(tmp_path, folder / f"{number:05d}")
@@ -247,6 +348,14 @@ def _part_checksum(path: Path) -> tuple[str, bytes] | None:
         return None
 
 
+def _part_slot(path: Path) -> tuple[int, int] | None:
+    try:
+        offset, _, size = os.getxattr(path, PART_SLOT_XATTR).decode().partition(":")
+        return int(offset), int(size)
+    except (OSError, ValueError):
+        return None
+
+
 def parts(root: Path, upload: Upload) -> list[Part]:
     found = []
     try:
@@ -257,7 +366,9 @@ def parts(root: Path, upload: Upload) -> list[Part]:
         if entry.name.isdigit() and entry.is_file(follow_symlinks=False):
             st = entry.stat(follow_symlinks=False)
             path = Path(entry.path)
-            found.append(Part(int(entry.name), st.st_size, _part_etag(path), st.st_mtime_ns, _part_checksum(path)))
+            slot = _part_slot(path)
+            size, offset = (slot[1], slot[0]) if slot is not None else (st.st_size, None)
+            found.append(Part(int(entry.name), size, _part_etag(path), st.st_mtime_ns, _part_checksum(path), offset))
     return sorted(found, key=lambda part: part.number)
 
 
@@ -412,16 +523,25 @@ def _assemble(
     root: Path, upload: Upload, chosen: list[Part], precondition: WritePrecondition | None
 ) -> store.ObjectInfo:
     md5s = hashlib.md5()
+    for part in chosen:
+        md5s.update(bytes.fromhex(_normal_etag(part.etag)))
+    etag = f'"{md5s.hexdigest()}-{len(chosen)}"'
+    runs = store.part_runs([part.size for part in chosen])
+    attrs = store.ObjectAttrs(etag, upload.content_type, upload.metadata, runs, **_object_checksum(upload, chosen))
+    check = precondition.check if precondition is not None else None
     folder = _upload_dir(root, upload.upload_id)
+    if _in_place(folder, chosen):
+        return _commit_in_place(root, upload, folder / SLOTS_FILE, attrs, check)
+    if any(part.slot is not None for part in chosen) and not (folder / SLOTS_FILE).exists():
+        return _renamed_before(root, upload, etag)
     # A fixed name: a Complete retried after a crash truncates the attempt it replaces.
     fd, tmp_path = store.work_file(root, _assembly_name(upload.upload_id))
     try:
         for part in chosen:
-            md5s.update(bytes.fromhex(_normal_etag(part.etag)))
-            _append(fd, folder / f"{part.number:05d}", part.size)
-        etag = f'"{md5s.hexdigest()}-{len(chosen)}"'
-        runs = store.part_runs([part.size for part in chosen])
-        attrs = store.ObjectAttrs(etag, upload.content_type, upload.metadata, runs, **_object_checksum(upload, chosen))
+            if part.slot is None:
+                _append(fd, folder / f"{part.number:05d}", part.size)
+            else:
+                _append(fd, folder / SLOTS_FILE, part.size, part.slot)
         store.set_attrs(fd, attrs)
         os.fsync(fd)
     except BaseException:
@@ -430,27 +550,76 @@ def _assemble(
         raise
     os.close(fd)
     try:
-        check = precondition.check if precondition is not None else None
         return store.commit(root, upload.bucket, upload.key, tmp_path, check)
     except BaseException:
         store.discard(tmp_path)
         raise
 
 
-def _append(out_fd: int, path: Path, size: int) -> None:
+def _in_place(folder: Path, chosen: list[Part]) -> bool:
+    """The listed parts are the slots 1..n end to end, nothing else claimed a slot (no upload in
+    flight writes into the file: claims are made under the lock Complete holds) and the file
+    ends where the last part does: the slots file is the object."""
+    end = 0
+    for part in chosen:
+        if part.slot != end:
+            return False
+        end += part.size
+    claims = {entry for entry in os.listdir(folder) if entry.endswith(CLAIM_SUFFIX)}
+    if claims != {f"{part.number:05d}{CLAIM_SUFFIX}" for part in chosen}:
+        return False
+    try:
+        return os.stat(folder / SLOTS_FILE).st_size == end
+    except FileNotFoundError:
+        return False
+
+
+def _commit_in_place(
+    root: Path, upload: Upload, slots: Path, attrs: store.ObjectAttrs, check: Callable[..., None] | None
+) -> store.ObjectInfo:
+    """The slots file becomes the object; refused (a precondition, a folder on the key), it
+    stays the upload's, as it was."""
+    fd = os.open(slots, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        store.set_attrs(fd, attrs)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return store.commit(root, upload.bucket, upload.key, slots, check)
+
+
+def _renamed_before(root: Path, upload: Upload, etag: str) -> store.ObjectInfo:
+    """Parts in place whose slots file is gone: a Complete renamed it into place and died before
+    its done marker. The object is that Complete's if it still has this assembly's ETag."""
+    current = store.current(root, upload.bucket, upload.key)
+    if current is None or current.etag != etag:
+        raise errors.NoSuchUpload(UploadId=upload.upload_id)
+    return current
+
+
+def _append(out_fd: int, path: Path, size: int, offset: int = 0) -> None:
     with path.open("rb") as src:
         remaining = size
         try:
             while remaining:
-                copied = os.copy_file_range(src.fileno(), out_fd, remaining)
+                copied = os.copy_file_range(src.fileno(), out_fd, remaining, offset + size - remaining)
                 if copied == 0:
                     raise errors.InternalError("A part file is shorter than recorded.")
                 remaining -= copied
         except OSError:
             # Filesystems without copy_file_range (or across devices): copy in user space.
-            src.seek(size - remaining)
+            src.seek(offset + size - remaining)
             with os.fdopen(os.dup(out_fd), "wb", closefd=True) as out:
-                shutil.copyfileobj(src, out, 1024 * 1024)
+                _copy_bytes(src, out, remaining)
+
+
+def _copy_bytes(src: Any, out: Any, count: int) -> None:
+    while count:
+        chunk = src.read(min(count, 1024 * 1024))
+        if not chunk:
+            raise errors.InternalError("A part file is shorter than recorded.")
+        out.write(chunk)
+        count -= len(chunk)
 
 
 def _remove_unless_busy(folder: Path) -> bool:

@@ -138,8 +138,7 @@ def object_delete(*, credential: Credential, bucket: str, key: str) -> bool:
     return store.delete_object(job_output_root(bucket), bucket, key)
 
 
-async def _receive(root: Path, stream: RequestBodyStream, spec: BodySpec, limit: int) -> tuple[Path, int, BodyResult]:
-    """Stream the body into a new temporary file; the caller owns (and must close) the fd."""
+async def _check_room(root: Path, spec: BodySpec, limit: int) -> None:
     if spec.length > limit:
         raise errors.EntityTooLarge(
             f"Your proposed upload ({spec.length} bytes) exceeds the maximum allowed size ({limit} bytes).",
@@ -147,6 +146,11 @@ async def _receive(root: Path, stream: RequestBodyStream, spec: BodySpec, limit:
             MaxSizeAllowed=str(limit),
         )
     await asyncio.to_thread(store.check_free_space, root, spec.length, settings.SIMPLETUNER_S3_MIN_FREE_BYTES)
+
+
+async def _receive(root: Path, stream: RequestBodyStream, spec: BodySpec, limit: int) -> tuple[Path, int, BodyResult]:
+    """Stream the body into a new temporary file; the caller owns (and must close) the fd."""
+    await _check_room(root, spec, limit)
     fd, tmp_path = await asyncio.to_thread(store.temp_file, root)
     try:
         result = await receive_to_file(stream, spec, fd)
@@ -302,18 +306,54 @@ async def multipart_upload_part(
 ) -> tuple[str, BodyResult]:
     root, upload = await sync_to_async(upload_for_writer)(credential, bucket, key, upload_id)
     _check_part_checksum(upload, spec)
-    limit = min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
-    tmp_path, fd, result = await _receive(root, stream, spec, limit)
+    await _check_room(root, spec, min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES))
+    max_object = settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES
+    claim = await asyncio.to_thread(multipart.claim_slot, root, upload, number, spec.length, max_object)
     # No fsync for parts: they are not objects; the assembled object is synced on complete.
-    os.close(fd)
-    checksum = (result.checksum_algorithm, result.checksum) if result.checksum_algorithm and result.checksum else None
-    store_part = partial(multipart.store_part, root, upload, number, tmp_path, result.md5, checksum)
+    if claim is None:
+        fd, tmp_path = await asyncio.to_thread(store.temp_file, root)
+        try:
+            result = await receive_to_file(stream, spec, fd)
+        except BaseException:
+            store.discard(tmp_path)
+            raise
+        finally:
+            os.close(fd)
+        return await _store_part(root, upload, number, tmp_path, result, None), result
     try:
-        etag = await multipart.under_lock(root, upload, store_part, exclusive=False)
+        record, placed = await _receive_in_place(root, stream, spec, *claim)
+    except Exception:
+        # Every write to the slot has ended (receive_to_file waits for them): a retry may take it.
+        # Not after the record may have been stored (a cancelled wait for the lock).
+        multipart.release_slot(root, upload, number)
+        raise
+    return await _store_part(root, upload, number, record, placed, claim[1]), placed
+
+
+async def _receive_in_place(
+    root: Path, stream: RequestBodyStream, spec: BodySpec, fd: int, offset: int
+) -> tuple[Path, BodyResult]:
+    """The part's body written at its slot; returns the (empty) temporary file to record it."""
+    try:
+        result = await receive_to_file(stream, spec, fd, offset)
+    finally:
+        os.close(fd)
+    record_fd, record = await asyncio.to_thread(store.temp_file, root)
+    os.close(record_fd)
+    return record, result
+
+
+async def _store_part(
+    root: Path, upload: multipart.Upload, number: int, tmp_path: Path, result: BodyResult, slot: int | None
+) -> str:
+    checksum = (result.checksum_algorithm, result.checksum) if result.checksum_algorithm and result.checksum else None
+    place = (slot, result.size) if slot is not None else None
+    store_part = partial(multipart.store_part, root, upload, number, tmp_path, result.md5, checksum, place)
+    try:
+        return await multipart.under_lock(root, upload, store_part, exclusive=False)
     except BaseException:
         store.discard(tmp_path)
         raise
-    return etag, result
 
 
 def _check_part_checksum(upload: multipart.Upload, spec: BodySpec) -> None:
