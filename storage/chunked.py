@@ -44,13 +44,14 @@ class AwsChunkedDecoder:
         self._trailer = bytearray()
         self.trailers: dict[str, str] = {}
 
-    def feed(self, data: bytes) -> list[bytes]:
-        out: list[bytes] = []
+    def feed(self, data: bytes) -> list[memoryview]:
+        """The payload in `data`, as views of it (no copy: `data` must not change)."""
+        out: list[memoryview] = []
         view = memoryview(data)
         while view:
             if self._state == "data":
                 take = view[: self._remaining]
-                out.append(bytes(take))
+                out.append(take)
                 if self._signing is not None:
                     self._chunk_hash.update(take)
                 self._remaining -= len(take)
