@@ -1,8 +1,9 @@
 """Multipart uploads, kept as files: `{root}/.s3-uploads/{upload_id}/` holds `upload.json`
 (bucket, key, content type, metadata, initiator, checksum algorithm and type) and one file per
 part (`00001`, ...), each renamed in whole once verified, its MD5 and the checksum its request
-carried in extended attributes. Parts arrive in parallel and
-in any order; each is its own file, so they never contend.
+carried in extended attributes (or, for a part kept in place, an empty file saying where its
+bytes are: see below). Parts arrive in parallel and in any order; each is written by its own
+request to its own file or its own byte range, so they never contend.
 
 Whatever process dies whenever, what is on disk says where an upload stands:
 
@@ -35,7 +36,9 @@ verified part in place is recorded as an empty part file whose PART_SLOT_XATTR s
 bytes are; a failed one gives its claim back. Complete renames the slots file into place,
 without copying a byte, when the listed parts are exactly the slots 1..n end to end, every claim
 is one of theirs (no upload in flight could still write into the file) and the file ends with
-the last one; otherwise it copies, from the slots file or the parts' own files.
+the last one; otherwise it copies, from the slots file or the parts' own files. A crash after
+that rename and before `{id}.done` leaves parts in place without their file: the retried
+Complete answers with the object if it still has this assembly's ETag (NoSuchUpload otherwise).
 
 Under the lock Complete checks the listed parts, copies them into `.s3-tmp/complete-{id}`
 (copy_file_range: the kernel copies, no bytes pass through Python), fsyncs it and renames it
