@@ -33,7 +33,9 @@ def confirm_page(
     hidden: list[tuple[str, str]],
     form_action: str = "",
     nothing_to_do: str = "",
+    reason_label: str = "",
 ) -> TemplateResponse:
+    """With `reason_label`, the page also asks for a reason (posted as `reason`)."""
     opts = model_admin.model._meta
     context = {
         **model_admin.admin_site.each_context(request),
@@ -45,6 +47,7 @@ def confirm_page(
         "hidden": hidden,
         "form_action": form_action,
         "nothing_to_do": nothing_to_do,
+        "reason_label": reason_label,
         "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
     }
     return TemplateResponse(request, "admin/confirm_action.html", context)

@@ -609,6 +609,10 @@ SIMPLETUNER_UPLOAD_GRACE_SECONDS = _env_int("SIMPLETUNER_UPLOAD_GRACE_SECONDS", 
 # `manage.py storage_cleanup`.
 SIMPLETUNER_S3_MULTIPART_TTL_SECONDS = _env_int("SIMPLETUNER_S3_MULTIPART_TTL_SECONDS", default=86400, minimum=60)
 SIMPLETUNER_S3_MAX_SKEW_SECONDS = _env_int("SIMPLETUNER_S3_MAX_SKEW_SECONDS", default=900, minimum=1)
+# How long the download links of GET /api/cloud/jobs/{id}/outputs work (SigV4 allows 7 days).
+SIMPLETUNER_OUTPUT_URL_EXPIRES_SECONDS = _env_int("SIMPLETUNER_OUTPUT_URL_EXPIRES_SECONDS", default=900, minimum=1)
+if SIMPLETUNER_OUTPUT_URL_EXPIRES_SECONDS > 7 * 24 * 3600:
+    raise ImproperlyConfigured("SIMPLETUNER_OUTPUT_URL_EXPIRES_SECONDS is at most 604800 (7 days, SigV4's limit)")
 # fsync each object before it becomes visible, so a power loss cannot leave a torn file behind
 # a committed name. Turn off only on storage that is already synchronous.
 SIMPLETUNER_S3_FSYNC = _env_bool("SIMPLETUNER_S3_FSYNC", default=True)
@@ -754,6 +758,10 @@ AUDIT_RECORDER = "audit.services.audit_record"
 # Rate-limit keys apps contribute, by the name rules use as their `key` (cloudops.ratelimit.keys).
 RATE_LIMIT_KEYS = {"storage": "storage.ratelimit.STORAGE_KEY"}
 # Functions turning an access key id into a storage.credentials.Credential (first match wins).
-S3_CREDENTIAL_RESOLVERS = ["storage.credentials.api_key_credential", "storage.credentials.job_credential"]
+S3_CREDENTIAL_RESOLVERS = [
+    "storage.credentials.api_key_credential",
+    "storage.credentials.download_credential",
+    "storage.credentials.job_credential",
+]
 # How the admin's job page lists and downloads a job's output files (storage.job_outputs).
 JOB_OUTPUTS = "storage.job_outputs"

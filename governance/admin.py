@@ -7,11 +7,12 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from rest_framework.exceptions import APIException
 
+from cloudops.admin_confirm import action_hidden, confirm_page, confirmed
 from governance.approvals import approval_approve, approval_reject
-from governance.models import ApprovalRequest, ApprovalRule
+from governance.models import ApprovalRequest, ApprovalRule, ApprovalStatus
 from governance.rules import exempt_levels_problem, threshold_problem
 from providers.registry import provider_names
 
@@ -60,12 +61,20 @@ class ApprovalRuleAdmin(admin.ModelAdmin):
     ordering = ["priority", "id"]
 
 
-def _decide(admin_: admin.ModelAdmin, request: HttpRequest, rows: QuerySet[ApprovalRequest], decide: Any) -> None:
+class RejectReasonForm(forms.Form):
+    """The reason typed on the reject confirmation page (as the API's: at most 1000 characters)."""
+
+    reason = forms.CharField(required=False, max_length=1000)
+
+
+def _decide(
+    admin_: admin.ModelAdmin, request: HttpRequest, rows: QuerySet[ApprovalRequest], decide: Any, reason: str
+) -> None:
     """Apply one decision per selected request, as the API would; refusals are reported."""
     done = 0
     for approval in rows.select_related("job", "job__owner"):
         try:
-            decide(approval=approval, user=request.user, reason="from the admin", request=request)
+            decide(approval=approval, user=request.user, reason=reason, request=request)
             done += 1
         except APIException as exc:
             admin_.message_user(request, f"Request {approval.pk}: {exc.detail}", messages.WARNING)
@@ -86,8 +95,28 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve the selected requests (submits their jobs)", permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> None:
-        _decide(self, request, queryset, approval_approve)
+        _decide(self, request, queryset, approval_approve, "from the admin")
 
-    @admin.action(description="Reject the selected requests (cancels their jobs)", permissions=["change"])
-    def reject(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> None:
-        _decide(self, request, queryset, approval_reject)
+    @admin.action(description="Reject the selected requests (cancels their jobs)…", permissions=["change"])
+    def reject(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> HttpResponse | None:
+        """Asks for a reason first (the submitter reads it on their cancelled job), then rejects."""
+        if not confirmed(request):
+            pending = [row for row in queryset if row.status == ApprovalStatus.PENDING]
+            return confirm_page(
+                self,
+                request,
+                title="Reject approval requests",
+                question=f"Reject these {len(pending)} request(s)? Their jobs are cancelled with your reason; "
+                "this cannot be undone.",
+                objects=[f"{row.job_id} ({row.rule_name})" for row in pending],
+                confirm_label="Yes, reject them",
+                hidden=action_hidden("reject", (row.pk for row in pending)),
+                nothing_to_do="None of the selected requests is pending: there is nothing to reject.",
+                reason_label="Reason (the submitter sees it on the cancelled job)",
+            )
+        form = RejectReasonForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, f"Nothing rejected: {form.errors['reason'][0]}", messages.ERROR)
+            return None
+        _decide(self, request, queryset, approval_reject, form.cleaned_data["reason"].strip())
+        return None

@@ -155,7 +155,14 @@ class JobAdmin(ReadOnlyPageMixin, admin.ModelAdmin):
             ),
         )
         more = f" The first {OUTPUT_LIST_LIMIT} of {len(found)} are listed." if len(found) > OUTPUT_LIST_LIMIT else ""
-        where = format_html("Bucket <code>{}</code> in <code>{}</code>.{}", job.pk, job_output_root(job.pk), more)
+        where = format_html(
+            'Bucket <code>{}</code> in <code>{}</code>.{} <a href="{}" class="job-output-links">Download links</a> '
+            "(expiring presigned URLs, as the API gives them to the job's owner).",
+            job.pk,
+            job_output_root(job.pk),
+            more,
+            reverse("job-outputs", args=[job.pk]),
+        )
         remote = format_html('<p>At the provider: <a href="{0}">{0}</a></p>', job.output_url) if job.output_url else ""
         if not found:
             return format_html("<p>No files uploaded yet. {}</p>{}", where, remote)

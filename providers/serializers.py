@@ -330,6 +330,23 @@ class JobLogsBodySerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=["provider", "stored"])  # type: ignore[assignment]  # named like Field.source
 
 
+class OutputObjectSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    size = serializers.IntegerField()
+    last_modified = serializers.DateTimeField()
+    url = serializers.CharField(help_text="A presigned GET of the S3 endpoint: no other credential needed.")
+
+
+class JobOutputsBodySerializer(serializers.Serializer):
+    job_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=JobStatus.choices)
+    objects = OutputObjectSerializer(many=True)
+    count = serializers.IntegerField(help_text="Objects in the bucket; `objects` lists the first 1000.")
+    truncated = serializers.BooleanField()
+    expires_in = serializers.IntegerField(help_text="Seconds the links work (SIMPLETUNER_OUTPUT_URL_EXPIRES_SECONDS).")
+    expires_at = serializers.DateTimeField()
+
+
 class ProviderErrorBodySerializer(serializers.Serializer):
     """A provider's failure as the caller sees it (502, 503, 504; 400 for input it refused)."""
 

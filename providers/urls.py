@@ -16,6 +16,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/cloud/jobs/<job_id:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("api/cloud/jobs/<job_id:job_id>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
     path("api/cloud/jobs/<job_id:job_id>/logs", views.JobLogsView.as_view(), name="job-logs"),
+    path("api/cloud/jobs/<job_id:job_id>/outputs", views.JobOutputsView.as_view(), name="job-outputs"),
     path("api/webhooks/<provider:provider>", views.webhook, name="webhook"),
     path("api/events/stream", stream.event_stream, name="events-stream"),
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -31,6 +33,7 @@ from providers.serializers import (
     JobListBodySerializer,
     JobListQuerySerializer,
     JobLogsBodySerializer,
+    JobOutputsBodySerializer,
     JobSubmitBodySerializer,
     JobSubmitInputSerializer,
     ProviderBodySerializer,
@@ -245,6 +248,18 @@ class JobLogsView(APIView):
         logs = job_logs(job=job)
         body = {"job_id": job.pk, "status": job.status, "logs": logs.text, "truncated": logs.truncated}
         return Response(JobLogsBodySerializer({**body, "source": logs.source}).data)
+
+
+class JobOutputsView(APIView):
+    @extend_schema(responses={200: JobOutputsBodySerializer})
+    def get(self, request: Request, job_id: str) -> Response:
+        """The job's output objects with short-lived presigned download links (404 for a job
+        the caller may not see, as the job itself)."""
+        user = request_user(request)
+        job = get_object_or_404(jobs_visible_to(user), pk=job_id)
+        base_url = f"{request.scheme}://{request.get_host()}"
+        links = import_module(settings.JOB_OUTPUTS).output_links(job_id=job.pk, user_id=user.pk, base_url=base_url)
+        return Response(JobOutputsBodySerializer({"job_id": job.pk, "status": job.status, **links}).data)
 
 
 # --- Inbound webhooks ------------------------------------------------------------------------------

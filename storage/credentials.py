@@ -8,6 +8,7 @@ ids that are not its own. Secrets are recomputed from the server key, never stor
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,15 +16,17 @@ from functools import cache
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.utils.module_loading import import_string
 
 from cloudops.apikeys import KEY_SCHEME, api_key_secret
+from cloudops.keys import derive_token
 from cloudops.models import ApiKey
 from providers.config import UnknownProvider
 from providers.config_cache import provider_config_cached
 from providers.credentials import job_upload_secret
 from providers.models import Job, JobStatus, ProviderConfig
-from providers.selectors import sees_all_jobs
+from providers.selectors import jobs_visible_to, sees_all_jobs
 from storage import errors
 
 
@@ -33,6 +36,9 @@ class Credential:
 
     - `read_all`: read and list every bucket (API keys of users who see every job).
     - `buckets`: buckets this credential owns: it may read and write them.
+    - `read_buckets`: buckets it may only read (a presigned download's job).
+    - `reads_jobs_of`: a user id: it may read, never write, the buckets of that user's jobs
+      (the API keys of users who see only their own jobs).
     - `expires_at` (None: no end): after it the credential does nothing at all (a job's:
       its job ended; `expired` says how).
     - `bearer`: may also be presented as the legacy `X-Upload-Token` header, in its bearer form
@@ -45,6 +51,8 @@ class Credential:
     api_key_prefix: str = ""
     read_all: bool = False
     buckets: frozenset[str] = frozenset()
+    read_buckets: frozenset[str] = frozenset()
+    reads_jobs_of: int | None = None
     expires_at: datetime | None = None
     expired: str = ""
     bearer: bool = False
@@ -55,10 +63,11 @@ class Credential:
     root: Path | None = None
 
     def can_read(self, bucket: str) -> bool:
-        return not self.denied and (self.read_all or bucket in self.buckets)
+        """May read `bucket` (one query for a credential reading its user's jobs)."""
+        return bool(self.visible_buckets([bucket]))
 
     def can_list_buckets(self) -> bool:
-        return not self.denied and (self.read_all or bool(self.buckets))
+        return not self.denied and (self.read_all or bool(self.buckets) or self.reads_jobs_of is not None)
 
     def check_current(self, now: datetime) -> None:
         """Refuse every request (read, list, write) once the credential has expired."""
@@ -73,7 +82,29 @@ class Credential:
         self.check_current(now)
 
     def visible_buckets(self, names: list[str]) -> list[str]:
-        return [name for name in names if self.can_read(name)]
+        """The `names` this credential may read, in order: one query at most (the ids of the
+        user's own jobs, by the owner index, for a credential reading its user's jobs)."""
+        if self.denied:
+            return []
+        if self.read_all:
+            return list(names)
+        readable = self.buckets | self.read_buckets
+        if self.reads_jobs_of is not None and not readable.issuperset(names):
+            readable = readable | _owned(self.reads_jobs_of, names)
+        return [name for name in names if name in readable]
+
+
+# Up to this many names are looked up by id; more (ListBuckets over every folder on disk)
+# by reading the ids of all the user's jobs, which keeps the query's parameters bounded.
+_OWNED_BY_ID = 100
+
+
+def _owned(user_id: int, names: list[str]) -> frozenset[str]:
+    """Which of `names` are ids of jobs of `user_id`."""
+    jobs = Job.objects.filter(owner_id=user_id)
+    if len(names) <= _OWNED_BY_ID:
+        jobs = jobs.filter(id__in=names)
+    return frozenset(jobs.values_list("id", flat=True))
 
 
 Resolver = Callable[[str], "Credential | None"]
@@ -98,21 +129,63 @@ def credential_resolve(access_key_id: str) -> Credential | None:
 def api_key_credential(access_key_id: str) -> Credential | None:
     """An active API key: access key id = its prefix, secret = the full key.
 
-    Keys of users who see every job (providers.selectors.sees_all_jobs: staff with
-    providers.view_job) read and list every bucket. Other keys authenticate but own no bucket
-    here; they are refused with AccessDenied rather than InvalidAccessKeyId.
+    Read-only, for the buckets of the jobs the key's user may see (jobs_visible_to): keys of
+    users who see every job (providers.selectors.sees_all_jobs: staff with providers.view_job,
+    leads and admins) read and list every bucket; every other key reads and lists the buckets
+    of its user's own jobs. No API key writes: jobs write with their own credentials.
     """
     if not access_key_id.startswith(KEY_SCHEME):
         return None  # every API key prefix has the scheme (cloudops.apikeys): no query for a job's id
     api_key = ApiKey.objects.select_related("owner").filter(prefix=access_key_id, revoked_at__isnull=True).first()
     if api_key is None or not api_key.owner.is_active:
         return None
+    read_all = sees_all_jobs(api_key.owner)
     return Credential(
         access_key_id=api_key.prefix,
         secret=api_key_secret(api_key),
         username=api_key.owner.get_username(),
         api_key_prefix=api_key.prefix,
-        read_all=sees_all_jobs(api_key.owner),
+        read_all=read_all,
+        reads_jobs_of=None if read_all else api_key.owner.pk,
+    )
+
+
+# The access key id of presigned download links: `dl_<user id>_<job id>`.
+DOWNLOAD_KEY_SCHEME = "dl_"
+_DOWNLOAD_KEY_RE = re.compile(r"dl_([0-9]{1,18})_([a-z0-9][a-z0-9-]{0,62})")
+
+
+def download_key_id(user_id: int, job_id: str) -> str:
+    """The access key id that signs `user_id`'s download links to job `job_id`'s outputs."""
+    return f"{DOWNLOAD_KEY_SCHEME}{user_id}_{job_id}"
+
+
+def download_secret(access_key_id: str) -> str:
+    """Its secret, derived from the server key (nothing stored); it never leaves the server,
+    which signs the links (GET /api/cloud/jobs/{id}/outputs, storage.job_outputs)."""
+    return derive_token("output-download", access_key_id)
+
+
+def download_credential(access_key_id: str) -> Credential | None:
+    """The credential of a presigned download link: reads one job's bucket, writes nothing.
+
+    Checked again at every use: the link works only while its user is active and may still see
+    the job (jobs_visible_to), and until it expires (X-Amz-Expires, checked with the signature).
+    """
+    match = _DOWNLOAD_KEY_RE.fullmatch(access_key_id)
+    if match is None:
+        return None
+    user = get_user_model().objects.filter(pk=int(match[1]), is_active=True).first()
+    if user is None:
+        return None
+    job_id = match[2]
+    visible = jobs_visible_to(user).filter(pk=job_id).exists()
+    return Credential(
+        access_key_id=access_key_id,
+        secret=download_secret(access_key_id),
+        username=user.get_username(),
+        read_buckets=frozenset({job_id}),
+        denied="" if visible else f"User {user.get_username()!r} may no longer see job {job_id}.",
     )
 
 

@@ -70,7 +70,7 @@ def buckets_list(*, credential: Credential) -> list[tuple[str, float]]:
             found.setdefault(name, created)
     for name in credential.buckets:  # a job's own bucket exists before its first upload
         found.setdefault(name, clock.now().timestamp())
-    visible = [name for name in found if credential.can_read(name)]
+    visible = credential.visible_buckets(list(found))
     # A job's bucket was created with the job: a folder's time moves as objects are added, so
     # it is only the creation date of a folder no job owns (written there by other means).
     jobs = Job.objects.filter(id__in=visible).values_list("id", "created_at")

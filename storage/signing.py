@@ -244,6 +244,47 @@ def check_time(claim: SignedRequest, now: datetime, max_skew: timedelta) -> None
         )
 
 
+def presign_v4(
+    *,
+    method: str,
+    host: str,
+    raw_path: str,
+    access_key_id: str,
+    secret: str,
+    now: datetime,
+    expires: int,
+    region: str = "us-east-1",
+) -> str:
+    """The query string of a SigV4 presigned URL for `method` on `raw_path` (percent-encoded,
+    as the client will send it) at `host` (the Host header it will send), valid `expires`
+    seconds from `now`. Only `host` is signed and the payload is UNSIGNED-PAYLOAD, as botocore
+    presigns; `verify_v4` and `check_time` accept exactly what this produces."""
+    if not 0 < expires <= MAX_PRESIGNED_EXPIRES:
+        raise ValueError(f"expires must be between 1 and {MAX_PRESIGNED_EXPIRES} seconds")
+    scope = Scope(access_key_id, now.strftime("%Y%m%d"), region, "s3")
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    query = [
+        ("X-Amz-Algorithm", ALGORITHM),
+        ("X-Amz-Credential", f"{access_key_id}/{scope.text}"),
+        ("X-Amz-Date", amz_date),
+        ("X-Amz-Expires", str(expires)),
+        ("X-Amz-SignedHeaders", "host"),
+    ]
+    claim = SignedRequest(scope, amz_date, ("host",), "", UNSIGNED_PAYLOAD, presigned=True, expires=expires)
+    canonical = "\n".join(
+        [
+            method,
+            raw_path,
+            canonical_query(query),
+            canonical_headers({"host": host}, ("host",)),
+            "host",
+            UNSIGNED_PAYLOAD,
+        ]
+    )
+    signature = hmac.new(signing_key(secret, scope), string_to_sign(claim, canonical).encode(), hashlib.sha256)
+    return canonical_query([*query, ("X-Amz-Signature", signature.hexdigest())])
+
+
 # --- Signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]) ------------------------------
 
 

@@ -153,3 +153,18 @@ def test_the_jobs_list_shows_progress_error_and_coloured_status(admin_client: Cl
     assert "job-status-failed" in page and "background:#b91c1c" in page
     assert "40%" in page
     assert "CUDA out of memory CUDA" in page and "…" in page
+
+
+def test_the_job_page_links_the_outputs_download_links(
+    admin_client: Client, alice: AbstractUser, tmp_path: Path
+) -> None:
+    job = finished_local_job(alice, tmp_path / "run")
+    page = admin_client.get(page_url(job)).content.decode()
+    assert f'href="/api/cloud/jobs/{job.pk}/outputs"' in page
+    # The link works with the admin's own session: the API answers with presigned links.
+    listing = admin_client.get(f"/api/cloud/jobs/{job.pk}/outputs", HTTP_ACCEPT="application/json")
+    assert listing.status_code == 200
+    assert [o["key"] for o in listing.json()["objects"]] == ["model.safetensors", "samples/a b.png"]
+    assert listing.json()["objects"][1]["url"].startswith(
+        f"http://testserver/api/cloud/storage/{job.pk}/samples/a%20b.png?"
+    )

@@ -55,10 +55,17 @@ def test_the_admin_approves_and_rejects_selected_requests(olivia: AbstractUser, 
     first, second = (submit(alices, {"provider": "local", "config": QUICK}).json()["job_id"] for _ in range(2))
     client = Client()
     client.force_login(olivia)
-    for job_id, action in ((first, "approve"), (second, "reject")):
-        pk = ApprovalRequest.objects.get(job_id=job_id).pk
-        response = client.post("/admin/governance/approvalrequest/", {"action": action, "_selected_action": [pk]})
-        assert response.status_code == 302
+    pk = ApprovalRequest.objects.get(job_id=first).pk
+    response = client.post("/admin/governance/approvalrequest/", {"action": "approve", "_selected_action": [pk]})
+    assert response.status_code == 302
+    # Rejecting asks for a reason first, then cancels the job with it.
+    pk = ApprovalRequest.objects.get(job_id=second).pk
+    reject = {"action": "reject", "_selected_action": [pk]}
+    question = client.post("/admin/governance/approvalrequest/", reject)
+    assert question.status_code == 200 and 'name="reason"' in question.content.decode()
+    assert ApprovalRequest.objects.get(job_id=second).status == "pending"
+    response = client.post("/admin/governance/approvalrequest/", {**reject, "post": "yes", "reason": " too big "})
+    assert response.status_code == 302
     assert ApprovalRequest.objects.get(job_id=first).status == "approved"
     assert Job.objects.get(pk=first).status != JobStatus.PENDING_APPROVAL
     assert (ApprovalRequest.objects.get(job_id=second).status, Job.objects.get(pk=second).status) == (
@@ -66,3 +73,25 @@ def test_the_admin_approves_and_rejects_selected_requests(olivia: AbstractUser, 
         "cancelled",
     )
     assert ApprovalRequest.objects.get(job_id=second).decided_by == "olivia"
+    assert ApprovalRequest.objects.get(job_id=second).decision_reason == "too big"
+    assert Job.objects.get(pk=second).error == "Rejected by olivia: too big"
+
+
+@pytest.mark.parametrize("reason", ["x" * 1001, "a\x00b"])
+def test_the_admin_refuses_a_bad_reject_reason_and_rejects_nothing(
+    olivia: AbstractUser, alice: AbstractUser, reason: str
+) -> None:
+    from governance.models import ApprovalRequest
+    from tests.conftest import client_for
+    from tests.providers.helpers import QUICK, submit
+
+    ApprovalRule.objects.create(name="local jobs", condition="provider", threshold="local")
+    job_id = submit(client_for(alice), {"provider": "local", "config": QUICK}).json()["job_id"]
+    pk = ApprovalRequest.objects.get(job_id=job_id).pk
+    client = Client()
+    client.force_login(olivia)
+    data = {"action": "reject", "_selected_action": [pk], "post": "yes", "reason": reason}
+    response = client.post("/admin/governance/approvalrequest/", data, follow=True)
+    assert response.status_code == 200
+    assert "Nothing rejected" in response.content.decode()
+    assert ApprovalRequest.objects.get(pk=pk).status == "pending"

@@ -182,3 +182,64 @@ def test_sigv2_presigned_urls_are_checked_over_the_path_botocore_signs() -> None
         signing.verify_v2(parts, claim, "other", datetime(2023, 11, 1, tzinfo=UTC))
     with pytest.raises(errors.AccessDenied):
         signing.verify_v2(parts, claim, "s3cr3t", datetime(2024, 1, 1, tzinfo=UTC))
+
+
+# --- Presigning (the download links of GET /api/cloud/jobs/{id}/outputs) -----------------------
+
+
+def test_it_presigns_the_aws_presigned_url_example() -> None:
+    """AWS's "Authenticating Requests: Using Query Parameters" example, to the signature."""
+    query = signing.presign_v4(
+        method="GET",
+        host="examplebucket.s3.amazonaws.com",
+        raw_path="/test.txt",
+        access_key_id="AKIAIOSFODNN7EXAMPLE",
+        secret=SECRET,
+        now=datetime(2013, 5, 24, tzinfo=UTC),
+        expires=86400,
+    )
+    pairs = dict(pair.split("=", 1) for pair in query.split("&"))
+    assert pairs["X-Amz-Signature"] == "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+    assert pairs["X-Amz-Credential"] == "AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+
+
+def test_what_it_presigns_botocore_presigns_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    at = datetime(2026, 12, 6, 18, 30, 5)
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: at)
+    url = "http://127.0.0.1:8080/api/cloud/storage/job-abc/samples/step%20100/%C3%BC%2B1.png"
+    request = AWSRequest(method="GET", url=url)
+    S3SigV4QueryAuth(Credentials("dl_1_job-abc", "s3cr3t"), "s3", "us-east-1", expires=900).add_auth(request)
+    theirs = dict(pair.split("=", 1) for pair in request.url.split("?", 1)[1].split("&"))
+    ours = signing.presign_v4(
+        method="GET",
+        host="127.0.0.1:8080",
+        raw_path=url.split("8080", 1)[1],
+        access_key_id="dl_1_job-abc",
+        secret="s3cr3t",
+        now=at.replace(tzinfo=UTC),
+        expires=900,
+    )
+    assert dict(pair.split("=", 1) for pair in ours.split("&")) == theirs
+
+
+def test_what_it_presigns_verifies_until_it_expires() -> None:
+    now = datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
+    query = signing.presign_v4(
+        method="GET", host="h:1", raw_path="/b/k", access_key_id="dl_1_b", secret="s", now=now, expires=60
+    )
+    pairs = [tuple(pair.split("=", 1)) for pair in query.split("&")]
+    decoded = [(k, v.replace("%2F", "/")) for k, v in pairs]
+    parts = _parts("GET", "/b/k", {"host": "h:1"}, decoded)
+    claim = signing.parse_presigned(parts)
+    signing.verify_v4(parts, claim, "s")
+    signing.check_time(claim, now + timedelta(seconds=60), timedelta(minutes=15))
+    with pytest.raises(errors.AccessDenied, match="expired"):
+        signing.check_time(claim, now + timedelta(seconds=61), timedelta(minutes=15))
+    with pytest.raises(errors.SignatureDoesNotMatch):
+        signing.verify_v4(_parts("PUT", "/b/k", {"host": "h:1"}, decoded), claim, "s")
+    with pytest.raises(ValueError):
+        signing.presign_v4(method="GET", host="h", raw_path="/", access_key_id="a", secret="s", now=now, expires=0)
