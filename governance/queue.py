@@ -84,7 +84,7 @@ def _free_slot(owner: User, now: datetime) -> bool:
     return used + 1 <= min(limits)
 
 
-def _claim(job: Job, now: datetime, holder: str) -> bool | None:
+def queue_claim(job: Job, now: datetime, holder: str) -> bool | None:
     """Claim `job` for starting if its owner has a slot: True claimed, False no slot for
     its owner, None taken by someone else (cancelled, or dispatched by another process)."""
     with transaction.atomic():
@@ -120,7 +120,7 @@ def queue_dispatch(*, holder: str | None = None, now: datetime | None = None) ->
         for job in queue_order(now):
             if job.owner_id in full:
                 continue
-            claimed = _claim(job, now, holder)
+            claimed = queue_claim(job, now, holder)
             if claimed is False:
                 full.add(job.owner_id)
             elif claimed:
