@@ -48,6 +48,13 @@ class QuotaListView(APIView):
         return Response(QuotaBodySerializer({"quota": quota}).data, status=status.HTTP_201_CREATED)
 
 
+class QuotaListAliasView(QuotaListView):
+    """/api/quotas without the slash, as the other endpoints are spelled; out of the schema,
+    which lists /api/quotas/ once."""
+
+    schema = None
+
+
 class QuotaDetailView(APIView):
     """One quota (admins). PUT and PATCH change only the fields sent; DELETE removes it."""
 
