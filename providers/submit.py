@@ -8,6 +8,9 @@ sync, providers.sync) claims it again and starts it. Claims are a conditional UP
 several processes only one starts a job. Accepted race, written down here: a start that takes
 longer than the claim (a dataset upload to Replicate slower than the setting) may be started
 a second time by a retry or the sync; raise the setting above your slowest upload.
+
+Quotas (governance.quotas) are checked in the transaction that records the job: a `block`
+quota refuses it (403), a `queue` quota records it `queued` for governance.queue to start.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -139,10 +142,17 @@ def _create_job(
 
 
 def _insert(
-    *, idempotency_key: str | None, audit: dict[str, Any], hold: Hold | None, verdict: Verdict, now: Any, **values: Any
+    *,
+    idempotency_key: str | None,
+    audit: dict[str, Any],
+    hold: Hold | None,
+    verdict: Verdict,
+    now: datetime,
+    **values: Any,
 ) -> Job:
     """The job row, its entries and its approval request, in the caller's transaction."""
-    status, claimed = JobStatus.PENDING, now
+    claimed: datetime | None = now
+    status = JobStatus.PENDING
     if hold is not None:
         status, claimed = JobStatus.PENDING_APPROVAL, None
     elif verdict.queue is not None:
