@@ -734,7 +734,7 @@ METRICS_SOURCES: dict[str, list[str]] = {
     "jobs": ["providers.metrics.collect_jobs"],
     "http": ["cloudops.metrics.sources.http.collect"],
     "rate_limits": ["cloudops.ratelimit.metrics.collect"],
-    "approvals": ["governance.metrics.collect_approvals"],
+    "approvals": ["governance.metrics.collect_approvals", "governance.metrics.collect_quotas"],
     "audit": ["audit.metrics.collect_activity", "audit.metrics.collect_verification"],
     "health": ["cloudops.metrics.sources.health.collect", "audit.metrics.collect_last_backup"],
     "circuit_breakers": ["providers.metrics.collect_circuit_breakers"],

@@ -12,7 +12,8 @@ from rest_framework.exceptions import APIException
 
 from cloudops.admin_confirm import action_hidden, confirm_page, confirmed
 from governance.approvals import approval_approve, approval_reject
-from governance.models import ApprovalRequest, ApprovalRule, ApprovalStatus
+from governance.models import ApprovalRequest, ApprovalRule, ApprovalStatus, Quota
+from governance.quota_services import quota_problems
 from governance.rules import exempt_levels_problem, threshold_problem
 from providers.registry import provider_names
 
@@ -120,3 +121,27 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             return None
         _decide(self, request, queryset, approval_reject, form.cleaned_data["reason"].strip())
         return None
+
+
+class QuotaForm(forms.ModelForm):
+    """Checked like the API checks a quota (governance.quota_services.quota_problems)."""
+
+    class Meta:
+        model = Quota
+        fields = ["scope", "target", "quota_type", "limit", "action"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if all(name in data for name in self.Meta.fields):
+            values = {name: data[name] for name in self.Meta.fields}
+            for name, why in quota_problems(values, pk=self.instance.pk).items():
+                self.add_error(name, why)
+        return data
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    form = QuotaForm
+    list_display = ["scope", "target", "quota_type", "limit", "action", "updated_at", "updated_by"]
+    list_filter = ["scope", "quota_type", "action"]
+    ordering = ["scope", "target", "quota_type"]

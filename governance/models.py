@@ -83,3 +83,47 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}: {self.status}"
+
+
+class QuotaScope(models.TextChoices):
+    GLOBAL = "global"
+    GROUP = "group"
+    USER = "user"
+
+
+class QuotaType(models.TextChoices):
+    CONCURRENT_JOBS = "concurrent_jobs"
+    JOBS_PER_DAY = "jobs_per_day"
+    MONTHLY_SPEND_USD = "monthly_spend_usd"
+
+
+class QuotaAction(models.TextChoices):
+    WARN = "warn"
+    BLOCK = "block"
+    QUEUE = "queue"
+
+
+class Quota(models.Model):
+    """A limit on each user it applies to (governance.quotas): every user (global), each
+    member of a group, or one user. A user's effective limit of a type is the lowest of the
+    quotas that apply to them; a group or user quota above the global one is refused when set
+    (the global quota is the ceiling). `queue` is for concurrent_jobs only."""
+
+    scope = models.CharField(max_length=8, choices=QuotaScope.choices)
+    target = models.CharField(max_length=150, blank=True, default="", help_text="username, group name, or empty")
+    quota_type = models.CharField(max_length=20, choices=QuotaType.choices)
+    limit = models.DecimalField(max_digits=12, decimal_places=2)
+    action = models.CharField(max_length=8, choices=QuotaAction.choices, default=QuotaAction.BLOCK)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["scope", "target", "quota_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "target", "quota_type"], name="quota_scope_target_type"),
+        ]
+
+    def __str__(self) -> str:
+        who = f"{self.scope} {self.target}".strip()
+        return f"{who}: {self.quota_type} {self.limit} ({self.action})"

@@ -147,6 +147,9 @@ class RulesAdmin(BasePermission):
     """Approval rules are the admins': members of the `admin` group, and staff holding the
     approval rule permission the admin site would ask for the same action."""
 
+    model = "approvalrule"
+    what = "approval rules"
+
     def has_permission(self, request: Request, view: APIView) -> bool:
         from cloudops.permissions import has_staff_perm
 
@@ -155,9 +158,29 @@ class RulesAdmin(BasePermission):
             return False
         if group_role(user) is Role.ADMIN:
             return True
-        perm = f"governance.{_RULE_PERMS.get((request.method or '').upper(), 'change')}_approvalrule"
+        perm = f"governance.{_RULE_PERMS.get((request.method or '').upper(), 'change')}_{self.model}"
         self.message = (
-            f"Your role ({role_of(user).label}) may not manage approval rules: it takes the admin group, "
+            f"Your role ({role_of(user).label}) may not manage {self.what}: it takes the admin group, "
             f"or staff status and the {perm} permission."
         )
         return has_staff_perm(user, perm)
+
+
+class QuotasAdmin(RulesAdmin):
+    """Quotas: every authenticated user reads (their own limits and usage, governance.quota_views);
+    changes are the admins', as for approval rules."""
+
+    model = "quota"
+    what = "quotas"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if (request.method or "").upper() in ("GET", "HEAD", "OPTIONS"):
+            return bool(request.user and request.user.is_authenticated)
+        return super().has_permission(request, view)
+
+
+def manages_quotas(user: Any) -> bool:
+    """Whether `user` sees every quota (admins by group, staff with the view permission)."""
+    from cloudops.permissions import has_staff_perm
+
+    return group_role(user) is Role.ADMIN or has_staff_perm(user, "governance.view_quota")

@@ -124,8 +124,18 @@ def _compare_and_set(
         # Every status change passes here once: the place to record job events (SSE), in
         # the transaction of the change.
         job_event(kind="job.status", job=job, previous_status=previous)
+        if to in TERMINAL_STATUSES:
+            transaction.on_commit(_slot_freed)
     logger.info("job status changed", extra={"job_id": job.pk, "from": previous, "to": to, "source": source})
     return True
+
+
+def _slot_freed() -> None:
+    """A job ended: the quota queue may start a waiting job now (governance.queue; imported
+    here because governance imports this module)."""
+    from governance.queue import queue_kick
+
+    queue_kick()
 
 
 def cap_logs(text: str) -> str:
@@ -235,8 +245,9 @@ def job_cancel(*, job: Job, request: HttpRequest | None = None, actor: Actor | N
     provider_config = provider_config_get(job.provider)
     with LogContext(job_id=job.pk, provider=job.provider):
         try:
-            # A job held for approval was never sent to the provider: nothing to stop there.
-            held = job.status == JobStatus.PENDING_APPROVAL
+            # A job held for approval, or waiting in the quota queue, was never sent to the
+            # provider: nothing to stop there.
+            held = job.status == JobStatus.PENDING_APPROVAL or (job.status == JobStatus.QUEUED and not job.external_id)
             remote = None if held else get_provider(job.provider).cancel(job=job, provider_config=provider_config)
         except ProviderError:
             # Give the mark back, so the owner can try again now rather than in a minute.

@@ -8,6 +8,9 @@ sync, providers.sync) claims it again and starts it. Claims are a conditional UP
 several processes only one starts a job. Accepted race, written down here: a start that takes
 longer than the claim (a dataset upload to Replicate slower than the setting) may be started
 a second time by a retry or the sync; raise the setting above your slowest upload.
+
+Quotas (governance.quotas) are checked in the transaction that records the job: a `block`
+quota refuses it (403), a `queue` quota records it `queued` for governance.queue to start.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +36,7 @@ from cloudops.auditing import Actor
 from cloudops.permissions import has_staff_perm
 from cloudops.structured_logging import LogContext, get_logger
 from governance.holds import approval_request_create
+from governance.quotas import QuotaExceeded, Verdict, quota_verdict, quota_verdict_record
 from governance.rules import Hold, submission_hold
 from providers.base import HardwareOption, Phase
 from providers.config import provider_config_get
@@ -110,27 +114,55 @@ def _idempotent_match(owner: User, key: str, fingerprint: str) -> Job | None:
 
 def _create_job(
     *, idempotency_key: str | None, audit: dict[str, Any], hold: Hold | None = None, **values: Any
-) -> tuple[Job, bool]:
+) -> tuple[Job, bool, Verdict]:
     """Insert the job, claimed for starting, with its `job.submitted` entry in one transaction
     (if the audit trail refuses, there is no job either). A concurrent request with the same
     key loses on the unique constraint and gets the winner's job (retries never make two).
-    A job an approval rule holds is inserted `pending_approval`, unclaimed, with its request."""
+    A job an approval rule holds is inserted `pending_approval`, unclaimed, with its request;
+    one a `queue` quota holds is inserted `queued`, unclaimed (governance.queue starts it).
+    A `block` quota records its refusal in the transaction and raises QuotaExceeded after it."""
     now = timezone.now()
-    status, claimed = (JobStatus.PENDING_APPROVAL, None) if hold else (JobStatus.PENDING, now)
     try:
         with transaction.atomic():
-            job = Job.objects.create(idempotency_key=idempotency_key, start_claimed_at=claimed, status=status, **values)
-            audit_record(event_type=events.JOB_SUBMITTED, target_type="job", target_id=job.pk, **audit)
-            if hold is not None:
-                approval_request_create(job=job, hold=hold, now=now, audit=audit)
-            return job, True
+            verdict = quota_verdict(owner=values["owner"], now=now)
+            if verdict.block is None:
+                job = _insert(
+                    idempotency_key=idempotency_key, audit=audit, hold=hold, verdict=verdict, now=now, **values
+                )
+                return job, True, verdict
+            quota_verdict_record(verdict, job_id=None, audit=audit)
     except IntegrityError:
         if not idempotency_key:
             raise
         existing = _idempotent_match(values["owner"], idempotency_key, values["request_fingerprint"])
         if existing is None:
             raise
-        return existing, False
+        return existing, False, Verdict()
+    raise QuotaExceeded(verdict.block)
+
+
+def _insert(
+    *,
+    idempotency_key: str | None,
+    audit: dict[str, Any],
+    hold: Hold | None,
+    verdict: Verdict,
+    now: datetime,
+    **values: Any,
+) -> Job:
+    """The job row, its entries and its approval request, in the caller's transaction."""
+    claimed: datetime | None = now
+    status = JobStatus.PENDING
+    if hold is not None:
+        status, claimed = JobStatus.PENDING_APPROVAL, None
+    elif verdict.queue is not None:
+        status, claimed = JobStatus.QUEUED, None
+    job = Job.objects.create(idempotency_key=idempotency_key, start_claimed_at=claimed, status=status, **values)
+    audit_record(event_type=events.JOB_SUBMITTED, target_type="job", target_id=job.pk, **audit)
+    quota_verdict_record(verdict if hold is None else Verdict(warn=verdict.warn), job_id=job.pk, audit=audit)
+    if hold is not None:
+        approval_request_create(job=job, hold=hold, now=now, audit=audit)
+    return job
 
 
 def _admit(
@@ -195,7 +227,7 @@ def job_submit(
         "details": {"provider": provider, "hardware": option.id, "name": name},
     }
     hold = submission_hold(owner=owner, provider=provider, option=option, config=config, now=timezone.now())
-    job, created = _create_job(
+    job, created, verdict = _create_job(
         idempotency_key=idempotency_key,
         audit=audit,
         hold=hold,
@@ -207,10 +239,15 @@ def job_submit(
     )
     if not created:
         return _retried(job)
+    warnings += verdict.warnings
     if hold is not None:
         # Nothing reaches the provider, and no upload credentials exist, until it is approved.
         logger.info("job held for approval", extra={"job_id": job.pk, "rule": hold.rule.name})
         return SubmitResult(job=job, created=True, warnings=[*warnings, f"Held for approval ({hold.reason})."])
+    if verdict.queue is not None:
+        logger.info("job queued by a quota", extra={"job_id": job.pk, "quota_id": verdict.queue.quota.pk})
+        queued = f"Queued until a slot frees: {verdict.queue.message}"
+        return SubmitResult(job=job, created=True, warnings=[*warnings, queued])
     with LogContext(job_id=job.pk, provider=provider):
         logger.info("Job submitted", extra={"hardware": option.id})
         warnings += _start(job=job, provider_config=provider_config)
@@ -251,6 +288,15 @@ def job_start_abandoned(*, job: Job) -> bool:
         with contextlib.suppress(SubmitFailed):
             _start(job=job, provider_config=provider_config_get(job.provider))
     return True
+
+
+def job_start_queued(*, job: Job) -> None:
+    """Start a job the quota queue just dispatched (governance.queue), once: its claim moved
+    the job's start claim from none to now. A provider refusal fails the job, as at submission."""
+    with LogContext(job_id=job.pk, provider=job.provider):
+        logger.info("queued job dispatched")
+        with contextlib.suppress(SubmitFailed):
+            _start(job=job, provider_config=provider_config_get(job.provider))
 
 
 def job_start_approved(*, job: Job) -> list[str]:

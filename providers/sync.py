@@ -180,9 +180,21 @@ def jobs_sync(*, holder: str | None = None, now: datetime | None = None) -> Sync
         webhook_prune_all(now)
     finally:
         lease_release(LEASE_NAME, holder)
+    _dispatch_queue(result)
     if result.checked or result.changed:
         logger.info("sync pass done", extra={"checked": result.checked, "changed": dict(result.changed)})
     return result
+
+
+def _dispatch_queue(result: SyncResult) -> None:
+    """Start the quota queue's jobs whose owners have a slot (governance.queue, under its own
+    lease): at least once every sync interval, whatever job ends set off."""
+    # Imported here: governance.queue imports this module (its lease).
+    from governance.queue import queue_dispatch
+
+    dispatched = queue_dispatch().dispatched
+    if dispatched:
+        result.changed["dispatched"] += len(dispatched)
 
 
 def _sync_jobs(now: datetime, result: SyncResult, holder: str) -> None:
@@ -240,6 +252,12 @@ def start_background_sync() -> bool:
         return False
     logger.info("background job sync started", extra={"interval_s": settings.SIMPLETUNER_SYNC_INTERVAL})
     return True
+
+
+def background_sync_running() -> bool:
+    """Whether this process runs the background loops (a served process, not a test or a
+    one-off command)."""
+    return _thread.state().alive and not _thread.stopped
 
 
 def stop_background_sync(timeout: float = 10) -> None:

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from cloudops.net import client_ip
 from cloudops.openapi import ErrorOutputSerializer
 from cloudops.permissions import StaffPermission, refuse_unless_allowed, request_user
+from governance.quotas import QuotaExceeded
 from providers.config import UnknownProvider, provider_config_get, provider_config_list, provider_config_update
 from providers.errors import ProviderError
 from providers.jobs import job_cancel, job_logs
@@ -204,6 +205,9 @@ def submit(request: Request) -> Response:
         result = job_submit(owner=request_user(request), idempotency_key=key, request=request, **values)
     except SubmitFailed as failed:
         return provider_error_response(failed.error, job_id=failed.job.pk, job=failed.job)
+    except QuotaExceeded as refused:
+        # The body names the quota, its limit and the usage, as numbers (docs/governance.md).
+        return Response(refused.body, status=refused.status_code)
     body = _job_body(
         JobSubmitBodySerializer,
         result.job,

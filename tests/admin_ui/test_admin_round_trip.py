@@ -31,7 +31,7 @@ from cloudops.metrics.models import MetricsConfig
 from cloudops.metrics.services import metrics_config_get, metrics_config_update
 from cloudops.models import ApiKey
 from cloudops.ratelimit.models import RateLimitBucket
-from governance.models import ApprovalRequest, ApprovalRule
+from governance.models import ApprovalRequest, ApprovalRule, Quota
 from providers.config import provider_config_get, provider_config_update
 from providers.models import CircuitBreaker, CircuitState, Job, JobStatus, ProviderConfig
 from tests.fakes.http import self_signed_tls
@@ -215,6 +215,12 @@ def an_approval_request(olivia: User, tmp_path: Path) -> ApprovalRequest:
     )
 
 
+def a_quota(olivia: User, tmp_path: Path) -> Quota:
+    return Quota.objects.create(
+        scope="user", target=olivia.username, quota_type="concurrent_jobs", limit=2, action="queue"
+    )
+
+
 FACTORIES: dict[type[models.Model], Callable[[User, Path], models.Model]] = {
     ProviderConfig: a_provider,
     Job: a_job,
@@ -227,6 +233,7 @@ FACTORIES: dict[type[models.Model], Callable[[User, Path], models.Model]] = {
     ApiKey: an_api_key,
     ApprovalRule: an_approval_rule,
     ApprovalRequest: an_approval_request,
+    Quota: a_quota,
 }
 
 

@@ -20,7 +20,7 @@ from audit.admin_changes import AuditedAdminMixin
 from audit.models import AuditEntry
 from cloudops.apikeys import api_key_create
 from cloudops.metrics.services import metrics_config_get
-from governance.models import ApprovalRequest, ApprovalRule
+from governance.models import ApprovalRequest, ApprovalRule, Quota
 from providers.config import provider_config_get
 from providers.models import CircuitBreaker, CircuitState, Job, JobStatus
 from tests.audit import tamper
@@ -53,6 +53,7 @@ FRESH: dict[str, Callable[[], models.Model]] = {
     ),
     "governance.approvalrule": lambda: an_approval_rule(),
     "governance.approvalrequest": lambda: a_held_request(),
+    "governance.quota": lambda: Quota.objects.create(scope="global", quota_type="jobs_per_day", limit=10),
 }
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 
-from governance.models import ApprovalRequest, ApprovalRule
+from governance.models import ApprovalRequest, ApprovalRule, Quota
 from providers.models import Job, JobStatus
 from tests.conftest import client_for
 from tests.governance.conftest import in_group
@@ -42,6 +42,7 @@ PLACEHOLDERS = {
     "REQUEST_ID": "a pending approval request (of a local job of alice)",
     "OTHER_REQUEST_ID": "another pending approval request, of $JOB_ID",
     "JOB_ID": "alice's job held by $OTHER_REQUEST_ID",
+    "QUOTA_ID": "a quota (lena's jobs per day), changed and then removed by the examples",
 }
 # Every governance endpoint has an example: (method, path with ids as {id}).
 ENDPOINTS = {
@@ -53,6 +54,10 @@ ENDPOINTS = {
     ("GET", "/api/approvals/requests"),
     ("POST", "/api/approvals/requests/{id}/approve"),
     ("POST", "/api/approvals/requests/{id}/reject"),
+    ("GET", "/api/quotas/"),
+    ("POST", "/api/quotas/"),
+    ("PATCH", "/api/quotas/{id}"),
+    ("DELETE", "/api/quotas/{id}"),
 }
 
 _BLOCK = re.compile(r"^```(?:bash|sh)\n(.*?)^```", re.S | re.M)
@@ -151,6 +156,8 @@ def _state(live: str, alice: AbstractUser, olivia: AbstractUser, make_user) -> d
     request_id, _ = _held(alice_client, quick)
     other_request_id, job_id = _held(alice_client, quick)
     admin_key = client_for(olivia).raw_key  # type: ignore[attr-defined]
+    Group.objects.create(name="vision")  # the group the Quotas section's examples limit
+    quota = Quota.objects.create(scope="user", target="lena", quota_type="jobs_per_day", limit=10)
     return {
         "CLOUDOPS": live,
         "KEY": alice_client.raw_key,  # type: ignore[attr-defined]
@@ -161,6 +168,7 @@ def _state(live: str, alice: AbstractUser, olivia: AbstractUser, make_user) -> d
         "REQUEST_ID": str(request_id),
         "OTHER_REQUEST_ID": str(other_request_id),
         "JOB_ID": job_id,
+        "QUOTA_ID": str(quota.pk),
     }
 
 
@@ -188,6 +196,11 @@ def test_every_curl_example_of_the_governance_page_answers_as_documented(
     assert ApprovalRequest.objects.get(pk=_state["REQUEST_ID"]).status == "approved"
     assert ApprovalRequest.objects.get(pk=_state["OTHER_REQUEST_ID"]).status == "rejected"
     assert Job.objects.get(pk=_state["JOB_ID"]).error == "Rejected by lena: use gpu-l40s"
+    assert {(q.scope, q.target, q.quota_type, q.action) for q in Quota.objects.all()} == {
+        ("global", "", "concurrent_jobs", "block"),
+        ("group", "vision", "concurrent_jobs", "queue"),
+        ("user", "alice", "monthly_spend_usd", "warn"),
+    }
     me = next(c for c in calls if c.path == "/api/users/me")
     assert json.loads(me.body)["role"] == "researcher"
     approved = ApprovalRequest.objects.get(pk=_state["REQUEST_ID"]).job_id
@@ -205,5 +218,5 @@ def test_the_convention_checks_statuses_and_refuses_unknown_placeholders(live: s
         ("/api/users/me", "401", "401", True),
         ("/api/users/me", "401", "2xx", False),
     ]
-    with pytest.raises(AssertionError, match="QUOTA_ID"):
-        run_block("curl -s $CLOUDOPS/api/quotas/$QUOTA_ID\n", live, {"CLOUDOPS": live}, tmp_path, 0)
+    with pytest.raises(AssertionError, match="WIDGET_ID"):
+        run_block("curl -s $CLOUDOPS/api/widgets/$WIDGET_ID\n", live, {"CLOUDOPS": live}, tmp_path, 0)

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from audit.services import audit_record
 from audit.verification import audit_verify
 from cloudops.auditing import Actor
+from governance.models import Quota
 from providers.circuit import circuit_record_failure
 from providers.config import provider_config_get, provider_config_update
 from providers.jobs import job_transition
@@ -33,3 +34,4 @@ def busy_instance(alice: AbstractUser, alice_client: APIClient) -> None:
     audit_record(event_type="backup.created", actor=Actor(username="cron"))
     audit_verify(trigger="command")
     circuit_record_failure("replicate", probe=False, error="HTTP 502")
+    Quota.objects.create(scope="global", quota_type="jobs_per_day", limit=10, action="warn")

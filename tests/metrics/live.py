@@ -18,12 +18,9 @@ def servers(count: int, tmp_path: Path, **extra_env: str) -> Iterator[list[str]]
         bases = []
         for n in range(count):
             port = free_port()
-            env = django_env(
-                PORT=str(port),
-                SIMPLETUNER_BACKGROUND_SYNC="false",
-                SIMPLETUNER_METRICS_FLUSH_SECONDS="0.2",
-                **extra_env,
-            )
+            # `extra_env` may override the defaults (e.g. turn the background sync on).
+            defaults = {"SIMPLETUNER_BACKGROUND_SYNC": "false", "SIMPLETUNER_METRICS_FLUSH_SECONDS": "0.2"}
+            env = django_env(PORT=str(port), **{**defaults, **extra_env})
             argv = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1"]
             bases.append(stack.enter_context(running(argv, env, port, tmp_path / f"server{n}.log")))
         yield bases

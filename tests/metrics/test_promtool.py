@@ -69,6 +69,7 @@ def test_the_full_template_exports_every_metric_with_a_source(
         "simpletuner_rate_limit_tracked_clients",
         "simpletuner_approval_requests_pending",
         "simpletuner_approval_requests_by_status",
+        "simpletuner_quota_percent_used",
         "simpletuner_audit_log_entries_total",
         "simpletuner_audit_log_entries_24h",
         "simpletuner_audit_chain_verified",
