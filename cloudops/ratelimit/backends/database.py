@@ -161,22 +161,22 @@ class DatabaseBackend:
         there is no such log, it would refuse (a refusal is decided on the row itself), or the
         row changed since (another process counted, a prune or a reset): the locked check then
         decides. In a single process, every check of a key after its first takes this path."""
-        with autocommit_cursor(self.alias) as cursor:
-            known = self._known.get(key)
-            if known is None:
-                return None
-            stored, hits = known
-            decision, kept = decide(list(hits), now=now, limit=limit, window=window, record=True)
-            if not decision.allowed:
-                return None
-            log = encode_hits(kept)
-            try:
+        known = self._known.get(key)
+        if known is None:
+            return None
+        stored, hits = known
+        decision, kept = decide(list(hits), now=now, limit=limit, window=window, record=True)
+        if not decision.allowed:
+            return None
+        log = encode_hits(kept)
+        try:
+            with autocommit_cursor(self.alias) as cursor:
                 cursor.execute(self._sql["swap"], [log, window, kept[-1] + window, key, stored])
-            except DatabaseError:
-                # E.g. a pooled connection the server dropped: the locked check replaces it.
-                written = False
-            else:
                 written = cursor.rowcount == 1
+        except DatabaseError:
+            # E.g. a pooled connection the server dropped (now closed): the locked check
+            # replaces it, or reports the outage.
+            written = False
         if not written:
             self._known.pop(key, None)
             return None
