@@ -1,10 +1,15 @@
 """State in a Django database: the default one, or STATE_BACKEND_URL's (alias `ratelimit`).
 
-Atomicity per key: the check runs in one transaction that first locks the key's row. On
-PostgreSQL and MySQL that is `SELECT ... FOR UPDATE` on the row (created first by an upsert,
-so two first hits cannot both miss it); on SQLite the transaction starts with
-`BEGIN IMMEDIATE`, which takes the database write lock up front. Either way a second process reads the row only after the
-first has committed, so no more than `limit` hits are ever admitted.
+Atomicity per key, two ways. The locked check runs in one transaction that first locks the
+key's row: on PostgreSQL and MySQL `SELECT ... FOR UPDATE` on the row (created first by an
+upsert, so two first hits cannot both miss it); on SQLite the transaction starts with
+`BEGIN IMMEDIATE`, which takes the database write lock up front. A second process reads the
+row only after the first has committed. A repeated check (`_hit_known`) is one autocommit
+UPDATE that writes only if the row still holds the log this process decided on: a
+compare-and-set, so a log another process changed in between is never overwritten and the
+locked check decides instead. Either way no more than `limit` hits are ever admitted. (Under
+a request's worth of threads, each statement lets go of the GIL and the threads queue behind
+it: four statements per check cost a request more than the check itself, one costs less.)
 
 Slots (cloudops/ratelimit/slots.py) are rows of SlotLease, one per open stream. Taking one
 locks its pool's row in the bucket table first (the same upsert and row lock as a check), so

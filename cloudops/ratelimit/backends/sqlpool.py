@@ -5,8 +5,9 @@ thread's connections when the request ends, so a check on an otherwise database-
 would open a connection (on SQLite: the file, three PRAGMAs, Django's SQL functions; on
 PostgreSQL/MySQL: a TCP login) and close it again, costing more than the request itself. The
 checks therefore borrow from a small pool of Django connections that stay open, one per
-concurrent check. Each check is its own short transaction, so a pooled connection holds no
-lock between checks. Callers already inside a transaction on the state database keep using
+concurrent check. Each check is its own short transaction (`transaction_cursor`) or a single
+statement that commits by itself (`autocommit_cursor`), so a pooled connection holds no lock
+between checks. Callers already inside a transaction on the state database keep using
 Django's connection (so tests and atomic views see their own uncommitted rows).
 
 A pooled check runs on the driver's own cursor, inside the connection's error wrapper (so
