@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -237,11 +238,13 @@ def main() -> None:
             redis_env = {"RATE_LIMIT_CALLS": str(10**9), "STATE_BACKEND": "redis", "REDIS_URL": SERVERS["redis"]}
             configs.append(("on, redis", redis_env))
         results: dict[str, list[tuple[Figures, Figures]]] = {label: [] for label, _ in configs}
+        loads = [os.getloadavg()[0]]
         for n in range(args.rounds):  # interleaved, so a burst of outside load hits every config alike
             for label, extra in configs:
                 results[label].append(
                     measure_requests(f"{n}-{len(results[label])}-{label[:6]}", extra, args.seconds, work)
                 )
+            loads.append(os.getloadavg()[0])
         best = {
             label: (best_of([r[0] for r in runs]), best_of([r[1] for r in runs])) for label, runs in results.items()
         }
@@ -252,6 +255,16 @@ def main() -> None:
             print(
                 f"  {'rate limiting ' + label:<30}{row(figures[0], baseline and baseline[0]):<34}{row(figures[1], baseline and baseline[1])}"
             )
+        print("\nCPU per request against the same round's 'off' server (median of the rounds, then each round):")
+        for label, _ in configs[1:]:
+            cells = [round_ratios(results["off"], results[label], which) for which in (0, 1)]
+            print(f"  {'rate limiting ' + label:<30}{cells[0]:<34}{cells[1]}")
+        print(f"\nload average (1 min) during the server rounds: {min(loads):.1f} to {max(loads):.1f}")
+
+
+def round_ratios(off: list[tuple[Figures, Figures]], on: list[tuple[Figures, Figures]], which: int) -> str:
+    ratios = [b[which][1] / a[which][1] for a, b in zip(off, on, strict=True)]
+    return f"{(statistics.median(ratios) - 1) * 100:+.0f}% ({', '.join(f'{(r - 1) * 100:+.0f}' for r in ratios)})"
 
 
 def best_of(runs: list[Figures]) -> Figures:

@@ -9,6 +9,7 @@ Used by the webhook allowlist, audit, access logs and the rate limiter.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -92,6 +93,7 @@ def client_ip(request: HttpRequest) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of its text, asked on every request
 def is_loopback(ip: str) -> bool:
     address = parse_ip(ip)
     return address is not None and address.is_loopback

@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from cloudops.middleware import DualModeMiddleware, GetResponse
 from cloudops.net import client_ip, is_loopback
 from cloudops.ratelimit.backends.base import BackendUnavailable, Decision
-from cloudops.ratelimit.keys import request_key_for
+from cloudops.ratelimit.keys import RequestKey, request_key_for
 from cloudops.ratelimit.limiter import COUNTED_ATTR, Clock, log_outage
 from cloudops.ratelimit.rules import (
     LOGIN_PATH,
@@ -36,6 +36,13 @@ EXCEEDED = "Rate limit exceeded. Please try again later."
 UNAVAILABLE = "Rate limiting is temporarily unavailable. Please try again later."
 # A fail-closed refusal during an outage: how long clients should wait before retrying.
 OUTAGE_RETRY_AFTER = 5
+# Which rules apply to a method and path is remembered for this many paths of at most this
+# length (then forgotten all at once): a dict lookup instead of matching every rule.
+ROUTE_CACHE_SIZE = 4096
+ROUTE_CACHE_PATH_LENGTH = 200
+
+# The rules that limit a request, each with the registered key it spends (None: the client IP).
+Applicable = tuple[tuple[Rule, RequestKey | None], ...]
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class RateLimitMiddleware(DualModeMiddleware):
         # The budget every password entry point also spends (see rules.PASSWORD_ENTRY_POINTS).
         self.login_rule = first_match(self.rules, LOGIN_PATH, "POST")
         self.clock = clock
+        self._routes: dict[tuple[str, str], Applicable] = {}
 
     @classmethod
     def configure(cls, **options: Any) -> type[RateLimitMiddleware]:
@@ -93,53 +101,70 @@ class RateLimitMiddleware(DualModeMiddleware):
         response = await self.get_response(request)  # type: ignore[misc]
         return with_headers(response, verdict)
 
-    def _applies(self, request: HttpRequest) -> tuple[Rule, ...]:
-        """The rules limiting this request: the first match and, when the request presents a
-        password, the login rule too. Empty when disabled, excluded, or real localhost."""
+    def _applies(self, request: HttpRequest) -> Applicable:
+        """The rules limiting this request, each with the registered key it spends (None: the
+        client IP): the first match and, when the request presents a password, the login
+        rule too. Empty when disabled, excluded, or real localhost."""
         if not self.enabled:
             return ()
         method, path = request.method or "GET", request.path
-        if is_excluded(path, method) or is_loopback(client_ip(request)):
+        applicable = self._routes.get((method, path))
+        if applicable is None:
+            applicable = self._route(method, path)
+        if not applicable or is_loopback(client_ip(request)):
             return ()
-        rule = first_match(self.rules, path, method)
-        rules: tuple[Rule, ...] = () if rule is None else (rule,)
-        if self.login_rule is not None and rule is not self.login_rule and presents_password(path, method):
-            rules += (self.login_rule,)
-        return rules
+        return applicable
+
+    def _route(self, method: str, path: str) -> Applicable:
+        """`_applies` for a method and path, before the client is known. Remembered for short
+        paths (most requests repeat a few), so a request does not match every rule again."""
+        if is_excluded(path, method):
+            applicable: Applicable = ()
+        else:
+            rule = first_match(self.rules, path, method)
+            rules: tuple[Rule, ...] = () if rule is None else (rule,)
+            if self.login_rule is not None and rule is not self.login_rule and presents_password(path, method):
+                rules += (self.login_rule,)
+            applicable = tuple((rule, request_key_for(rule.key, path)) for rule in rules)
+        if len(path) <= ROUTE_CACHE_PATH_LENGTH:
+            if len(self._routes) >= ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            self._routes[(method, path)] = applicable
+        return applicable
 
     def evaluate(self, request: HttpRequest) -> Verdict | None:
         """Each applicable rule in turn; the first refusal ends it. A request the login rule
         refuses has still been counted by its own rule: both are budgets of the same client,
         so what that client loses is its own request."""
         verdict = None
-        for rule in self._applies(request):
-            verdict = tighter(verdict, self._evaluate_rule(request, rule))
+        for rule, keyed in self._applies(request):
+            verdict = tighter(verdict, self._evaluate_rule(request, rule, keyed))
             if verdict.refused is not None:
                 break
         return verdict
 
     async def aevaluate(self, request: HttpRequest) -> Verdict | None:
         verdict = None
-        for rule in self._applies(request):
-            verdict = tighter(verdict, await self._aevaluate_rule(request, rule))
+        for rule, keyed in self._applies(request):
+            verdict = tighter(verdict, await self._aevaluate_rule(request, rule, keyed))
             if verdict.refused is not None:
                 break
         return verdict
 
-    def _evaluate_rule(self, request: HttpRequest, rule: Rule) -> Verdict:
+    def _evaluate_rule(self, request: HttpRequest, rule: Rule, keyed: RequestKey | None) -> Verdict:
         ip = client_ip(request) or "unknown"
-        key = self._key(request, rule, ip)
+        key = keyed.key(request, ip) if keyed is not None else ip
         try:
             decision = rule.limiter.hit_sync(key, now=self._now())
         except BackendUnavailable as exc:
             return self._outage(rule, exc)
         return self._conclude(request, rule, ip, decision)
 
-    async def _aevaluate_rule(self, request: HttpRequest, rule: Rule) -> Verdict:
+    async def _aevaluate_rule(self, request: HttpRequest, rule: Rule, keyed: RequestKey | None) -> Verdict:
         """`_evaluate_rule` for the async stack: a backend with a native async client (Redis)
         is asked from the event loop; only what needs the ORM goes through a worker thread."""
-        if request_key_for(rule.key, request.path) is not None:  # such keys may query the database
-            return await sync_to_async(self._evaluate_rule)(request, rule)
+        if keyed is not None:  # such keys may query the database
+            return await sync_to_async(self._evaluate_rule)(request, rule, keyed)
         ip = client_ip(request) or "unknown"
         try:
             decision = await rule.limiter.hit(ip, now=self._now())
@@ -151,11 +176,6 @@ class RateLimitMiddleware(DualModeMiddleware):
 
     def _now(self) -> float | None:
         return self.clock() if self.clock is not None else None
-
-    @staticmethod
-    def _key(request: HttpRequest, rule: Rule, ip: str) -> str:
-        keyed = request_key_for(rule.key, request.path)
-        return keyed.key(request, ip) if keyed is not None else ip
 
     @staticmethod
     def _outage(rule: Rule, exc: BackendUnavailable) -> Verdict:

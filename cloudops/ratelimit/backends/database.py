@@ -1,10 +1,15 @@
 """State in a Django database: the default one, or STATE_BACKEND_URL's (alias `ratelimit`).
 
-Atomicity per key: the check runs in one transaction that first locks the key's row. On
-PostgreSQL and MySQL that is `SELECT ... FOR UPDATE` on the row (created first by an upsert,
-so two first hits cannot both miss it); on SQLite the transaction starts with
-`BEGIN IMMEDIATE`, which takes the database write lock up front. Either way a second process reads the row only after the
-first has committed, so no more than `limit` hits are ever admitted.
+Atomicity per key, two ways. The locked check runs in one transaction that first locks the
+key's row: on PostgreSQL and MySQL `SELECT ... FOR UPDATE` on the row (created first by an
+upsert, so two first hits cannot both miss it); on SQLite the transaction starts with
+`BEGIN IMMEDIATE`, which takes the database write lock up front. A second process reads the
+row only after the first has committed. A repeated check (`_hit_known`) is one autocommit
+UPDATE that writes only if the row still holds the log this process decided on: a
+compare-and-set, so a log another process changed in between is never overwritten and the
+locked check decides instead. Either way no more than `limit` hits are ever admitted. (Under
+a request's worth of threads, each statement lets go of the GIL and the threads queue behind
+it: four statements per check cost a request more than the check itself, one costs less.)
 
 Slots (cloudops/ratelimit/slots.py) are rows of SlotLease, one per open stream. Taking one
 locks its pool's row in the bucket table first (the same upsert and row lock as a check), so
@@ -18,6 +23,7 @@ by `manage.py ratelimit_prune`), so the table holds about the live keys only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -36,7 +42,7 @@ from cloudops.ratelimit.backends.base import (
     decide,
     slot_decide,
 )
-from cloudops.ratelimit.backends.sqlpool import param_style, transaction_cursor
+from cloudops.ratelimit.backends.sqlpool import autocommit_cursor, param_style, transaction_cursor
 from cloudops.ratelimit.models import RateLimitBucket, RateLimitCounter, SlotLease
 from cloudops.structured_logging import get_logger
 
@@ -44,6 +50,9 @@ VIOLATIONS = "violations"
 KEY_LENGTH = 255
 # A pool's row in the bucket table is the lock its slot acquisitions queue on.
 SLOT_LOCK_PREFIX = INTERNAL_PREFIX + "slots:"
+# Keys whose last seen log a process keeps for the one-statement check: ~5 KB each at a
+# limit of 100 (hex text and floats), so at most ~5 MB.
+KNOWN_LOGS = 1024
 
 logger = get_logger("simpletuner.cloud.ratelimit")
 
@@ -77,6 +86,9 @@ class DatabaseBackend:
     def __init__(self, alias: str = "default", *, prune_every: int = 1000) -> None:
         self.alias = alias
         self.prune_every = prune_every
+        # Per key, the log as this process last wrote or read it (see _hit_known), the most
+        # recently used KNOWN_LOGS keys.
+        self._known: dict[str, tuple[str, tuple[float, ...]]] = {}
 
     def _fail(self, exc: Exception) -> BackendUnavailable:
         connection = connections[self.alias]
@@ -108,6 +120,9 @@ class DatabaseBackend:
         statements = {
             "select": f"SELECT {qn('hits')} FROM {table} WHERE {key} = %s{lock}",
             "update": f"UPDATE {table} SET {qn('hits')} = %s, {window} = %s, {qn('expires_at')} = %s WHERE {key} = %s",
+            # The one-statement check: written only if the row still holds the log it decided on.
+            "swap": f"UPDATE {table} SET {qn('hits')} = %s, {window} = %s, {qn('expires_at')} = %s "
+            f"WHERE {key} = %s AND {qn('hits')} = %s",
             # Upserts, not INSERT IGNORE: on InnoDB a duplicate-key INSERT IGNORE takes a shared
             # lock, and concurrent first hits then deadlock upgrading it; an upsert asks for the
             # exclusive row lock at once, so they simply queue.
@@ -130,7 +145,9 @@ class DatabaseBackend:
         try:
             if not record:
                 return self._peek(key, limit=limit, window=window, now=now)
-            decision = self._hit_locked(key, limit=limit, window=window, now=now)
+            decision = self._hit_known(key, limit=limit, window=window, now=now)
+            if decision is None:
+                decision = self._hit_locked(key, limit=limit, window=window, now=now)
         except DatabaseError as exc:
             raise self._fail(exc) from exc
         if random.random() * self.prune_every < 1:
@@ -142,15 +159,58 @@ class DatabaseBackend:
                 logger.warning("rate-limit state prune failed: %s", exc)
         return decision
 
+    def _hit_known(self, key: str, *, limit: int, window: float, now: float) -> Decision | None:
+        """One UPDATE: the hit decided on the log this process last saw for `key`, written only
+        if the row still holds exactly that log (compare-and-set in one statement, atomic on
+        every database), so the decision is the one the locked check would make. None when
+        there is no such log, it would refuse (a refusal is decided on the row itself), or the
+        row changed since (another process counted, a prune or a reset): the locked check then
+        decides. In a single process, every check of a key after its first takes this path."""
+        known = self._known.get(key)
+        if known is None:
+            return None
+        stored, hits = known
+        decision, kept = decide(list(hits), now=now, limit=limit, window=window, record=True)
+        if not decision.allowed:
+            return None
+        log = encode_hits(kept)
+        try:
+            with autocommit_cursor(self.alias) as cursor:
+                cursor.execute(self._sql["swap"], [log, window, kept[-1] + window, key, stored])
+                written = cursor.rowcount == 1
+        except DatabaseError:
+            # E.g. a pooled connection the server dropped (now closed): the locked check
+            # replaces it, or reports the outage.
+            written = False
+        if not written:
+            self._known.pop(key, None)
+            return None
+        self._remember(key, log, kept)
+        return decision
+
+    def _remember(self, key: str, stored: str, hits: list[float]) -> None:
+        """Keep `key`'s log as the row holds it, and decoded (a tuple: never sorted in place)."""
+        known = self._known
+        known.pop(key, None)
+        if len(known) >= KNOWN_LOGS:
+            # The least recently used key goes (another thread may be changing the dict).
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del known[next(iter(known))]
+        known[key] = (stored, tuple(hits))
+
     def _hit_locked(self, key: str, *, limit: int, window: float, now: float) -> Decision:
+        """The hit decided under the key's row lock."""
         with transaction_cursor(self.alias) as cursor:
-            hits = decode_hits(self._locked_hits(cursor, key, window, now))
+            stored = self._locked_hits(cursor, key, window, now)
+            hits = decode_hits(stored)
             decision, kept = decide(hits, now=now, limit=limit, window=window, record=True)
             if decision.allowed:
-                cursor.execute(self._sql["update"], [encode_hits(kept), window, kept[-1] + window, key])
+                stored, hits = encode_hits(kept), kept
+                cursor.execute(self._sql["update"], [stored, window, kept[-1] + window, key])
             elif not key.startswith(INTERNAL_PREFIX):
                 # The last lock a check takes, so it cannot close a deadlock cycle.
                 cursor.execute(self._sql["violation"], [VIOLATIONS])
+        self._remember(key, stored, hits)
         return decision
 
     def _peek(self, key: str, *, limit: int, window: float, now: float) -> Decision:

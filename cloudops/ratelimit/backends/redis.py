@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import math
 import random
 import secrets
@@ -90,6 +91,8 @@ class RedisBackend:
     def __init__(self, url: str, *, timeout: float = 1.0) -> None:
         self.url = url
         self.timeout = timeout
+        self._tag = secrets.token_hex(6)
+        self._serial = itertools.count()
         # redis.asyncio clients belong to one event loop: one per loop (a server has one).
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()
@@ -132,7 +135,9 @@ class RedisBackend:
         if not key.startswith(INTERNAL_PREFIX):
             # The clients index is trimmed on ~1% of hits (and on every read of it), not on each.
             flags += "tx" if random.random() < TRIM_PROBABILITY else "t"
-        args = [repr(now), repr(window), limit, f"{now!r}:{secrets.token_hex(6)}", flags]
+        # A unique member: this backend's random tag and a counter, not fresh random bytes per
+        # hit (os.urandom is a system call that lets other threads take the GIL mid-request).
+        args = [repr(now), repr(window), limit, f"{now!r}:{self._tag}{next(self._serial)}", flags]
         return [PREFIX + key, CLIENTS, VIOLATIONS], args
 
     @staticmethod

@@ -5,8 +5,9 @@ thread's connections when the request ends, so a check on an otherwise database-
 would open a connection (on SQLite: the file, three PRAGMAs, Django's SQL functions; on
 PostgreSQL/MySQL: a TCP login) and close it again, costing more than the request itself. The
 checks therefore borrow from a small pool of Django connections that stay open, one per
-concurrent check. Each check is its own short transaction, so a pooled connection holds no
-lock between checks. Callers already inside a transaction on the state database keep using
+concurrent check. Each check is its own short transaction (`transaction_cursor`) or a single
+statement that commits by itself (`autocommit_cursor`), so a pooled connection holds no lock
+between checks. Callers already inside a transaction on the state database keep using
 Django's connection (so tests and atomic views see their own uncommitted rows).
 
 A pooled check runs on the driver's own cursor, inside the connection's error wrapper (so
@@ -21,7 +22,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import DatabaseError, connections
 
@@ -35,8 +36,18 @@ POOL_SIZE = 8
 SQLITE_POOL_SIZE = 1
 WAIT_SECONDS = 10.0
 
+
+class Slots(Protocol):
+    """threading.Lock or BoundedSemaphore."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+# Per alias: idle connections, and the slots that bound how many are in use.
 _pools: dict[str, queue.SimpleQueue[Any]] = {}
-_slots: dict[str, threading.BoundedSemaphore] = {}
+_slots: dict[str, Slots] = {}
 _setup = threading.Lock()
 
 
@@ -53,24 +64,57 @@ def _begin_statement(wrapper: Any) -> str:
 @contextmanager
 def transaction_cursor(alias: str) -> Iterator[Any]:
     """A cursor inside a transaction that commits on success and rolls back on error."""
+    with _borrowed(alias) as pool:
+        if pool is None:
+            yield from _in_callers_transaction(alias)
+        else:
+            yield from _in_transaction(pool, alias)
+
+
+@contextmanager
+def autocommit_cursor(alias: str) -> Iterator[Any]:
+    """A cursor whose every statement commits by itself (the database backend's one-statement
+    check, atomic on its own); in a caller's transaction, a savepoint in it as above."""
+    with _borrowed(alias) as pool:
+        if pool is None:
+            yield from _in_callers_transaction(alias)
+        else:
+            yield from _autocommit(pool, alias)
+
+
+def _in_callers_transaction(alias: str) -> Iterator[Any]:
+    # The caller's transaction: a savepoint in it, on its own connection.
+    from django.db import transaction
+
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        yield cursor
+
+
+@contextmanager
+def _borrowed(alias: str) -> Iterator[queue.SimpleQueue[Any] | None]:
+    """The alias's pool with one of its slots held, or None inside a caller's transaction."""
     django_connection = connections[alias]
     if django_connection.in_atomic_block:
-        # The caller's transaction: a savepoint in it, on its own connection.
-        from django.db import transaction
-
-        with transaction.atomic(using=alias), django_connection.cursor() as cursor:
-            yield cursor
+        yield None
         return
-    with _setup:
-        pool = _pools.setdefault(alias, queue.SimpleQueue())
-        size = SQLITE_POOL_SIZE if django_connection.vendor == "sqlite" else POOL_SIZE
-        slots = _slots.setdefault(alias, threading.BoundedSemaphore(size))
+    pool, slots = _pools.get(alias), _slots.get(alias)
+    if pool is None or slots is None:
+        pool, slots = _new_pool(alias, django_connection.vendor)
     if not slots.acquire(timeout=WAIT_SECONDS):
         raise DatabaseError(f"no rate-limit database connection free within {WAIT_SECONDS:g} s")
     try:
-        yield from _in_transaction(pool, alias)
+        yield pool
     finally:
         slots.release()
+
+
+def _new_pool(alias: str, vendor: str) -> tuple[queue.SimpleQueue[Any], Slots]:
+    size = SQLITE_POOL_SIZE if vendor == "sqlite" else POOL_SIZE
+    # One slot is a plain lock: its waits are one futex in C, where a semaphore's go through
+    # Python's Condition (a check per request made that a measurable part of SQLite's cost).
+    slots: Slots = threading.Lock() if size == 1 else threading.BoundedSemaphore(size)
+    with _setup:
+        return _pools.setdefault(alias, queue.SimpleQueue()), _slots.setdefault(alias, slots)
 
 
 def _new(alias: str) -> Any:
@@ -121,6 +165,26 @@ def _in_transaction(pool: queue.SimpleQueue[Any], alias: str) -> Iterator[Any]:
         raise
     finally:
         cursor.close()
+    pool.put(wrapper)
+
+
+def _autocommit(pool: queue.SimpleQueue[Any], alias: str) -> Iterator[Any]:
+    """A pooled connection's driver cursor, in autocommit (no BEGIN: each statement commits)."""
+    try:
+        wrapper = pool.get_nowait()
+    except queue.Empty:
+        wrapper = _new(alias)
+    try:
+        with wrapper.wrap_database_errors:
+            wrapper.ensure_connection()
+            cursor = wrapper.connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+    except DatabaseError:
+        wrapper.close()  # broken or unknown state: never reused
+        raise
     pool.put(wrapper)
 
 
