@@ -17,6 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +30,7 @@ from rest_framework.exceptions import APIException, ValidationError
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops import notify
 from cloudops.auditing import Actor
 from cloudops.permissions import has_staff_perm
 from cloudops.structured_logging import LogContext, get_logger
@@ -41,6 +43,7 @@ from providers.costs import cost_limit_check, resolve_hardware
 from providers.credit import credit_warnings
 from providers.datasets import validate_dataset
 from providers.errors import ProviderError
+from providers.events import job_notification_data
 from providers.jobs import job_apply_remote, job_transition
 from providers.models import TERMINAL_STATUSES, Job, JobStatus, ProviderConfig
 from providers.registry import get_provider
@@ -121,6 +124,7 @@ def _create_job(
         with transaction.atomic():
             job = Job.objects.create(idempotency_key=idempotency_key, start_claimed_at=claimed, status=status, **values)
             audit_record(event_type=events.JOB_SUBMITTED, target_type="job", target_id=job.pk, **audit)
+            notify.notify(notify.JOB_SUBMITTED, partial(job_notification_data, job), owner_id=job.owner_id)
             if hold is not None:
                 approval_request_create(job=job, hold=hold, now=now, audit=audit)
             return job, True
