@@ -32,7 +32,7 @@ class Receiver:
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             if receiver.hang is not None:
