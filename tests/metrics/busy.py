@@ -14,6 +14,7 @@ from cloudops.auditing import Actor
 from providers.circuit import circuit_record_failure
 from providers.config import provider_config_get, provider_config_update
 from providers.jobs import job_transition
+from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
 from providers.models import Job, JobStatus
 
 
@@ -33,3 +34,10 @@ def busy_instance(alice: AbstractUser, alice_client: APIClient) -> None:
     audit_record(event_type="backup.created", actor=Actor(username="cron"))
     audit_verify(trigger="command")
     circuit_record_failure("replicate", probe=False, error="HTTP 502")
+    # A notification delivered after one failed attempt (the channel made after the job moved,
+    # so the transition above queued nothing).
+    channel = Channel.objects.create(name="ops", channel_type="webhook", events=["job.completed"], url="https://x.test")
+    sent = Delivery.objects.create(
+        channel=channel, event_type="job.completed", msg_id="msg_busy", payload={}, status=DeliveryStatus.DELIVERED
+    )
+    DeliveryAttempt.objects.create(delivery=sent, ok=False, status_code=500)
