@@ -41,7 +41,8 @@ class ChannelForm(forms.ModelForm):
         if needed and not data.get(needed):
             self.add_error(needed, f"required for a {kind} channel.")
         for name in ("url", "webhook_url"):
-            if data.get(name):
+            # Checked when set or changed (as the API does); every send checks it again.
+            if data.get(name) and name in self.changed_data:
                 try:
                     check_destination(data[name])
                 except DestinationRefused as exc:
@@ -74,6 +75,8 @@ def _run(admin_: admin.ModelAdmin, request: HttpRequest, rows: QuerySet[Any], ac
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
+    # channel_create and channel_update audit these (without the secrets).
+    audited_by_service = ("add", "change")
     actions = ["send_test", "rotate_secret"]
     list_display = ["name", "channel_type", "enabled", "owner", "destination", "last_success_at", "disabled_reason"]
     list_filter = ["channel_type", "enabled"]

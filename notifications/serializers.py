@@ -175,7 +175,7 @@ class ChannelOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_owner(self, channel: Channel) -> str | None:
-        return channel.owner.get_username() if channel.owner_id else None
+        return channel.owner.get_username() if channel.owner is not None else None
 
     def get_webhook_url(self, channel: Channel) -> str:
         return redact_slack_url(channel.webhook_url)

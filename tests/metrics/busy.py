@@ -11,10 +11,10 @@ from rest_framework.test import APIClient
 from audit.services import audit_record
 from audit.verification import audit_verify
 from cloudops.auditing import Actor
+from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
 from providers.circuit import circuit_record_failure
 from providers.config import provider_config_get, provider_config_update
 from providers.jobs import job_transition
-from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
 from providers.models import Job, JobStatus
 
 
