@@ -171,9 +171,14 @@ class DeliveryListView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(parameters=[DeliveryQuerySerializer], responses={200: DeliveryListBodySerializer})
+    @extend_schema(
+        operation_id="notification_deliveries_list",
+        parameters=[DeliveryQuerySerializer],
+        responses={200: DeliveryListBodySerializer},
+    )
     def get(self, request: Request) -> Response:
-        query = DeliveryQuerySerializer(data=request.query_params)
+        # A plain dict: DRF would skip a blank `?status=` of a QueryDict instead of refusing it.
+        query = DeliveryQuerySerializer(data=dict(request.query_params.items()))
         query.is_valid(raise_exception=True)
         wanted = query.validated_data
         rows = _visible_deliveries(request)
@@ -190,7 +195,7 @@ class DeliveryListView(APIView):
 class DeliveryDetailView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: DeliveryBodySerializer})
+    @extend_schema(operation_id="notification_delivery_retrieve", responses={200: DeliveryBodySerializer})
     def get(self, request: Request, delivery_id: int) -> Response:
         delivery = get_object_or_404(_visible_deliveries(request), pk=delivery_id)
         return Response(DeliveryBodySerializer({"delivery": delivery}).data)
