@@ -92,7 +92,7 @@ class ChannelInputSerializer(StrictInputSerializer):
             raise serializers.ValidationError(dict.fromkeys(others, f"not used by a {kind} channel."))
         if self.instance is None and needed not in attrs:
             raise serializers.ValidationError({needed: [f"required for a {kind} channel."]})
-        if kind == ChannelType.EMAIL and not settings.SIMPLETUNER_SMTP_HOST:
+        if kind == ChannelType.EMAIL and self.instance is None and not settings.SIMPLETUNER_SMTP_HOST:
             raise serializers.ValidationError(
                 {"channel_type": ["email needs an SMTP server: set SIMPLETUNER_SMTP_HOST (docs/notifications.md)."]}
             )
