@@ -27,6 +27,7 @@ from django.db.models import Max
 from audit.chain import ENTRY_FIELDS, AuditKey, HeadState, audit_key, entry_mac, macs_equal
 from audit.models import AuditEntry, AuditVerification
 from audit.selectors import head_state
+from cloudops import notify
 from cloudops.structured_logging import get_logger
 
 logger = get_logger("simpletuner.cloud.audit.verification")
@@ -292,6 +293,8 @@ def _log(result: VerifyResult, trigger: str) -> None:
         logger.info("audit chain verified", extra=fields)
     else:
         logger.error("audit chain verification failed: %s", result.message, extra=fields)
+        data = {key: value for key, value in fields.items() if key != "head_last_mac"}
+        notify.notify(notify.SYSTEM_AUDIT_VERIFICATION_FAILED, {**data, "message": result.message[:500]})
 
 
 def _record(result: VerifyResult, trigger: str) -> None:

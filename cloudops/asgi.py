@@ -34,6 +34,7 @@ from cloudops.backup import hold_serving_lock_for_default_database  # noqa: E402
 from cloudops.metrics.worker import start_metrics_worker  # noqa: E402 - needs the app registry ready
 from cloudops.sqlite_wal import keep_wal_open  # noqa: E402 - needs the app registry ready
 from governance.approvals import start_approval_expiry  # noqa: E402 - needs the app registry ready
+from notifications.delivery import start_notification_worker  # noqa: E402 - needs the app registry ready
 from providers.sync import start_background_sync  # noqa: E402 - needs the app registry ready
 
 hold_serving_lock_for_default_database()
@@ -41,3 +42,4 @@ keep_wal_open()
 start_background_sync()
 start_approval_expiry()
 start_metrics_worker()
+start_notification_worker()

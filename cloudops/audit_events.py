@@ -35,6 +35,14 @@ BACKUP_RESTORED = "backup.restored"
 AUDIT_PRUNED = "audit.pruned"
 AUDIT_REANCHORED = "audit.reanchored"
 CIRCUIT_BREAKER_RESET = "circuit_breaker.reset"
+# Outbound notifications (notifications/): channels and what was done with deliveries.
+NOTIFICATION_CHANNEL_CREATED = "notification_channel.created"
+NOTIFICATION_CHANNEL_CHANGED = "notification_channel.changed"
+NOTIFICATION_CHANNEL_DELETED = "notification_channel.deleted"
+NOTIFICATION_CHANNEL_DISABLED = "notification_channel.disabled"
+NOTIFICATION_SECRET_ROTATED = "notification_channel.secret_rotated"
+NOTIFICATION_REDELIVERED = "notification.redelivered"
+NOTIFICATION_TEST_SENT = "notification.test_sent"
 # Whatever the admin adds, changes or deletes that no service audits itself
 # (audit/admin_changes.py): users, groups, permissions, ...
 ADMIN_ADDED = "admin.added"

@@ -186,6 +186,7 @@ INSTALLED_APPS = [
     "providers",
     "storage",
     "governance",
+    "notifications",
     "cloudops.metrics",
     "cloudops.ratelimit",
 ]
@@ -664,6 +665,35 @@ SIMPLETUNER_EVENTS_MAX_PER_USER = _env_int("SIMPLETUNER_EVENTS_MAX_PER_USER", de
 SIMPLETUNER_EVENTS_MAX_STREAMS = _env_int("SIMPLETUNER_EVENTS_MAX_STREAMS", default=500, minimum=1)
 SIMPLETUNER_EVENTS_SLOT_LEASE = _env_float("SIMPLETUNER_EVENTS_SLOT_LEASE", default=60.0, minimum=1)
 
+# --- Outbound notifications (docs/notifications.md) -----------------------------------------------
+# Channels may point at private, loopback and link-local addresses only with this set (an
+# internal receiver); otherwise such destinations are refused at creation and at every send.
+SIMPLETUNER_NOTIFICATIONS_ALLOW_PRIVATE = _env_bool("SIMPLETUNER_NOTIFICATIONS_ALLOW_PRIVATE", default=False)
+# The delivery worker of each server process (where SIMPLETUNER_BACKGROUND_SYNC runs) looks for
+# due deliveries this often; one send may take SIMPLETUNER_NOTIFICATIONS_TIMEOUT seconds; a
+# claimed delivery whose worker died is taken over after SIMPLETUNER_NOTIFICATIONS_LEASE_SECONDS.
+SIMPLETUNER_NOTIFICATIONS_INTERVAL = _env_float("SIMPLETUNER_NOTIFICATIONS_INTERVAL", default=2.0, minimum=0.1)
+SIMPLETUNER_NOTIFICATIONS_TIMEOUT = _env_float("SIMPLETUNER_NOTIFICATIONS_TIMEOUT", default=10.0, minimum=0.1)
+SIMPLETUNER_NOTIFICATIONS_LEASE_SECONDS = _env_float(
+    "SIMPLETUNER_NOTIFICATIONS_LEASE_SECONDS", default=300.0, minimum=1
+)
+if SIMPLETUNER_NOTIFICATIONS_LEASE_SECONDS < 10 * SIMPLETUNER_NOTIFICATIONS_TIMEOUT + 1:
+    raise ImproperlyConfigured(
+        "SIMPLETUNER_NOTIFICATIONS_LEASE_SECONDS must exceed 10 x SIMPLETUNER_NOTIFICATIONS_TIMEOUT "
+        "(a worker sends up to 10 claimed deliveries in a row)"
+    )
+# After a webhook secret is rotated, the old one still signs (beside the new) this long.
+SIMPLETUNER_NOTIFICATIONS_SECRET_GRACE_HOURS = _env_float(
+    "SIMPLETUNER_NOTIFICATIONS_SECRET_GRACE_HOURS", default=24.0, minimum=0
+)
+# Email channels send through this SMTP server; the password comes from the secrets chain
+# (SIMPLETUNER_SMTP_PASSWORD) when a message is sent.
+SIMPLETUNER_SMTP_HOST = _env_str("SIMPLETUNER_SMTP_HOST", default="").strip()
+SIMPLETUNER_SMTP_PORT = _env_int("SIMPLETUNER_SMTP_PORT", default=587, minimum=1)
+SIMPLETUNER_SMTP_TLS = _env_bool("SIMPLETUNER_SMTP_TLS", default=True)
+SIMPLETUNER_SMTP_USER = _env_str("SIMPLETUNER_SMTP_USER", default="").strip()
+SIMPLETUNER_SMTP_FROM = _env_str("SIMPLETUNER_SMTP_FROM", default="cloudops@localhost").strip()
+
 # --- Prometheus metrics ------------------------------------------------------------------------
 # What the scrape exports is runtime configuration (admin, /api/cloud/metrics/config); the
 # optional scrape token SIMPLETUNER_METRICS_TOKEN comes from the secrets chain at request time.
@@ -740,6 +770,7 @@ METRICS_SOURCES: dict[str, list[str]] = {
     "circuit_breakers": ["providers.metrics.collect_circuit_breakers"],
     "provider": ["providers.metrics.collect_cost_limits", "providers.metrics.collect_credit_balances"],
     "django": ["cloudops.metrics.django_process.collect"],
+    "notifications": ["notifications.metrics.collect"],
 }
 # Setup hints (GET /api/cloud/hints): functions returning the cloudops.hints.Hint list whose
 # condition holds now.
@@ -753,6 +784,8 @@ HINT_SOURCES = [
 # (cloudops.permissions) for a user's role, the actions a role may not do, and the columns
 # loaded with a user so the role costs no extra query.
 ROLE_POLICY = "governance.roles"
+# How code outside the notifications app queues an event (cloudops.notify.notify).
+NOTIFIER = "notifications.outbox.notify"
 # How library code records an audit entry (cloudops.auditing.record).
 AUDIT_RECORDER = "audit.services.audit_record"
 # Rate-limit keys apps contribute, by the name rules use as their `key` (cloudops.ratelimit.keys).

@@ -35,5 +35,6 @@ urlpatterns = [
     path("", include("providers.urls")),
     path("", include("storage.urls")),
     path("", include("governance.urls")),
+    path("", include("notifications.urls")),
     path("", include("cloudops.metrics.urls")),
 ]

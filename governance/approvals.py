@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -25,13 +26,14 @@ from rest_framework.exceptions import APIException, PermissionDenied
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops import notify
 from cloudops.auditing import Actor
 from cloudops.background import PeriodicThread
 from cloudops.structured_logging import get_logger
 from governance.holds import approval_event_data
 from governance.models import ApprovalRequest, ApprovalStatus, ApproverLevel
 from governance.roles import Role, role_of
-from providers.events import job_event
+from providers.events import job_event, job_notification_data
 from providers.jobs import job_transition
 from providers.models import JobStatus
 from providers.submit import SubmitFailed, job_start_approved
@@ -39,6 +41,12 @@ from providers.submit import SubmitFailed, job_start_approved
 logger = get_logger("simpletuner.cloud.governance")
 
 EXPIRE_BATCH = 500
+# The outbound notification of each decision's audit event.
+APPROVAL_NOTIFICATIONS = {
+    events.APPROVAL_GRANTED: notify.APPROVAL_GRANTED,
+    events.APPROVAL_REJECTED: notify.APPROVAL_REJECTED,
+    events.APPROVAL_EXPIRED: notify.APPROVAL_EXPIRED,
+}
 _LEVELS = {ApproverLevel.LEAD: Role.LEAD, ApproverLevel.ADMIN: Role.ADMIN}
 
 
@@ -76,6 +84,10 @@ def _record(approval: ApprovalRequest, event_type: str, action: str, audit: dict
         event_type=event_type, target_type="job", target_id=approval.job_id, action=action, details=details, **audit
     )
     job_event(kind=event_type, job=approval.job, approval=data)
+    job = approval.job
+    notify.notify(
+        APPROVAL_NOTIFICATIONS[event_type], partial(job_notification_data, job, approval=details), owner_id=job.owner_id
+    )
 
 
 def _who(user: User | None, request: HttpRequest | None) -> tuple[str, dict[str, Any]]:

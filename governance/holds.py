@@ -5,15 +5,17 @@ its request."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops import notify
 from governance.models import ApprovalRequest
 from governance.rules import Hold
-from providers.events import job_event
+from providers.events import job_event, job_notification_data
 from providers.models import Job
 
 
@@ -51,4 +53,5 @@ def approval_request_create(*, job: Job, hold: Hold, now: datetime, audit: dict[
         details=data,
     )
     job_event(kind=events.APPROVAL_REQUESTED, job=job, approval=data)
+    notify.notify(notify.APPROVAL_REQUIRED, partial(job_notification_data, job, approval=data), owner_id=job.owner_id)
     return approval

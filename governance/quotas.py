@@ -33,6 +33,7 @@ from rest_framework.exceptions import APIException
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops import notify
 from governance.models import Quota, QuotaAction, QuotaScope, QuotaType
 from providers.costs import period_start
 from providers.models import ACTIVE_STATUSES, Job, JobStatus
@@ -182,17 +183,21 @@ def quota_verdict(*, owner: User, now: datetime) -> Verdict:
     return verdict
 
 
-def quota_verdict_record(verdict: Verdict, *, job_id: str | None, audit: dict[str, Any]) -> None:
-    """Audit what the quotas did to a submission: `quota.exceeded` for a refusal or a queued
-    job, `quota.warning` for each warning. Call in the submission's transaction."""
+def quota_verdict_record(verdict: Verdict, *, owner: User, job_id: str | None, audit: dict[str, Any]) -> None:
+    """Audit and announce what the quotas did to `owner`'s submission: `quota.exceeded` for a
+    refusal or a queued job, `quota.warning` for each warning. Call in the submission's
+    transaction (the outbox rows of notifications commit with it)."""
     acted = [(e, "block") for e in [verdict.block] if e] + [(e, "queue") for e in [verdict.queue] if e]
     for exceeded, action in acted:
-        _audit(events.QUOTA_EXCEEDED, exceeded, action, job_id, audit)
+        _record(events.QUOTA_EXCEEDED, exceeded, action, owner, job_id, audit)
     for exceeded in verdict.warn:
-        _audit(events.QUOTA_WARNING, exceeded, "warn", job_id, audit)
+        _record(events.QUOTA_WARNING, exceeded, "warn", owner, job_id, audit)
 
 
-def _audit(event_type: str, exceeded: Exceeded, action: str, job_id: str | None, audit: dict[str, Any]) -> None:
+def _record(
+    event_type: str, exceeded: Exceeded, action: str, owner: User, job_id: str | None, audit: dict[str, Any]
+) -> None:
+    details = {**exceeded.as_dict(), "job_id": job_id}
     audit_record(
         event_type=event_type,
         request=audit.get("request"),
@@ -200,8 +205,9 @@ def _audit(event_type: str, exceeded: Exceeded, action: str, job_id: str | None,
         target_type="quota",
         target_id=exceeded.quota.pk,
         action=action,
-        details={**exceeded.as_dict(), "job_id": job_id},
+        details=details,
     )
+    notify.notify(event_type, {"user": owner.username, "action": action, **details}, owner_id=owner.pk)
 
 
 def quota_overview(user: User, now: datetime) -> list[dict[str, Any]]:

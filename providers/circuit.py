@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops import notify
 from cloudops.structured_logging import get_logger
 from providers.errors import CircuitOpenError
 from providers.models import CIRCUIT_STATE_VALUE, CircuitBreaker, CircuitState
@@ -137,6 +138,8 @@ def circuit_record_failure(provider: str, *, probe: bool, error: str, now: datet
         )
     if opened:
         logger.warning("circuit opened", extra={"provider": provider, "error": error[:200]})
+        data = {"provider": provider, "error": error[:500], "opened_at": now.isoformat().replace("+00:00", "Z")}
+        notify.notify(notify.SYSTEM_PROVIDER_ERROR, data)
 
 
 def circuit_release_probe(provider: str) -> None:

@@ -11,6 +11,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from rest_framework.exceptions import APIException, ValidationError
 
+from cloudops import notify
 from providers.base import HardwareOption
 from providers.models import CostLimitAction, CostLimitPeriod, Job, ProviderConfig
 from providers.registry import get_provider
@@ -110,6 +111,7 @@ def cost_limit_check(provider_config: ProviderConfig, *, now: datetime | None = 
     status = cost_limit_status(provider_config, now=now)
     spent = f"${status.spent_usd:.2f} of ${status.amount_usd:.2f} ({status.period})"
     if status.spent_usd >= status.amount_usd:
+        _announce(notify.COST_EXCEEDED, provider_config.name, status)
         if status.action == CostLimitAction.BLOCK:
             raise CostLimitExceeded(
                 f"Cost limit reached for {provider_config.name}: {spent}. New jobs are blocked until the period "
@@ -117,5 +119,12 @@ def cost_limit_check(provider_config: ProviderConfig, *, now: datetime | None = 
             )
         return [f"Cost limit exceeded for {provider_config.name}: {spent}."]
     if status.percent_used >= APPROACHING_PERCENT:
+        _announce(notify.COST_WARNING, provider_config.name, status)
         return [f"{provider_config.name} has used {status.percent_used:.0f}% of its cost limit: {spent}."]
     return []
+
+
+def _announce(event_type: str, provider: str, status: CostLimitStatus) -> None:
+    """The cost notification, once per provider and period (cloudops.notify's dedup_key)."""
+    key = f"{event_type}:{provider}:{status.period_start.date()}"
+    notify.notify(event_type, {"provider": provider, **status.as_dict()}, dedup_key=key)

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db.models import Sum
 
+from cloudops import notify
 from cloudops.health import Component, Status
 from providers.models import Job, ProviderConfig
 
@@ -78,6 +79,9 @@ def credit_warnings(provider_config: ProviderConfig) -> list[str]:
     status = credit_status(provider_config)
     if status is None or not status.low:
         return []
+    # Once per balance set (a new balance can go low again).
+    data = {"provider": provider_config.name, **status.as_dict()}
+    notify.notify(notify.CREDIT_LOW, data, dedup_key=f"credit.low:{provider_config.name}:{status.set_at}")
     return [f"{provider_config.name} is low on credit: {status.describe()}."]
 
 

@@ -202,6 +202,31 @@ def job_event_data(job: Job, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def job_notification_data(job: Job, **extra: Any) -> dict[str, Any]:
+    """The `data` of a job's outbound notification (docs/notifications.md): what a receiver
+    needs without calling back, and links to the job in the API and the admin."""
+    base = settings.SIMPLETUNER_PUBLIC_URL or settings.SIMPLETUNER_LOCAL_URL
+    return {
+        "job_id": job.pk,
+        "name": job.name,
+        "owner": job.owner.get_username(),
+        "provider": job.provider,
+        "hardware": job.hardware,
+        "status": job.status,
+        "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+        "error": job.error[:500],
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "completed_at": _iso(job.completed_at),
+        "links": {"api": f"{base}/api/cloud/jobs/{job.pk}", "admin": f"{base}/admin/providers/job/{job.pk}/change/"},
+        **extra,
+    }
+
+
 def job_event(*, kind: str, job: Job, **extra: Any) -> None:
     """Record the job's state (`job` as the caller just wrote it) as an event in the current
     transaction, and send it to open streams once that commits (never for a rollback).

@@ -21,6 +21,7 @@ from rest_framework.exceptions import APIException
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops import notify
 from cloudops.auditing import Actor
 from cloudops.jsonbody import storable_text
 from cloudops.structured_logging import LogContext, get_logger
@@ -28,11 +29,19 @@ from providers.base import RemoteState
 from providers.config import provider_config_get
 from providers.costs import job_cost
 from providers.errors import ProviderError
-from providers.events import job_event
+from providers.events import job_event, job_notification_data
 from providers.models import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, Job, JobStatus, ProviderConfig
 from providers.registry import get_provider
 
 logger = get_logger("simpletuner.cloud.jobs")
+
+# The outbound notification each status sends (docs/notifications.md); the others send none.
+STATUS_NOTIFICATIONS: dict[str, str] = {
+    JobStatus.RUNNING: notify.JOB_STARTED,
+    JobStatus.COMPLETED: notify.JOB_COMPLETED,
+    JobStatus.FAILED: notify.JOB_FAILED,
+    JobStatus.CANCELLED: notify.JOB_CANCELLED,
+}
 
 # A cancel still unfinished after this long (its process died) no longer blocks a new one.
 CANCEL_CLAIM_SECONDS = 60
@@ -124,6 +133,10 @@ def _compare_and_set(
         # Every status change passes here once: the place to record job events (SSE), in
         # the transaction of the change.
         job_event(kind="job.status", job=job, previous_status=previous)
+        # And the outbox rows of outbound notifications, in the same transaction.
+        if to in STATUS_NOTIFICATIONS:
+            data = partial(job_notification_data, job, previous_status=previous)
+            notify.notify(STATUS_NOTIFICATIONS[to], data, owner_id=job.owner_id)
         if to in TERMINAL_STATUSES:
             transaction.on_commit(_slot_freed)
     logger.info("job status changed", extra={"job_id": job.pk, "from": previous, "to": to, "source": source})

@@ -20,6 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +33,7 @@ from rest_framework.exceptions import APIException, ValidationError
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops import notify
 from cloudops.auditing import Actor
 from cloudops.permissions import has_staff_perm
 from cloudops.structured_logging import LogContext, get_logger
@@ -45,6 +47,7 @@ from providers.costs import cost_limit_check, resolve_hardware
 from providers.credit import credit_warnings
 from providers.datasets import validate_dataset
 from providers.errors import ProviderError
+from providers.events import job_notification_data
 from providers.jobs import job_apply_remote, job_transition
 from providers.models import TERMINAL_STATUSES, Job, JobStatus, ProviderConfig
 from providers.registry import get_provider
@@ -130,7 +133,7 @@ def _create_job(
                     idempotency_key=idempotency_key, audit=audit, hold=hold, verdict=verdict, now=now, **values
                 )
                 return job, True, verdict
-            quota_verdict_record(verdict, job_id=None, audit=audit)
+            quota_verdict_record(verdict, owner=values["owner"], job_id=None, audit=audit)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -159,7 +162,9 @@ def _insert(
         status, claimed = JobStatus.QUEUED, None
     job = Job.objects.create(idempotency_key=idempotency_key, start_claimed_at=claimed, status=status, **values)
     audit_record(event_type=events.JOB_SUBMITTED, target_type="job", target_id=job.pk, **audit)
-    quota_verdict_record(verdict if hold is None else Verdict(warn=verdict.warn), job_id=job.pk, audit=audit)
+    notify.notify(notify.JOB_SUBMITTED, partial(job_notification_data, job), owner_id=job.owner_id)
+    verdict_now = verdict if hold is None else Verdict(warn=verdict.warn)
+    quota_verdict_record(verdict_now, owner=job.owner, job_id=job.pk, audit=audit)
     if hold is not None:
         approval_request_create(job=job, hold=hold, now=now, audit=audit)
     return job

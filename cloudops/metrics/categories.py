@@ -15,6 +15,7 @@ CATEGORIES: dict[str, str] = {
     "health": "Server uptime, component health",
     "circuit_breakers": "Provider circuit breaker state",
     "provider": "Cost limits, credit balance",
+    "notifications": "Outbound notifications: sent, failed attempts, queue depth",
     # Not in the guide: django-prometheus's django_* metrics, per server process
     # (cloudops/metrics/django_process.py). Last, after the guide's categories.
     "django": "Django's own, per process: request latency per view, responses, database queries and errors",

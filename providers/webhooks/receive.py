@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from collections.abc import Callable
 
 from django.conf import settings
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops import notify
 from cloudops.auditing import Actor
 from cloudops.jsonbody import InvalidJSON, parse_json
 from cloudops.net import Network, ip_in_networks, parse_ip
@@ -31,6 +33,9 @@ from providers.webhooks.payloads import WebhookPayload, parse_payload
 from providers.webhooks.signing import SignatureInvalid, has_signature_headers, verify_signature
 
 logger = get_logger("simpletuner.cloud.webhooks")
+
+# Seconds of the window in which rejected deliveries make one `system.webhook_rejected` notification.
+REJECTED_WINDOW = 600
 
 
 def webhook_handle(
@@ -95,6 +100,11 @@ def webhook_reject(
     logger.warning(
         "webhook rejected", extra={"provider": provider, "client_ip": ip, "reason": reason, "detail": message}
     )
+    # Announced once per provider and REJECTED_WINDOW: the first rejection of a burst says
+    # one is happening; the audit trail and the dashboard count them all.
+    window = int(time.time() // REJECTED_WINDOW)
+    data = {"provider": provider, "ip": ip, "reason": reason, "window_seconds": REJECTED_WINDOW}
+    notify.notify(notify.SYSTEM_WEBHOOK_REJECTED, data, dedup_key=f"webhook_rejected:{provider}:{window}")
     return WebhookOutcome(status_code, {"detail": detail})
 
 

@@ -32,6 +32,7 @@ from cloudops.metrics.services import metrics_config_get, metrics_config_update
 from cloudops.models import ApiKey
 from cloudops.ratelimit.models import RateLimitBucket
 from governance.models import ApprovalRequest, ApprovalRule, Quota
+from notifications.models import Channel, Delivery, DeliveryStatus
 from providers.config import provider_config_get, provider_config_update
 from providers.models import CircuitBreaker, CircuitState, Job, JobStatus, ProviderConfig
 from tests.fakes.http import self_signed_tls
@@ -221,6 +222,27 @@ def a_quota(olivia: User, tmp_path: Path) -> Quota:
     )
 
 
+def a_channel(olivia: User, tmp_path: Path) -> Channel:
+    return Channel.objects.create(
+        name="ops hook",
+        channel_type="webhook",
+        events=["job.completed", "job.failed"],
+        url="https://hooks.example.com/cloudops",
+        secret="whsec_c2VjcmV0",
+    )
+
+
+def a_delivery(olivia: User, tmp_path: Path) -> Delivery:
+    channel = a_channel(olivia, tmp_path)
+    return Delivery.objects.create(
+        channel=channel,
+        event_type="job.failed",
+        msg_id="msg_x",
+        payload={"type": "job.failed"},
+        status=DeliveryStatus.FAILED,
+    )
+
+
 FACTORIES: dict[type[models.Model], Callable[[User, Path], models.Model]] = {
     ProviderConfig: a_provider,
     Job: a_job,
@@ -234,6 +256,8 @@ FACTORIES: dict[type[models.Model], Callable[[User, Path], models.Model]] = {
     ApprovalRule: an_approval_rule,
     ApprovalRequest: an_approval_request,
     Quota: a_quota,
+    Channel: a_channel,
+    Delivery: a_delivery,
 }
 
 

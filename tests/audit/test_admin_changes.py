@@ -21,6 +21,7 @@ from audit.models import AuditEntry
 from cloudops.apikeys import api_key_create
 from cloudops.metrics.services import metrics_config_get
 from governance.models import ApprovalRequest, ApprovalRule, Quota
+from notifications.models import Channel, Delivery
 from providers.config import provider_config_get
 from providers.models import CircuitBreaker, CircuitState, Job, JobStatus
 from tests.audit import tamper
@@ -54,7 +55,22 @@ FRESH: dict[str, Callable[[], models.Model]] = {
     "governance.approvalrule": lambda: an_approval_rule(),
     "governance.approvalrequest": lambda: a_held_request(),
     "governance.quota": lambda: Quota.objects.create(scope="global", quota_type="jobs_per_day", limit=10),
+    "notifications.channel": lambda: a_channel(),
+    "notifications.delivery": lambda: Delivery.objects.create(
+        channel=a_channel(), event_type="test", msg_id=f"msg_{Delivery.objects.count()}", payload={}, status="failed"
+    ),
 }
+
+
+def a_channel() -> Channel:
+    """A webhook channel (its actions: a test event, a rotation) pointing nowhere it is sent."""
+    return Channel.objects.create(
+        name="hook",
+        channel_type="webhook",
+        events=["job.failed"],
+        url="https://hooks.example.com/x",
+        secret="whsec_eA==",
+    )
 
 
 def an_approval_rule() -> ApprovalRule:

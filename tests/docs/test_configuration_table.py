@@ -31,7 +31,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "configuration.md"
 SETTINGS = ROOT / "cloudops" / "settings.py"
-PACKAGES = ("cloudops", "providers", "storage", "audit", "simpletuner")
+PACKAGES = ("cloudops", "providers", "storage", "audit", "notifications", "simpletuner")
 EXAMPLE_TRAINER = ROOT / "providers" / "example_trainer.py"
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECRET_READERS = {"get_secret", "aget_secret", "lookup"}

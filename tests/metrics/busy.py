@@ -12,6 +12,7 @@ from audit.services import audit_record
 from audit.verification import audit_verify
 from cloudops.auditing import Actor
 from governance.models import Quota
+from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
 from providers.circuit import circuit_record_failure
 from providers.config import provider_config_get, provider_config_update
 from providers.jobs import job_transition
@@ -35,3 +36,10 @@ def busy_instance(alice: AbstractUser, alice_client: APIClient) -> None:
     audit_verify(trigger="command")
     circuit_record_failure("replicate", probe=False, error="HTTP 502")
     Quota.objects.create(scope="global", quota_type="jobs_per_day", limit=10, action="warn")
+    # A notification delivered after one failed attempt (the channel made after the job moved,
+    # so the transition above queued nothing).
+    channel = Channel.objects.create(name="ops", channel_type="webhook", events=["job.completed"], url="https://x.test")
+    sent = Delivery.objects.create(
+        channel=channel, event_type="job.completed", msg_id="msg_busy", payload={}, status=DeliveryStatus.DELIVERED
+    )
+    DeliveryAttempt.objects.create(delivery=sent, ok=False, status_code=500)

@@ -81,6 +81,9 @@ def test_the_full_template_exports_every_metric_with_a_source(
         "simpletuner_circuit_breaker_failures_total",
         "simpletuner_cost_limit_percent_used",
         "simpletuner_credit_balance_usd",
+        "simpletuner_notifications_sent_total",
+        "simpletuner_notification_failures_total",
+        "simpletuner_notification_queue_depth",
     }
 
 

@@ -77,7 +77,10 @@ def test_a_status_change_adds_only_its_audit_entry(post_webhook: Callable[..., A
         statements(deliver(post_webhook, local_job, {"type": "training.status", "data": {"status": "completed"}}))
     )
     others = [s for s in sql if not any(table in s for table in AUDIT_TABLES)]
-    assert len(others) == 4, sql  # as progress: replay record, job read, job update, live event
+    # As progress (replay record, job read, job update, live event), and the read of the
+    # notification channels that want `job.completed` (none here: no outbox row).
+    assert len(others) == 5, sql
+    assert len([s for s in others if "notifications_channel" in s]) == 1, sql
     assert len(sql) - len(others) <= 4, sql  # the audit head read and signed, the entry written
 
 
