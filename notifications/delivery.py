@@ -127,7 +127,7 @@ def attempt_record(*, delivery: Delivery, outcome: Outcome, now: datetime) -> No
         if held and outcome.ok:
             Channel.objects.filter(pk=delivery.channel_id).update(last_success_at=now)
         if held and fields.get("status") == DeliveryStatus.FAILED:
-            _disable_if_failing(delivery)
+            _disable_if_failing(delivery, last_error=outcome.error)
     for name, value in fields.items():
         setattr(delivery, name, value)
     log = logger.info if outcome.ok else logger.warning
@@ -144,10 +144,11 @@ def attempt_record(*, delivery: Delivery, outcome: Outcome, now: datetime) -> No
     )
 
 
-def _disable_if_failing(delivery: Delivery) -> None:
-    """Disable the channel when nothing succeeded on it since this delivery was queued."""
+def _disable_if_failing(delivery: Delivery, *, last_error: str) -> None:
+    """Disable the channel when nothing succeeded on it since this delivery was queued; the
+    reason quotes the last attempt's error (`delivery` still holds the one before it)."""
     no_success = Q(last_success_at__isnull=True) | Q(last_success_at__lt=delivery.created_at)
-    reason = f"disabled after delivery {delivery.msg_id} failed {MAX_ATTEMPTS} times: {delivery.last_error}"[:500]
+    reason = f"disabled after delivery {delivery.msg_id} failed {MAX_ATTEMPTS} times: {last_error}"[:500]
     rows = Channel.objects.filter(no_success, pk=delivery.channel_id, enabled=True)
     if not rows.update(enabled=False, disabled_reason=reason):
         return

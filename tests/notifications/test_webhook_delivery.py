@@ -100,7 +100,7 @@ def test_the_last_failure_fails_the_delivery_and_disables_the_failing_channel(
     staff_client: APIClient, alice_client: APIClient, receiver: Receiver
 ) -> None:
     webhook_channel(staff_client, receiver.url, ["job.submitted"])
-    receiver.answers = [(503, {})] * MAX_ATTEMPTS
+    receiver.answers = [(503, {})] * (MAX_ATTEMPTS - 1) + [(502, {})]
     submit(alice_client, {"provider": "local", "config": QUICK})
     when = timezone.now()
     for _ in range(MAX_ATTEMPTS):
@@ -110,6 +110,7 @@ def test_the_last_failure_fails_the_delivery_and_disables_the_failing_channel(
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, MAX_ATTEMPTS)
     channel = Channel.objects.get()
     assert channel.enabled is False and "failed 11 times" in channel.disabled_reason
+    assert "502" in channel.disabled_reason.split("times: ", 1)[1], channel.disabled_reason  # the last error
     from audit.models import AuditEntry
 
     assert AuditEntry.objects.filter(event_type="notification_channel.disabled", target_id=str(channel.pk)).exists()
