@@ -337,6 +337,10 @@ RATE_LIMIT_PERIOD = _env_int("RATE_LIMIT_PERIOD", default=60, minimum=1)
 RATE_LIMIT_FAIL_OPEN = _env_bool("RATE_LIMIT_FAIL_OPEN", default=True)
 # Audit the first refusal per IP and window as `rate_limited`.
 RATE_LIMIT_AUDIT = _env_bool("RATE_LIMIT_AUDIT", default=True)
+# STATE_BACKEND=database on SQLite: a process that is the only one using the state decides in
+# memory and writes the logs within 50 ms (cloudops/ratelimit/backends/writebehind.py); false:
+# every check is a statement in the database.
+RATE_LIMIT_WRITE_BEHIND = _env_bool("RATE_LIMIT_WRITE_BEHIND", default=True)
 
 
 def _env_rate_limit_rules(name: str) -> list[Any]:

@@ -29,3 +29,9 @@ if _test_db["ENGINE"] == "django.db.backends.sqlite3":
 STATIC_ROOT = SIMPLETUNER_HOME / "static"  # noqa: F405
 STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
+
+# Each in-process test holds a transaction that the rate limiter's background writer cannot
+# see past, so here every check is a statement in the database; the in-memory checks of a
+# process alone are tested on their own (tests/ratelimit/test_write_behind.py) and run in
+# every server process a test starts (cloudops.settings: on).
+RATE_LIMIT_WRITE_BEHIND = False

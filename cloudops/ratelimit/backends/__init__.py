@@ -32,10 +32,14 @@ def state_backend() -> StateBackend:
         return MemoryBackend()
     from cloudops.ratelimit.backends.database import DatabaseBackend
 
-    return DatabaseBackend(settings.RATE_LIMIT_DATABASE)
+    return DatabaseBackend(settings.RATE_LIMIT_DATABASE, write_behind=settings.RATE_LIMIT_WRITE_BEHIND)
 
 
 @receiver(setting_changed)
 def _forget_backend(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith(("STATE_BACKEND", "RATE_LIMIT_")):
+        if state_backend.cache_info().currsize:
+            close = getattr(state_backend(), "close", None)
+            if close is not None:
+                close()  # a database backend writes what it holds in memory and leaves
         state_backend.cache_clear()

@@ -17,6 +17,10 @@ the count and the insert that follows are atomic across processes; refreshing or
 lease touches that lease's row only. Leases that ran out are deleted by the pool's next
 acquisition.
 
+A process alone at a SQLite state database (the embedded default) decides in memory and
+writes behind instead (writebehind.py says why and how, solo.py how it knows it is alone);
+it comes back to the checks above as soon as another process wants the same state.
+
 Expired rows are deleted by a prune that runs on a random ~1/`prune_every` of writes (and
 by `manage.py ratelimit_prune`), so the table holds about the live keys only.
 """
@@ -42,7 +46,9 @@ from cloudops.ratelimit.backends.base import (
     decide,
     slot_decide,
 )
+from cloudops.ratelimit.backends.solo import lock_path
 from cloudops.ratelimit.backends.sqlpool import autocommit_cursor, param_style, transaction_cursor
+from cloudops.ratelimit.backends.writebehind import WriteBehind
 from cloudops.ratelimit.models import RateLimitBucket, RateLimitCounter, SlotLease
 from cloudops.structured_logging import get_logger
 
@@ -83,12 +89,32 @@ def row_key(key: str) -> str:
 class DatabaseBackend:
     name = "database"
 
-    def __init__(self, alias: str = "default", *, prune_every: int = 1000) -> None:
+    def __init__(self, alias: str = "default", *, prune_every: int = 1000, write_behind: bool = False) -> None:
+        """`write_behind`: on SQLite, decide in memory while this is the only process using
+        the state (RATE_LIMIT_WRITE_BEHIND; off for backends a test makes itself)."""
         self.alias = alias
         self.prune_every = prune_every
         # Per key, the log as this process last wrote or read it (see _hit_known), the most
-        # recently used KNOWN_LOGS keys.
-        self._known: dict[str, tuple[str, tuple[float, ...]]] = {}
+        # recently used KNOWN_LOGS keys (None: there is no row yet, see writebehind.py).
+        self._known: dict[str, tuple[str | None, tuple[float, ...]]] = {}
+        connection = connections[alias]
+        self._behind: WriteBehind | None = None
+        if write_behind and connection.vendor == "sqlite":
+            self._behind = WriteBehind(self, lock_path(connection.settings_dict["NAME"]))
+
+    def close(self) -> None:
+        """Write what is held in memory and leave the state (a backend being replaced)."""
+        if self._behind is not None:
+            self._behind.close()
+
+    def _flushed(self) -> None:
+        """Before reading rows: what this process decided in memory is in them. Not inside a
+        caller's transaction: on SQLite the flush could wait for the very lock it holds."""
+        if self._behind is not None and not connections[self.alias].in_atomic_block:
+            try:
+                self._behind.flush()
+            except DatabaseError as exc:
+                raise self._fail(exc) from exc
 
     def _fail(self, exc: Exception) -> BackendUnavailable:
         connection = connections[self.alias]
@@ -111,18 +137,25 @@ class DatabaseBackend:
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         insert = f"INSERT INTO {table} ({key}, {qn('hits')}, {window}, {qn('expires_at')}) VALUES (%s, '[]', %s, %s)"
         count = f"INSERT INTO {counters} ({qn('name')}, {value}) VALUES (%s, 1)"
+        count_n = f"INSERT INTO {counters} ({qn('name')}, {value}) VALUES (%s, %s)"
         if connection.vendor == "mysql":
             upsert = f"{insert} ON DUPLICATE KEY UPDATE {window} = VALUES({window})"
             violation = f"{count} ON DUPLICATE KEY UPDATE {value} = {value} + 1"
+            violations_add = f"{count_n} ON DUPLICATE KEY UPDATE {value} = {value} + VALUES({value})"
         else:
             upsert = f"{insert} ON CONFLICT ({key}) DO UPDATE SET {window} = excluded.{window}"
             violation = f"{count} ON CONFLICT ({qn('name')}) DO UPDATE SET {value} = {counters}.{value} + 1"
+            violations_add = (
+                f"{count_n} ON CONFLICT ({qn('name')}) DO UPDATE SET {value} = {counters}.{value} + excluded.{value}"
+            )
         statements = {
             "select": f"SELECT {qn('hits')} FROM {table} WHERE {key} = %s{lock}",
             "update": f"UPDATE {table} SET {qn('hits')} = %s, {window} = %s, {qn('expires_at')} = %s WHERE {key} = %s",
             # The one-statement check: written only if the row still holds the log it decided on.
             "swap": f"UPDATE {table} SET {qn('hits')} = %s, {window} = %s, {qn('expires_at')} = %s "
             f"WHERE {key} = %s AND {qn('hits')} = %s",
+            # The refusals a process alone counted since its last flush (writebehind.py).
+            "violations": violations_add,
             # Upserts, not INSERT IGNORE: on InnoDB a duplicate-key INSERT IGNORE takes a shared
             # lock, and concurrent first hits then deadlock upgrading it; an upsert asks for the
             # exclusive row lock at once, so they simply queue.
@@ -143,11 +176,15 @@ class DatabaseBackend:
     def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
         key = row_key(key)
         try:
-            if not record:
+            decision = None
+            if self._behind is not None:  # alone: decided in memory
+                decision = self._behind.hit(key, limit=limit, window=window, now=now, record=record)
+            if decision is None and not record:
                 return self._peek(key, limit=limit, window=window, now=now)
-            decision = self._hit_known(key, limit=limit, window=window, now=now)
             if decision is None:
-                decision = self._hit_locked(key, limit=limit, window=window, now=now)
+                decision = self._hit_known(key, limit=limit, window=window, now=now) or self._hit_locked(
+                    key, limit=limit, window=window, now=now
+                )
         except DatabaseError as exc:
             raise self._fail(exc) from exc
         if random.random() * self.prune_every < 1:
@@ -188,14 +225,17 @@ class DatabaseBackend:
         self._remember(key, log, kept)
         return decision
 
-    def _remember(self, key: str, stored: str, hits: list[float]) -> None:
-        """Keep `key`'s log as the row holds it, and decoded (a tuple: never sorted in place)."""
+    def _remember(self, key: str, stored: str | None, hits: list[float]) -> None:
+        """Keep `key`'s log, decoded (a tuple: never sorted in place), and what its row holds."""
         known = self._known
         known.pop(key, None)
         if len(known) >= KNOWN_LOGS:
-            # The least recently used key goes (another thread may be changing the dict).
+            # The least recently used key goes (another thread may be changing the dict), but
+            # not one whose log is still to be written (writebehind.py).
+            dirty = self._behind.dirty if self._behind is not None else {}
             with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                del known[next(iter(known))]
+                oldest = next(candidate for candidate in known if candidate not in dirty)
+                del known[oldest]
         known[key] = (stored, tuple(hits))
 
     def _hit_locked(self, key: str, *, limit: int, window: float, now: float) -> Decision:
@@ -219,11 +259,15 @@ class DatabaseBackend:
         return decision
 
     def reset(self, key: str) -> bool:
+        key = row_key(key)
+        pending = self._behind is not None and self._behind.forget(key)
         try:
-            deleted, _ = RateLimitBucket.objects.using(self.alias).filter(key=row_key(key)).delete()
+            deleted, _ = RateLimitBucket.objects.using(self.alias).filter(key=key).delete()
         except DatabaseError as exc:
             raise self._fail(exc) from exc
-        return deleted > 0
+        if self._behind is not None:
+            self._behind.forget(key)
+        return deleted > 0 or pending
 
     def _live(self, now: float):  # type: ignore[no-untyped-def]
         return (
@@ -233,6 +277,7 @@ class DatabaseBackend:
         )
 
     def keys(self, *, now: float, limit: int = 200) -> list[KeyState]:
+        self._flushed()
         try:
             rows = list(self._live(now).order_by("-expires_at")[: limit * 5].values_list("key", "hits", "window"))
         except DatabaseError as exc:
@@ -245,6 +290,7 @@ class DatabaseBackend:
         return sorted(states, key=lambda s: -s.count)[:limit]
 
     def violations_total(self) -> int:
+        self._flushed()
         try:
             value = RateLimitCounter.objects.using(self.alias).filter(name=VIOLATIONS).values_list("value", flat=True)
             return int(value.first() or 0)
@@ -252,6 +298,7 @@ class DatabaseBackend:
             raise self._fail(exc) from exc
 
     def tracked_clients(self, *, now: float) -> int:
+        self._flushed()
         try:
             return self._live(now).count()
         except DatabaseError as exc:
