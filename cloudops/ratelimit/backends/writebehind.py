@@ -280,7 +280,7 @@ class WriteBehind:
                     self.step_down()
                 else:
                     self.flush()
-            except DatabaseError as exc:
+            except Exception as exc:  # the thread must live on: retried next tick
                 self._log_failure(exc)
 
     def _log_failure(self, exc: Exception) -> None:
