@@ -22,6 +22,7 @@ from notifications.serializers import (
     ChannelPatchSerializer,
     DeliveryBodySerializer,
     DeliveryListBodySerializer,
+    MAX_SUBSCRIPTIONS,
     DeliveryQuerySerializer,
     SecretBodySerializer,
     SubscriptionInputSerializer,
@@ -134,6 +135,14 @@ class SubscriptionListView(APIView):
         data = SubscriptionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
+        # Accepted race: two requests at once may both pass the count and leave one more.
+        if Channel.objects.filter(owner=user).count() >= MAX_SUBSCRIPTIONS:
+            return Response(
+                {
+                    "detail": f"You have {MAX_SUBSCRIPTIONS} subscriptions, the most one user may hold; delete one first."
+                },
+                status.HTTP_400_BAD_REQUEST,
+            )
         if values["channel_type"] == "email":
             if not user.email:
                 return Response(

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from cloudops.notify import notify
 from notifications.delivery import deliveries_run
 from notifications.models import Channel, Delivery, DeliveryStatus
+from notifications.serializers import MAX_SUBSCRIPTIONS
 from tests.notifications.conftest import Receiver
 from tests.notifications.helpers import post, webhook_channel
 from tests.providers.helpers import QUICK, submit
@@ -24,6 +25,7 @@ from tests.server.live import free_port
 pytestmark = pytest.mark.django_db
 
 CHANNELS = "/api/cloud/notifications/channels"
+SUBSCRIPTIONS = "/api/cloud/notifications/subscriptions"
 
 
 class Inbox(Message):
@@ -111,6 +113,18 @@ def test_a_user_subscribes_to_their_own_jobs_by_email(
     assert bob_client.get("/api/cloud/notifications/subscriptions").json()["total"] == 0
     mine = alice_client.get("/api/cloud/notifications/deliveries").json()
     assert mine["total"] == 1 and bob_client.get("/api/cloud/notifications/deliveries").json()["total"] == 0
+
+
+def test_a_user_holds_at_most_max_subscriptions(alice_client: APIClient, bob_client: APIClient) -> None:
+    body = {"channel_type": "webhook", "events": ["job.failed"], "url": "http://127.0.0.1:9/hook"}
+    for _ in range(MAX_SUBSCRIPTIONS):
+        assert post(alice_client, SUBSCRIPTIONS, body).status_code == 201
+    response = post(alice_client, SUBSCRIPTIONS, body)
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(f"You have {MAX_SUBSCRIPTIONS} subscriptions")
+    assert Channel.objects.filter(owner__username="alice").count() == MAX_SUBSCRIPTIONS
+    # The bound is per user.
+    assert post(bob_client, SUBSCRIPTIONS, body).status_code == 201
 
 
 def test_a_subscription_takes_only_own_job_events(alice_client: APIClient, receiver: Receiver) -> None:
