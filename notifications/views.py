@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from cloudops.permissions import StaffPermission, has_staff_perm, request_user
 from notifications.models import Channel, Delivery, DeliveryAttempt
 from notifications.serializers import (
+    MAX_SUBSCRIPTIONS,
     ChannelBodySerializer,
     ChannelCreatedSerializer,
     ChannelCreateSerializer,
@@ -22,7 +23,6 @@ from notifications.serializers import (
     ChannelPatchSerializer,
     DeliveryBodySerializer,
     DeliveryListBodySerializer,
-    MAX_SUBSCRIPTIONS,
     DeliveryQuerySerializer,
     SecretBodySerializer,
     SubscriptionInputSerializer,
