@@ -29,18 +29,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.django_setup import setup_django  # noqa: E402
+
 BATCH = 5000
-
-
-def setup_django(home: Path) -> None:
-    os.environ["SIMPLETUNER_HOME"] = str(home)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "cloudops.settings"
-    os.environ.setdefault("SIMPLETUNER_AUDIT_KEY", "bench-audit-key-" + "0" * 32)
-    os.environ.pop("DATABASE_URL", None)
-    os.environ["SIMPLETUNER_LOG_LEVEL"] = "warning"
-    import django
-
-    django.setup()
 
 
 def seed(n: int) -> None:
@@ -89,7 +81,7 @@ def timed(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
 
 def verify_child() -> None:
     """Run in a fresh process: one full verification, its time and this process's peak RSS."""
-    setup_django(Path(os.environ["SIMPLETUNER_HOME"]))
+    setup_django(Path(os.environ["SIMPLETUNER_HOME"]), migrate=False)
     from audit.verification import audit_verify
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -116,7 +108,7 @@ def measure(n: int) -> dict[str, float]:
 
 
 def reads_child() -> None:
-    setup_django(Path(os.environ["SIMPLETUNER_HOME"]))
+    setup_django(Path(os.environ["SIMPLETUNER_HOME"]), migrate=False)
     from audit.selectors import audit_stats, audit_totals
     from audit.verification import audit_verify
 
@@ -145,9 +137,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.seed:
         setup_django(Path(os.environ["SIMPLETUNER_HOME"]))
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
         seed(args.seed)
         return
     if args.verify_child:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,19 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def setup_django(home: Path) -> None:
-    os.environ["SIMPLETUNER_HOME"] = str(home)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "cloudops.settings"
-    os.environ.setdefault("SIMPLETUNER_AUDIT_KEY", "bench-audit-key-" + "0" * 32)
-    os.environ.pop("DATABASE_URL", None)
-    os.environ["SIMPLETUNER_LOG_LEVEL"] = "warning"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from bench.django_setup import setup_django  # noqa: E402
 
 
 def seed(n: int) -> int:

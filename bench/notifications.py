@@ -18,7 +18,6 @@ A fresh SQLite database in a temporary SIMPLETUNER_HOME. Figures are in bench/RE
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -29,21 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def setup_django(home: Path) -> None:
-    os.environ["SIMPLETUNER_HOME"] = str(home)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "cloudops.settings"
-    os.environ.setdefault("SIMPLETUNER_AUDIT_KEY", "bench-audit-key-" + "0" * 32)
-    os.environ.pop("DATABASE_URL", None)
-    os.environ["SIMPLETUNER_LOG_LEVEL"] = "warning"
-    os.environ["SIMPLETUNER_NOTIFICATIONS_ALLOW_PRIVATE"] = "true"
-    os.environ["SIMPLETUNER_BACKGROUND_SYNC"] = "false"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from bench.django_setup import setup_django  # noqa: E402
 
 
 class Quiet(BaseHTTPRequestHandler):
@@ -133,7 +118,9 @@ def main() -> None:
     parser.add_argument("--transitions", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        setup_django(Path(home))
+        setup_django(
+            Path(home), env={"SIMPLETUNER_NOTIFICATIONS_ALLOW_PRIVATE": "true", "SIMPLETUNER_BACKGROUND_SYNC": "false"}
+        )
         url = receiver()
         anchor = bare_posts(url, args.events)
         queued, drained = throughput(url, args.events)

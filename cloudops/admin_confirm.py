@@ -1,5 +1,6 @@
-"""A confirmation page before an admin action that cannot be undone (cancel, revoke), and
-change pages that only show.
+"""A confirmation page before an admin action that cannot be undone (cancel, revoke), the
+per-row loop of an action that calls a service on each selected row, and change pages that
+only show.
 
 Like Django's "delete selected": the action first answers with templates/admin/confirm_action.html,
 whose "Yes" posts the same action again with post=yes; only then does it run.
@@ -7,15 +8,18 @@ whose "Yes" posts the same action again with post=yes; only then does it run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from rest_framework.exceptions import APIException
+
+Row = TypeVar("Row")
 
 
 def confirmed(request: HttpRequest) -> bool:
@@ -56,6 +60,31 @@ def confirm_page(
 def action_hidden(action: str, pks: Iterable[Any]) -> list[tuple[str, str]]:
     """The fields that post the changelist action `action` again for these rows."""
     return [("action", action), *((helpers.ACTION_CHECKBOX_NAME, str(pk)) for pk in pks)]
+
+
+def act_on_each(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    rows: Iterable[Row],
+    act: Callable[[Row], object],
+    *,
+    done: str,
+    label: Callable[[Row], str] = str,
+) -> int:
+    """Call `act` (a service, as the API calls it) on each row. A row the service refuses
+    (an APIException: a conflict, a permission) is a warning naming it (`label(row)`) and
+    does not stop the others; the rows done are counted in one line, `"<n> <done>."`."""
+    count = 0
+    for row in rows:
+        try:
+            act(row)
+        except APIException as exc:
+            model_admin.message_user(request, f"{label(row)}: {exc.detail}", messages.WARNING)
+            continue
+        count += 1
+    if count:
+        model_admin.message_user(request, f"{count} {done}.", messages.SUCCESS)
+    return count
 
 
 class ReadOnlyPageMixin:

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
+from cloudops import audit_events
+
 # How much of a User-Agent header an entry keeps: enough to tell tools apart, bounded.
 USER_AGENT_LIMIT = 500
 
@@ -63,3 +65,25 @@ def record(**entry: Any) -> Any:
     """Append one audit entry through settings.AUDIT_RECORDER (see audit.services.audit_record
     for the fields); raises AuditRefused when it cannot be written verifiably."""
     return _recorder()(**entry)
+
+
+def config_changed(
+    *,
+    target_type: str,
+    target_id: str | int,
+    action: str,
+    details: dict[str, Any],
+    request: HttpRequest | None = None,
+    actor: Actor | None = None,
+) -> Any:
+    """Record a `config.changed` entry: runtime configuration (a quota, an approval rule, the
+    metrics export) created, changed or deleted by `request`'s user (or `actor`)."""
+    return record(
+        event_type=audit_events.CONFIG_CHANGED,
+        request=request,
+        actor=actor,
+        target_type=target_type,
+        target_id=target_id,
+        action=action,
+        details=details,
+    )

@@ -8,9 +8,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from rest_framework.exceptions import APIException
 
-from cloudops.admin_confirm import action_hidden, confirm_page, confirmed
+from cloudops.admin_confirm import act_on_each, action_hidden, confirm_page, confirmed
 from governance.approvals import approval_approve, approval_reject
 from governance.models import ApprovalRequest, ApprovalRule, ApprovalStatus, Quota
 from governance.quota_services import quota_problems
@@ -72,15 +71,14 @@ def _decide(
     admin_: admin.ModelAdmin, request: HttpRequest, rows: QuerySet[ApprovalRequest], decide: Any, reason: str
 ) -> None:
     """Apply one decision per selected request, as the API would; refusals are reported."""
-    done = 0
-    for approval in rows.select_related("job", "job__owner"):
-        try:
-            decide(approval=approval, user=request.user, reason=reason, request=request)
-            done += 1
-        except APIException as exc:
-            admin_.message_user(request, f"Request {approval.pk}: {exc.detail}", messages.WARNING)
-    if done:
-        admin_.message_user(request, f"{done} request(s) decided.", messages.SUCCESS)
+    act_on_each(
+        admin_,
+        request,
+        rows.select_related("job", "job__owner"),
+        lambda approval: decide(approval=approval, user=request.user, reason=reason, request=request),
+        done="request(s) decided",
+        label=lambda approval: f"Request {approval.pk}",
+    )
 
 
 @admin.register(ApprovalRequest)

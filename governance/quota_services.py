@@ -9,9 +9,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.http import HttpRequest
 
-from audit.services import audit_record
-from cloudops import audit_events as events
-from cloudops.auditing import Actor
+from cloudops.auditing import Actor, config_changed
 from governance.models import Quota, QuotaAction, QuotaScope, QuotaType
 from governance.quotas import quota_data
 
@@ -78,23 +76,18 @@ def quota_problems(values: dict[str, Any], *, pk: int | None = None) -> dict[str
 
 
 def _audit(quota: Quota, action: str, request: HttpRequest | None, details: dict[str, Any]) -> None:
-    audit_record(
-        event_type=events.CONFIG_CHANGED,
-        request=request,
+    config_changed(
         target_type="quota",
         target_id=quota.pk,
         action=action,
         details={"quota": quota_data(quota), **details},
+        request=request,
     )
-
-
-def _username(request: HttpRequest | None) -> str:
-    return Actor.from_request(request).username if request is not None else ""
 
 
 def quota_create(*, values: dict[str, Any], request: HttpRequest | None = None) -> Quota:
     with transaction.atomic():
-        quota = Quota.objects.create(updated_by=_username(request), **values)
+        quota = Quota.objects.create(updated_by=Actor.from_request(request).username, **values)
         _audit(quota, "create", request, {})
     return quota
 
@@ -104,7 +97,7 @@ def quota_update(*, quota: Quota, changes: dict[str, Any], request: HttpRequest 
     with transaction.atomic():
         for name, value in changes.items():
             setattr(quota, name, value)
-        quota.updated_by = _username(request)
+        quota.updated_by = Actor.from_request(request).username
         quota.save()
         _audit(quota, "update", request, {"before": before, "changes": sorted(changes)})
     return quota

@@ -7,30 +7,23 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from audit.services import audit_record
-from cloudops import audit_events as events
-from cloudops.auditing import Actor
+from cloudops.auditing import Actor, config_changed
 from governance.models import ApprovalRule
 
 
 def _audit(rule: ApprovalRule, action: str, request: HttpRequest | None, details: dict[str, Any]) -> None:
-    audit_record(
-        event_type=events.CONFIG_CHANGED,
-        request=request,
+    config_changed(
         target_type="approval_rule",
         target_id=rule.pk,
         action=action,
         details={"rule": rule.name, **details},
+        request=request,
     )
-
-
-def _username(request: HttpRequest | None) -> str:
-    return Actor.from_request(request).username if request is not None else ""
 
 
 def approval_rule_create(*, values: dict[str, Any], request: HttpRequest | None = None) -> ApprovalRule:
     with transaction.atomic():
-        rule = ApprovalRule.objects.create(updated_by=_username(request), **values)
+        rule = ApprovalRule.objects.create(updated_by=Actor.from_request(request).username, **values)
         _audit(rule, "create", request, {"changes": sorted(values)})
     return rule
 
@@ -41,7 +34,7 @@ def approval_rule_update(
     with transaction.atomic():
         for name, value in changes.items():
             setattr(rule, name, value)
-        rule.updated_by = _username(request)
+        rule.updated_by = Actor.from_request(request).username
         rule.save()
         _audit(rule, "update", request, {"changes": sorted(changes)})
     return rule

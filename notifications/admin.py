@@ -9,8 +9,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from rest_framework.exceptions import APIException
 
+from cloudops.admin_confirm import act_on_each
 from cloudops.notify import EVENT_TYPES
 from notifications.destinations import DestinationRefused, check_destination
 from notifications.models import Channel, ChannelType, Delivery, DeliveryAttempt
@@ -60,18 +60,6 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
-def _run(admin_: admin.ModelAdmin, request: HttpRequest, rows: QuerySet[Any], act: Any, done: str) -> None:
-    count = 0
-    for row in rows:
-        try:
-            act(row)
-            count += 1
-        except APIException as exc:
-            admin_.message_user(request, f"{row}: {exc.detail}", messages.WARNING)
-    if count:
-        admin_.message_user(request, f"{count} {done}.", messages.SUCCESS)
-
-
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
@@ -100,7 +88,13 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a test event to the selected channels", permissions=["change"])
     def send_test(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
-        _run(self, request, queryset, lambda c: channel_send_test(channel=c, request=request), "test event(s) queued")
+        act_on_each(
+            self,
+            request,
+            queryset,
+            lambda c: channel_send_test(channel=c, request=request),
+            done="test event(s) queued",
+        )
 
     @admin.action(description="Rotate the signing secret of the selected webhook channels", permissions=["change"])
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
@@ -108,7 +102,7 @@ class ChannelAdmin(admin.ModelAdmin):
             secret = channel_rotate_secret(channel=channel, request=request)
             self.message_user(request, f"{channel.name}: new secret (shown only now): {secret}", messages.WARNING)
 
-        _run(self, request, queryset, rotate, "secret(s) rotated")
+        act_on_each(self, request, queryset, rotate, done="secret(s) rotated")
 
 
 @admin.register(Delivery)
@@ -126,6 +120,10 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Redeliver the selected deliveries", permissions=["change"])
     def redeliver(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
-        _run(
-            self, request, queryset, lambda d: delivery_redeliver(delivery=d, request=request), "redelivery(ies) queued"
+        act_on_each(
+            self,
+            request,
+            queryset,
+            lambda d: delivery_redeliver(delivery=d, request=request),
+            done="redelivery(ies) queued",
         )

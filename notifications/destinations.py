@@ -1,7 +1,8 @@
 """Which URLs notifications may be sent to.
 
 Private, loopback, link-local, multicast, reserved and unspecified addresses are refused
-(so a channel cannot make the server probe its own network), unless
+(so a channel cannot make the server probe its own network), also when an IPv6 address only
+wraps one (IPv4-mapped, IPv4-compatible, 6to4, NAT64), unless
 SIMPLETUNER_NOTIFICATIONS_ALLOW_PRIVATE=true. Checked when a channel is saved (400) and again
 before every send against what DNS answers then, every answer: a name that resolved to a
 public address at creation may point inward later.
@@ -27,9 +28,33 @@ class DestinationRefused(ValueError):
     """The URL is malformed or points somewhere notifications may not go."""
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits and reach it: NAT64's
+# well-known prefix (RFC 6052) and the deprecated IPv4-compatible form (::a.b.c.d). Python's
+# is_global calls both global, whatever the IPv4 address inside.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# NAT64's local-use prefix (RFC 8215) translates into a network of the operator's choosing.
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64, IPv4-compatible)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return False
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            address = embedded
     return address.is_global and not address.is_multicast
 
 

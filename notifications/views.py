@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from cloudops.permissions import StaffPermission, has_staff_perm, request_user
 from notifications.models import Channel, Delivery, DeliveryAttempt
 from notifications.serializers import (
+    MAX_SUBSCRIPTIONS,
     ChannelBodySerializer,
     ChannelCreatedSerializer,
     ChannelCreateSerializer,
@@ -134,6 +135,14 @@ class SubscriptionListView(APIView):
         data = SubscriptionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
+        # Accepted race: two requests at once may both pass the count and leave one more.
+        if Channel.objects.filter(owner=user).count() >= MAX_SUBSCRIPTIONS:
+            return Response(
+                {
+                    "detail": f"You have {MAX_SUBSCRIPTIONS} subscriptions, the most one user may hold; delete one first."
+                },
+                status.HTTP_400_BAD_REQUEST,
+            )
         if values["channel_type"] == "email":
             if not user.email:
                 return Response(

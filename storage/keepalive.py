@@ -24,10 +24,6 @@ KEEPALIVE_SECONDS = 10.0
 logger = get_logger("simpletuner.cloud.storage")
 
 
-def request_id(request: HttpRequest) -> str:
-    return getattr(request, "correlation_id", "") or ""
-
-
 async def kept_alive(
     request: HttpRequest, task: asyncio.Future[T], render: Callable[[T], bytes]
 ) -> AsyncIterator[bytes]:
@@ -41,9 +37,9 @@ async def kept_alive(
     try:
         body = render(task.result())
     except errors.S3Error as error:
-        body = xml.error_document(error, resource=request.path, request_id=request_id(request))
+        body = xml.error_document(error, resource=request.path, request_id=xml.request_id(request))
     except Exception:
-        body = xml.error_document(errors.InternalError(), resource=request.path, request_id=request_id(request))
+        body = xml.error_document(errors.InternalError(), resource=request.path, request_id=xml.request_id(request))
     yield body.removeprefix(xml.DECLARATION)
 
 

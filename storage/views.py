@@ -106,10 +106,6 @@ def _buffered(request: HttpRequest) -> RequestBodyStream:
     return RequestBodyStream(receive)
 
 
-def _request_id(request: HttpRequest) -> str:
-    return getattr(request, "correlation_id", "") or ""
-
-
 def xml_response(body: bytes, status: int = 200) -> HttpResponse:
     return HttpResponse(body, status=status, content_type="application/xml")
 
@@ -118,7 +114,7 @@ def error_response(request: HttpRequest, error: errors.S3Error) -> HttpResponse:
     body = (
         b""
         if request.method == "HEAD"
-        else xml.error_document(error, resource=request.path, request_id=_request_id(request))
+        else xml.error_document(error, resource=request.path, request_id=xml.request_id(request))
     )
     response = xml_response(body, error.status)
     if request.method == "HEAD":
@@ -181,7 +177,7 @@ def s3_view(view: View) -> View:
             await _settle_body(request, response)
         except ClientDisconnected:
             response = HttpResponse(status=400)  # nobody is listening any more
-        response["x-amz-request-id"] = _request_id(request)
+        response["x-amz-request-id"] = xml.request_id(request)
         return response
 
     return wrapper

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.http import HttpRequest
+
 from storage import checksums, errors
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -48,6 +50,11 @@ def document(root_tag: str, children: Iterable[Child], *, namespace: bool = True
 def printable(text: str) -> str:
     """`text` with what XML cannot carry replaced by U+FFFD (for diagnostics only)."""
     return NOT_XML.sub("\ufffd", text)
+
+
+def request_id(request: HttpRequest) -> str:
+    """The RequestId of an answer (`<RequestId>`, `x-amz-request-id`): the request's correlation id."""
+    return getattr(request, "correlation_id", "") or ""
 
 
 def error_document(error: errors.S3Error, *, resource: str, request_id: str) -> bytes:

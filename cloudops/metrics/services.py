@@ -8,7 +8,6 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from cloudops import audit_events as events
 from cloudops import auditing
 from cloudops.auditing import Actor
 from cloudops.metrics.categories import TEMPLATES, normalize_categories
@@ -55,8 +54,7 @@ def metrics_config_update(
             setattr(config, name, changes[name])
         config.updated_by = who.username
         config.save(update_fields=[*changed, "updated_at", "updated_by"])
-        auditing.record(
-            event_type=events.CONFIG_CHANGED,
+        auditing.config_changed(
             request=request,
             actor=actor,
             target_type="metrics_config",

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from cloudops.notify import notify
 from notifications.delivery import deliveries_run
 from notifications.models import Channel, Delivery, DeliveryStatus
+from notifications.serializers import MAX_SUBSCRIPTIONS
 from tests.notifications.conftest import Receiver
 from tests.notifications.helpers import post, webhook_channel
 from tests.providers.helpers import QUICK, submit
@@ -24,6 +25,7 @@ from tests.server.live import free_port
 pytestmark = pytest.mark.django_db
 
 CHANNELS = "/api/cloud/notifications/channels"
+SUBSCRIPTIONS = "/api/cloud/notifications/subscriptions"
 
 
 class Inbox(Message):
@@ -113,6 +115,18 @@ def test_a_user_subscribes_to_their_own_jobs_by_email(
     assert mine["total"] == 1 and bob_client.get("/api/cloud/notifications/deliveries").json()["total"] == 0
 
 
+def test_a_user_holds_at_most_max_subscriptions(alice_client: APIClient, bob_client: APIClient) -> None:
+    body = {"channel_type": "webhook", "events": ["job.failed"], "url": "http://127.0.0.1:9/hook"}
+    for _ in range(MAX_SUBSCRIPTIONS):
+        assert post(alice_client, SUBSCRIPTIONS, body).status_code == 201
+    response = post(alice_client, SUBSCRIPTIONS, body)
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(f"You have {MAX_SUBSCRIPTIONS} subscriptions")
+    assert Channel.objects.filter(owner__username="alice").count() == MAX_SUBSCRIPTIONS
+    # The bound is per user.
+    assert post(bob_client, SUBSCRIPTIONS, body).status_code == 201
+
+
 def test_a_subscription_takes_only_own_job_events(alice_client: APIClient, receiver: Receiver) -> None:
     response = post(
         alice_client,
@@ -133,6 +147,19 @@ def test_a_subscription_takes_only_own_job_events(alice_client: APIClient, recei
         "http://[::1]/hook",
         "http://[::ffff:192.168.0.1]/hook",
         "http://0.0.0.0/hook",
+        # Other spellings of 127.0.0.1 (the resolver reads them all as an IPv4 address).
+        "http://127.1/hook",
+        "http://0/hook",
+        "http://2130706433/hook",
+        "http://0x7f000001/hook",
+        "http://017700000001/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        # IPv6 addresses wrapping a private IPv4 one: Python calls them global.
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+        "http://[64:ff9b:1::808:808]/hook",  # NAT64 local-use prefix
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible
     ],
 )
 def test_private_destinations_are_refused_without_the_setting(
@@ -145,6 +172,18 @@ def test_private_destinations_are_refused_without_the_setting(
     assert response.status_code == 400
     assert "SIMPLETUNER_NOTIFICATIONS_ALLOW_PRIVATE" in response.json()["errors"]["url"][0]
     assert Channel.objects.count() == 0
+
+
+@pytest.mark.parametrize("url", ["http://[64:ff9b::808:808]/hook", "http://[2002:808:808::]/hook"])
+def test_ipv6_wrapping_a_public_ipv4_address_is_accepted(
+    staff_client: APIClient, settings: SettingsWrapper, url: str
+) -> None:
+    settings.SIMPLETUNER_NOTIFICATIONS_ALLOW_PRIVATE = False
+    response = post(
+        staff_client, CHANNELS, {"channel_type": "webhook", "name": "x", "events": ["job.failed"], "url": url}
+    )
+    assert response.status_code == 201, response.json()
+    assert Channel.objects.get().url == url
 
 
 def test_a_destination_that_turned_private_is_refused_at_send_time(
