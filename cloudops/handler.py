@@ -27,26 +27,47 @@
    under WSGI, so CONN_MAX_AGE keeps a connection per thread. Those requests get no
    ThreadSensitiveContext: Django's few thread-sensitive calls around the chain (signals,
    response.close) run on asgiref's process-wide sync thread, briefly. The S3 endpoint keeps
-   the context (its async views make several short hops per request), and so does the
-   liveness probe: it must answer while every request thread waits on a slow database or
+   the context (its async views make several short hops per request; item 7), and so does
+   the liveness probe: it must answer while every request thread waits on a slow database or
    provider, or the orchestrator would restart a process that is only busy.
+6. The S3 endpoint's chain hops only where its views do. Its views are async and stream the
+   body, so it runs MIDDLEWARE in async mode (StorageChain), but with Django's
+   MiddlewareMixin middlewares' process_request, process_response and process_view run on the
+   event loop instead of a thread hop each (15 hops per request; half of an UploadPart's
+   fixed CPU cost). For S3 requests those hooks only set lazy attributes and headers (the
+   session, messages and user are never loaded: a storage view that touched them would hit
+   Django's SynchronousOnlyOperation, loudly). Our own middlewares are native in both modes,
+   so the request id, access log, metrics, rate limit and audit refusal behave as everywhere.
+7. No thread started per S3 request either. Its ThreadSensitiveContext runs on a one-thread
+   executor lent for the request (LentThreads, at most SIMPLETUNER_REQUEST_THREADS; past
+   that a request gets a thread of its own as before) and given back after it, so its
+   database connection is kept per thread under CONN_MAX_AGE and checked by Django's
+   request_started/request_finished like the request threads'. Work that outlives its request
+   (a Complete or a copy whose client went away) runs in a context of its own
+   (storage.keepalive.start): after the request's context ends, asgiref refuses its
+   thread-sensitive calls rather than run them on a thread now lent to another request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-from collections.abc import Mapping
+import threading
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
+from django.core.handlers import base as django_base
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.db import close_old_connections
 from django.http import FileResponse, HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.module_loading import import_string
 
 from cloudops.bodies import Receive, body_policy, read_body, refused_body, too_large_response
 from storage.mount import is_storage_path, root_mounted
@@ -106,6 +127,94 @@ class SyncChain(BaseHandler):
         return super()._get_response(request)  # type: ignore[misc]  # private, not in the stubs
 
 
+class _InlineHooks:
+    """Runs a MiddlewareMixin's process_request and process_response where the request runs
+    (the event loop) instead of a thread hop each (item 6)."""
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response = None
+        if hasattr(self, "process_request"):
+            response = self.process_request(request)
+        response = response or await self.get_response(request)  # type: ignore[attr-defined]
+        if hasattr(self, "process_response"):
+            response = self.process_response(request, response)
+        return response
+
+
+@cache
+def _inline(middleware: type) -> type:
+    """`middleware` with its hooks run inline, if it is a MiddlewareMixin (others as they are)."""
+    if not issubclass(middleware, MiddlewareMixin):
+        return middleware
+    namespace: dict[str, Any] = {"__module__": middleware.__module__, "__qualname__": middleware.__qualname__}
+    if hasattr(middleware, "process_view"):
+        sync_view_hook = middleware.process_view
+
+        async def process_view(self: Any, *args: Any) -> HttpResponseBase | None:
+            return sync_view_hook(self, *args)  # type: ignore[no-any-return]
+
+        namespace["process_view"] = process_view
+    return type(middleware.__name__, (_InlineHooks, middleware), namespace)
+
+
+class StorageChain(BaseHandler):
+    """MIDDLEWARE in async mode for the S3 endpoint, Django's MiddlewareMixin middlewares with
+    their hooks run on the event loop (item 6)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # BaseHandler.load_middleware imports each MIDDLEWARE entry by name: give it the inline
+        # variants (at startup, once per handler; tests/server/test_thread_hops.py notices if
+        # Django stops looking the name up there).
+        # (The stubs do not show the module's import_string: hence setattr/getattr.)
+        original = getattr(django_base, "import_string")  # noqa: B009
+        setattr(django_base, "import_string", lambda path: _inline(import_string(path)))  # noqa: B010
+        try:
+            self.load_middleware(is_async=True)
+        finally:
+            setattr(django_base, "import_string", original)  # noqa: B010
+
+
+class LentThreads:
+    """One-thread executors lent to S3 requests for their ThreadSensitiveContext (item 7), kept
+    for the next request instead of a thread started and joined per request. At most `size`
+    exist; a request that finds none free gets a context of its own, as Django would give it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free: collections.deque[ThreadPoolExecutor] = collections.deque()
+        self.made = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> ThreadPoolExecutor | None:
+        with contextlib.suppress(IndexError):
+            return self.free.pop()
+        with self._lock:
+            if self.made >= self.size:
+                return None
+            self.made += 1
+        return ThreadPoolExecutor(1, thread_name_prefix="s3-request")
+
+    @contextlib.asynccontextmanager
+    async def context(self) -> AsyncIterator[None]:
+        """A ThreadSensitiveContext on a lent thread (a new one if none is free)."""
+        executor = self.take()
+        if executor is None:
+            async with ThreadSensitiveContext():
+                yield
+            return
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                yield
+        finally:
+            self.free.append(executor)
+
+
+@cache
+def lent_threads() -> LentThreads:
+    return LentThreads(settings.SIMPLETUNER_REQUEST_THREADS)
+
+
 @cache
 def request_threads() -> ThreadPoolExecutor:
     """The process's request threads (item 5); threads start as concurrency needs them."""
@@ -116,6 +225,7 @@ class CloudopsASGIHandler(ASGIHandler):
     def __init__(self, *, sync_chain: bool = True) -> None:
         super().__init__()
         self.sync_chain = SyncChain() if sync_chain else None
+        self.storage_chain = StorageChain() if sync_chain else None
 
     def _pooled(self, path: str) -> bool:
         return self.sync_chain is not None and path != LIVENESS_PATH and not is_storage_path(path)
@@ -129,6 +239,9 @@ class CloudopsASGIHandler(ASGIHandler):
         deferred = _Deferred(send)
         if self._pooled(scope["path"]):
             await self.handle(scope, receive, deferred)
+        elif self.storage_chain is not None and is_storage_path(scope["path"]):
+            async with lent_threads().context():
+                await self.handle(scope, receive, deferred)
         else:
             async with ThreadSensitiveContext():
                 await self.handle(scope, receive, deferred)
@@ -156,6 +269,9 @@ class CloudopsASGIHandler(ASGIHandler):
             response._handler_class = self.__class__  # type: ignore[attr-defined]  # as Django's does
             if isinstance(response, FileResponse):
                 response.block_size = self.chunk_size
+        elif self.storage_chain is not None and is_storage_path(request.path):
+            response = await self.storage_chain.get_response_async(request)
+            response._handler_class = self.__class__  # type: ignore[attr-defined]  # as Django's does
         else:
             response = await super().run_get_response(request)
         if refused_body(request) is not None:

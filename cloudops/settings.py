@@ -722,6 +722,8 @@ SIMPLETUNER_SERVER = _env_choice("SIMPLETUNER_SERVER", "uvicorn", ("uvicorn", "d
 # Threads that run requests' middleware and views (cloudops/handler.py): at most this many
 # requests of a process run their Python at once, and (with CONN_MAX_AGE) each thread keeps
 # one database connection, so this also bounds a process's connections. Requests beyond it wait.
+# As many more threads are lent to S3 requests for their short database calls (their bodies
+# stream on the event loop); S3 requests beyond those get a thread of their own, as Django's.
 SIMPLETUNER_REQUEST_THREADS = _env_int("SIMPLETUNER_REQUEST_THREADS", default=16, minimum=1)
 
 # --- Backup and restore ----------------------------------------------------------------------

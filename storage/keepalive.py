@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
 from cloudops.structured_logging import get_logger
@@ -43,6 +46,31 @@ async def kept_alive(
     yield body.removeprefix(xml.DECLARATION)
 
 
+def start(work: Awaitable[T]) -> asyncio.Future[T]:
+    """Run `work` to its end whatever the client does, in a task of its own.
+
+    The task may outlive its request (the client went away) and with it the request's
+    thread-sensitive context, whose lent thread (cloudops.handler) then serves other requests:
+    so the task's own thread-sensitive calls (audit, job progress) go to a thread of its own,
+    whose database connections are closed when the task ends.
+    """
+
+    async def detached() -> T:
+        executor = ThreadPoolExecutor(1, thread_name_prefix="s3-detached")
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                try:
+                    return await work
+                finally:
+                    await sync_to_async(connections.close_all)()
+        finally:
+            executor.shutdown(wait=False)
+
+    task = asyncio.ensure_future(detached())
+    task.add_done_callback(log_unexpected)
+    return task
+
+
 def log_unexpected(task: asyncio.Future[Any]) -> None:
     """Log a failure that is not an S3 error (a bug) of a task nobody else may read."""
     if task.cancelled():
@@ -60,8 +88,7 @@ FIRST_WAIT_SECONDS = 2.0
 async def answer(request: HttpRequest, work: Awaitable[T], render: Callable[[T], bytes]) -> HttpResponseBase:
     """Run `work` to its end whatever the client does (started here, not in the response);
     answer with `render(result)`, kept alive if it takes more than FIRST_WAIT_SECONDS."""
-    task = asyncio.ensure_future(work)
-    task.add_done_callback(log_unexpected)
+    task = start(work)
     await asyncio.wait({task}, timeout=FIRST_WAIT_SECONDS)
     if task.done():
         return HttpResponse(render(task.result()), content_type="application/xml")

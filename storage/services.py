@@ -306,41 +306,53 @@ async def multipart_upload_part(
 ) -> tuple[str, BodyResult]:
     root, upload = await sync_to_async(upload_for_writer)(credential, bucket, key, upload_id)
     _check_part_checksum(upload, spec)
-    await _check_room(root, spec, min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES))
-    max_object = settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES
-    claim = await asyncio.to_thread(multipart.claim_slot, root, upload, number, spec.length, max_object)
+    limit = min(MAX_PART_BYTES, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
+    if spec.length > limit:
+        await _check_room(root, spec, limit)  # raises EntityTooLarge
+    # Free space, the slot (or a file of its own) and the part's record file: one thread hop.
+    fd, offset, record = await asyncio.to_thread(_part_target, root, upload, number, spec.length)
     # No fsync for parts: they are not objects; the assembled object is synced on complete.
-    if claim is None:
-        fd, tmp_path = await asyncio.to_thread(store.temp_file, root)
+    if offset is None:
         try:
             result = await receive_to_file(stream, spec, fd)
         except BaseException:
-            store.discard(tmp_path)
+            store.discard(record)
             raise
         finally:
             os.close(fd)
-        return await _store_part(root, upload, number, tmp_path, result, None), result
+        return await _store_part(root, upload, number, record, result, None), result
     try:
-        record, placed = await _receive_in_place(root, stream, spec, *claim)
-    except Exception:
-        # Every write to the slot has ended (receive_to_file waits for them): a retry may take it.
-        # Not after the record may have been stored (a cancelled wait for the lock).
+        try:
+            result = await receive_to_file(stream, spec, fd, offset)
+        finally:
+            os.close(fd)
+    except BaseException as error:
+        store.discard(record)
+        if isinstance(error, Exception):
+            # Every write to the slot has ended (receive_to_file waits for them): a retry may
+            # take it. Not after a cancellation, which may have left a write running.
+            multipart.release_slot(root, upload, number)
+        raise
+    return await _store_part(root, upload, number, record, result, offset), result
+
+
+def _part_target(root: Path, upload: multipart.Upload, number: int, size: int) -> tuple[int, int | None, Path]:
+    """Where a part's body goes: (a descriptor, its offset in the slots file or None for a file
+    of its own, the part's record: that file, or an empty one saying where the slot is)."""
+    store.check_free_space(root, size, settings.SIMPLETUNER_S3_MIN_FREE_BYTES)
+    max_object = settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES
+    claim = multipart.claim_slot(root, upload, number, size, max_object)
+    if claim is None:
+        fd, tmp_path = store.temp_file(root)
+        return fd, None, tmp_path
+    try:
+        record_fd, record = store.temp_file(root)
+    except BaseException:
+        os.close(claim[0])
         multipart.release_slot(root, upload, number)
         raise
-    return await _store_part(root, upload, number, record, placed, claim[1]), placed
-
-
-async def _receive_in_place(
-    root: Path, stream: RequestBodyStream, spec: BodySpec, fd: int, offset: int
-) -> tuple[Path, BodyResult]:
-    """The part's body written at its slot; returns the (empty) temporary file to record it."""
-    try:
-        result = await receive_to_file(stream, spec, fd, offset)
-    finally:
-        os.close(fd)
-    record_fd, record = await asyncio.to_thread(store.temp_file, root)
     os.close(record_fd)
-    return record, result
+    return claim[0], claim[1], record
 
 
 async def _store_part(

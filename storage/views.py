@@ -432,12 +432,11 @@ async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpRespons
     if isinstance(checked, ObjectInfo):  # a retry of a Complete that succeeded
         return xml_response(result(checked))
     # Started here, not in the response: it finishes (and is recorded) even if nobody reads.
-    task = asyncio.ensure_future(
+    task = keepalive.start(
         services.multipart_complete(
             credential=ctx.credential, bucket=bucket, pending=checked, listed=listed, client_ip=ctx.client_ip
         )
     )
-    task.add_done_callback(keepalive.log_unexpected)
     return StreamingHttpResponse(keepalive.kept_alive(ctx.request, task, result), content_type="application/xml")
 
 

@@ -117,3 +117,72 @@ def test_liveness_answers_while_every_request_thread_is_busy() -> None:
         probe.join()
         for future in busy:
             future.result()
+
+
+def get_with_headers(handler: CloudopsASGIHandler, path: str) -> tuple[int, dict[bytes, bytes]]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(handler(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], {name.lower(): value for name, value in start["headers"]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_s3_request_runs_django_middleware_hooks_without_thread_hops(hops: list[str]) -> None:
+    """The S3 endpoint's chain (cloudops.handler, item 6): no thread hop for a MiddlewareMixin's
+    process_request, process_response or process_view; the same answer and headers as
+    Django's own async chain gives."""
+    handler = CloudopsASGIHandler()
+    assert get_with_headers(handler, "/api/cloud/storage/")[0] == 403  # warm
+    hops.clear()
+    status, headers = get_with_headers(handler, "/api/cloud/storage/")
+    assert status == 403
+    assert not [name for name in hops if "process_" in name or "Middleware" in name], hops
+    assert len(hops) <= 3, hops  # request_started, log_response (a 4xx), the close
+    stock_status, stock_headers = get_with_headers(CloudopsASGIHandler(sync_chain=False), "/api/cloud/storage/")
+    different = {b"x-request-id", b"x-amz-request-id"}
+    assert (status, {k: v for k, v in headers.items() if k not in different}) == (
+        stock_status,
+        {k: v for k, v in stock_headers.items() if k not in different},
+    )
+    assert set(headers) == set(stock_headers)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_s3_requests_reuse_lent_threads() -> None:
+    """No thread started per S3 request (item 7): their thread-sensitive calls run on a few
+    long-lived threads."""
+    import threading
+
+    from cloudops.handler import lent_threads
+
+    handler = CloudopsASGIHandler()
+    before = {thread.ident for thread in threading.enumerate()}
+    for _ in range(5):
+        assert get_with_headers(handler, "/api/cloud/storage/")[0] == 403
+    started = {thread.name for thread in threading.enumerate() if thread.ident not in before}
+    assert len([name for name in started if name.startswith("s3-request")]) <= 1, started
+    assert lent_threads().free

@@ -217,3 +217,46 @@ def test_expect_100_continue_is_answered_only_after_authentication(http_server, 
     assert read_response_head(sock).startswith("HTTP/1.1 200")
     sock.close()
     assert objects_on_disk(bucket_of(cred)) == ["k"]
+
+
+def test_a_complete_whose_client_went_away_still_finishes_and_is_recorded(http_server, writer, s3) -> None:
+    """The Complete's work outlives its request (storage.keepalive.start): with the client gone
+    and its request's lent thread back in the pool, it still stores, counts and audits the
+    object, on a thread of its own."""
+    import fcntl
+    from pathlib import Path
+
+    from django.conf import settings as django_settings
+
+    from audit.models import AuditEntry
+    from providers.models import Job
+    from tests.storage.conftest import client_for
+
+    cred = writer()
+    bucket = bucket_of(cred)
+    client = client_for(s3, http_server, cred)
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key="late.bin")["UploadId"]
+    etag = client.upload_part(Bucket=bucket, Key="late.bin", UploadId=upload_id, PartNumber=1, Body=b"late")["ETag"]
+    document = (
+        f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+    ).encode()
+    url = f"{http_server.url}/{bucket}/late.bin?uploadId={upload_id}"
+    payload = hashlib.sha256(document).hexdigest()
+    headers = signed_headers("POST", url, cred, payload, {"Content-Length": str(len(document))})
+    # Hold the upload's lock, so the Complete waits for it after its request has ended.
+    lock = (Path(django_settings.OUTPUTS_DIR) / ".s3-uploads" / upload_id / "upload.json").open()
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        sock = open_socket(url)
+        sock.sendall(request_head("POST", url, headers) + document)
+        assert read_response_head(sock).startswith("HTTP/1.1 200")  # answered at once, kept alive
+        sock.close()
+        time.sleep(0.5)  # the server notices the disconnect; the request's context ends
+        # Other requests meanwhile take the lent thread the Complete's request had.
+        assert client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+    assert _wait_for(lambda: objects_on_disk(bucket) == ["late.bin"])
+    assert _wait_for(lambda: AuditEntry.objects.filter(event_type="storage.upload").count() == 1)
+    assert Job.objects.get(id=cred.job_id).upload_objects == 1
