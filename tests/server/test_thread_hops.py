@@ -30,7 +30,10 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield entered
 
 
-def get(handler: CloudopsASGIHandler, path: str, headers: dict[str, str]) -> int:
+def get_with_headers(
+    handler: CloudopsASGIHandler, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[bytes, bytes]]:
+    """A GET through the handler: the status and the response headers (names lowercased)."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -40,7 +43,7 @@ def get(handler: CloudopsASGIHandler, path: str, headers: dict[str, str]) -> int
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
-        "headers": [(b"host", b"localhost"), *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+        "headers": [(b"host", b"localhost"), *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8080),
     }
@@ -57,7 +60,12 @@ def get(handler: CloudopsASGIHandler, path: str, headers: dict[str, str]) -> int
         sent.append(message)
 
     asyncio.run(handler(scope, receive, send))
-    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], {name.lower(): value for name, value in start["headers"]}
+
+
+def get(handler: CloudopsASGIHandler, path: str, headers: dict[str, str]) -> int:
+    return get_with_headers(handler, path, headers)[0]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -119,38 +127,6 @@ def test_liveness_answers_while_every_request_thread_is_busy() -> None:
             future.result()
 
 
-def get_with_headers(handler: CloudopsASGIHandler, path: str) -> tuple[int, dict[bytes, bytes]]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"localhost")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8080),
-    }
-    sent: list[dict[str, Any]] = []
-    messages = [{"type": "http.request", "body": b"", "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop(0)
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(handler(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return start["status"], {name.lower(): value for name, value in start["headers"]}
-
-
-@pytest.mark.django_db(transaction=True)
 def test_an_s3_request_runs_django_middleware_hooks_without_thread_hops(hops: list[str]) -> None:
     """The S3 endpoint's chain (cloudops.handler, item 6): no thread hop for a MiddlewareMixin's
     process_request, process_response or process_view; the same answer and headers as
