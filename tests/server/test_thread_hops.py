@@ -127,6 +127,7 @@ def test_liveness_answers_while_every_request_thread_is_busy() -> None:
             future.result()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_s3_request_runs_django_middleware_hooks_without_thread_hops(hops: list[str]) -> None:
     """The S3 endpoint's chain (cloudops.handler, item 6): no thread hop for a MiddlewareMixin's
     process_request, process_response or process_view; the same answer and headers as
