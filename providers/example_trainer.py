@@ -155,8 +155,10 @@ def main() -> int:
     key = f"checkpoint-{steps}/{checkpoint.name}"
     upload(checkpoint, key)
     hooks.send({"type": "training.checkpoint", "checkpoint": {"path": key, "label": f"step {steps}", "is_final": True}})
-    hooks.send(status_event("completed", "Training finished", current=steps, total=steps, percent=100.0))
+    # The last line is logged before the status says so: whoever reads the logs on seeing
+    # "completed" must find the whole run (a reader was seen racing the line on a fast day).
     log("training complete")
+    hooks.send(status_event("completed", "Training finished", current=steps, total=steps, percent=100.0))
     return 0
 
 
