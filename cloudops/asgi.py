@@ -35,6 +35,7 @@ from cloudops.metrics.worker import start_metrics_worker  # noqa: E402 - needs t
 from cloudops.sqlite_wal import keep_wal_open  # noqa: E402 - needs the app registry ready
 from governance.approvals import start_approval_expiry  # noqa: E402 - needs the app registry ready
 from notifications.delivery import start_notification_worker  # noqa: E402 - needs the app registry ready
+from notifications.retention import start_delivery_retention  # noqa: E402 - needs the app registry ready
 from providers.sync import start_background_sync  # noqa: E402 - needs the app registry ready
 
 hold_serving_lock_for_default_database()
@@ -43,3 +44,4 @@ start_background_sync()
 start_approval_expiry()
 start_metrics_worker()
 start_notification_worker()
+start_delivery_retention()

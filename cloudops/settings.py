@@ -690,6 +690,10 @@ if SIMPLETUNER_NOTIFICATIONS_LEASE_SECONDS < 10 * SIMPLETUNER_NOTIFICATIONS_TIME
 SIMPLETUNER_NOTIFICATIONS_SECRET_GRACE_HOURS = _env_float(
     "SIMPLETUNER_NOTIFICATIONS_SECRET_GRACE_HOURS", default=24.0, minimum=0
 )
+# Delivered and failed deliveries that finished more than this many days ago are deleted, with
+# their attempts, by each process's retention loop (notifications.retention); 0 keeps them all.
+# Pending deliveries are never deleted, whatever their age.
+SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS = _env_int("SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS", default=30)
 # Email channels send through this SMTP server; the password comes from the secrets chain
 # (SIMPLETUNER_SMTP_PASSWORD) when a message is sent.
 SIMPLETUNER_SMTP_HOST = _env_str("SIMPLETUNER_SMTP_HOST", default="").strip()

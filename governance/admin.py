@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 
 from cloudops.admin_confirm import act_on_each, action_hidden, confirm_page, confirmed
 from governance.approvals import approval_approve, approval_reject
-from governance.models import ApprovalRequest, ApprovalRule, ApprovalStatus, Quota
+from governance.models import ApprovalRequest, ApprovalRule, ApprovalStatus, Quota, quota_amount
 from governance.quota_services import quota_problems
 from governance.rules import exempt_levels_problem, threshold_problem
 from providers.registry import provider_names
@@ -140,6 +140,10 @@ class QuotaForm(forms.ModelForm):
 @admin.register(Quota)
 class QuotaAdmin(admin.ModelAdmin):
     form = QuotaForm
-    list_display = ["scope", "target", "quota_type", "limit", "action", "updated_at", "updated_by"]
+    list_display = ["scope", "target", "quota_type", "shown_limit", "action", "updated_at", "updated_by"]
     list_filter = ["scope", "quota_type", "action"]
     ordering = ["scope", "target", "quota_type"]
+
+    @admin.display(description="limit", ordering="limit")
+    def shown_limit(self, quota: Quota) -> str:
+        return quota_amount(quota.quota_type, quota.limit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 from django.utils import timezone
 
@@ -97,6 +99,17 @@ class QuotaType(models.TextChoices):
     MONTHLY_SPEND_USD = "monthly_spend_usd"
 
 
+COUNT_TYPES = frozenset({QuotaType.CONCURRENT_JOBS, QuotaType.JOBS_PER_DAY})
+
+
+def quota_amount(quota_type: str, value: Decimal) -> str:
+    """A limit or a usage as messages print it: jobs as a whole number ("2", never "2.00":
+    count limits are whole, governance.quota_services), dollars with their cents ("100.00")."""
+    if quota_type in COUNT_TYPES:
+        return str(int(value))
+    return f"{value:.2f}"
+
+
 class QuotaAction(models.TextChoices):
     WARN = "warn"
     BLOCK = "block"
@@ -126,4 +139,4 @@ class Quota(models.Model):
 
     def __str__(self) -> str:
         who = f"{self.scope} {self.target}".strip()
-        return f"{who}: {self.quota_type} {self.limit} ({self.action})"
+        return f"{who}: {self.quota_type} {quota_amount(self.quota_type, self.limit)} ({self.action})"

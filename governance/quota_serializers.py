@@ -9,6 +9,7 @@ from rest_framework import serializers
 from cloudops.serializers import StrictChoiceField, StrictDecimalField, StrictInputSerializer
 from governance.models import Quota, QuotaAction, QuotaScope, QuotaType
 from governance.quota_services import MAX_LIMIT, quota_problems
+from governance.quotas import number
 
 
 class QuotaInputSerializer(StrictInputSerializer):
@@ -43,6 +44,14 @@ class QuotaInputSerializer(StrictInputSerializer):
         return attrs
 
 
+class AmountField(serializers.FloatField):
+    """A limit or a usage as the JSON number governance.quotas.number made it: a count of jobs
+    stays an integer (2, not 2.0); FloatField would turn it into a float."""
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class QuotaOutputSerializer(serializers.ModelSerializer):
     limit = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=False)
 
@@ -51,6 +60,12 @@ class QuotaOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "scope", "target", "quota_type", "limit", "action", "created_at", "updated_at", "updated_by"]
         read_only_fields = fields
 
+    def to_representation(self, instance: Quota) -> dict[str, Any]:
+        # The same number as the 403 body and the audit entries (quota_data): 2, not 2.0.
+        data = super().to_representation(instance)
+        data["limit"] = number(instance.limit)
+        return data
+
 
 class QuotaBodySerializer(serializers.Serializer):
     quota = QuotaOutputSerializer()
@@ -58,11 +73,11 @@ class QuotaBodySerializer(serializers.Serializer):
 
 class EffectiveQuotaSerializer(serializers.Serializer):
     quota_type = serializers.CharField()
-    limit = serializers.FloatField(allow_null=True)
+    limit = AmountField(allow_null=True)
     action = serializers.CharField(allow_null=True)
     quota_id = serializers.IntegerField(allow_null=True)
     scope = serializers.CharField(allow_null=True)
-    usage = serializers.FloatField()
+    usage = AmountField()
     percent_used = serializers.FloatField(allow_null=True)
 
 

@@ -10,11 +10,10 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from cloudops.auditing import Actor, config_changed
-from governance.models import Quota, QuotaAction, QuotaScope, QuotaType
+from governance.models import COUNT_TYPES, Quota, QuotaAction, QuotaScope, QuotaType, quota_amount
 from governance.quotas import quota_data
 
 MAX_LIMIT = Decimal("1000000000")
-_WHOLE = {QuotaType.CONCURRENT_JOBS, QuotaType.JOBS_PER_DAY}
 
 
 def _target_problem(scope: str, target: str) -> str | None:
@@ -34,7 +33,7 @@ def _limit_problem(quota_type: str, limit: Any) -> str | None:
         return "a number."
     if not 0 <= limit <= MAX_LIMIT:
         return f"from 0 to {MAX_LIMIT}."
-    if quota_type in _WHOLE and limit != limit.to_integral_value():
+    if quota_type in COUNT_TYPES and limit != limit.to_integral_value():
         return f"{quota_type} takes a whole number of jobs."
     return None
 
@@ -45,8 +44,10 @@ def _ceiling_problem(values: dict[str, Any], pk: int | None) -> str | None:
         return None
     ceiling = Quota.objects.filter(scope=QuotaScope.GLOBAL, quota_type=values["quota_type"]).exclude(pk=pk or 0).first()
     if ceiling is not None and values["limit"] > ceiling.limit:
+        kind = values["quota_type"]
         return (
-            f"{values['limit']} is above the global {values['quota_type']} quota ({ceiling.limit}), "
+            f"{quota_amount(kind, values['limit'])} is above the global {kind} quota "
+            f"({quota_amount(kind, ceiling.limit)}), "
             "which is the ceiling for every user: raise the global quota first."
         )
     return None

@@ -34,7 +34,7 @@ from rest_framework.exceptions import APIException
 from audit.services import audit_record
 from cloudops import audit_events as events
 from cloudops import notify
-from governance.models import Quota, QuotaAction, QuotaScope, QuotaType
+from governance.models import Quota, QuotaAction, QuotaScope, QuotaType, quota_amount
 from providers.costs import period_start
 from providers.models import ACTIVE_STATUSES, Job, JobStatus
 
@@ -126,7 +126,8 @@ class Exceeded:
     def message(self) -> str:
         q = self.quota
         who = {QuotaScope.GLOBAL: "global", QuotaScope.GROUP: f"group {q.target}", QuotaScope.USER: f"user {q.target}"}
-        return f"The {who[QuotaScope(q.scope)]} {q.quota_type} quota is {q.limit}; your usage is {self.usage}."
+        limit, usage = quota_amount(q.quota_type, q.limit), quota_amount(q.quota_type, self.usage)
+        return f"The {who[QuotaScope(q.scope)]} {q.quota_type} quota is {limit}; your usage is {usage}."
 
     def as_dict(self) -> dict[str, Any]:
         return {"quota": quota_data(self.quota), "limit": number(self.quota.limit), "usage": number(self.usage)}

@@ -16,9 +16,6 @@ from notifications.destinations import DestinationRefused, check_destination
 from notifications.models import Channel, ChannelType, Delivery, DeliveryAttempt, DeliveryStatus
 
 MAX_RECIPIENTS = 20
-# Subscriptions one user may hold: each is a delivery per event of their jobs, written in the
-# transaction of the job's change, so their number is bounded like any other input.
-MAX_SUBSCRIPTIONS = 20
 # What each channel type needs, and the fields that belong to other types.
 TYPE_FIELDS = {ChannelType.WEBHOOK: "url", ChannelType.SLACK: "webhook_url", ChannelType.EMAIL: "recipients"}
 

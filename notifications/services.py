@@ -21,6 +21,14 @@ from notifications.models import Channel, ChannelType, Delivery, DeliveryStatus
 from notifications.outbox import channel_test_enqueue
 from notifications.signing import new_secret
 
+# Subscriptions one user may hold: each is a delivery per event of their jobs, written in the
+# transaction of the job's change, so their number is bounded like any other input.
+MAX_SUBSCRIPTIONS = 20
+
+
+class SubscriptionRefused(Exception):
+    """Why a user may not subscribe (a 400 naming it)."""
+
 
 class DeliveryConflict(APIException):
     status_code = 409
@@ -58,6 +66,27 @@ def channel_create(
         channel = Channel.objects.create(owner=owner, secret=secret, created_by=_username(request), **values)
         _audit(channel, events.NOTIFICATION_CHANNEL_CREATED, "create", request, events_list=channel.events)
     return CreatedChannel(channel=channel, secret=secret)
+
+
+def subscription_create(*, values: dict[str, Any], owner: User, request: HttpRequest | None = None) -> CreatedChannel:
+    """`owner`'s subscription to their own jobs' events, at most MAX_SUBSCRIPTIONS each; an
+    email subscription goes to their own address. The owner's user row is locked before the
+    count (as the quota check at submission does), so two creates of one user count one after
+    the other and the bound is exact: PostgreSQL and MariaDB wait on the row lock; SQLite has
+    one writer at a time anyway."""
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True).first()
+        if Channel.objects.filter(owner=owner).count() >= MAX_SUBSCRIPTIONS:
+            raise SubscriptionRefused(
+                f"You have {MAX_SUBSCRIPTIONS} subscriptions, the most one user may hold; delete one first."
+            )
+        values = dict(values)
+        if values["channel_type"] == ChannelType.EMAIL:
+            if not owner.email:
+                raise SubscriptionRefused("Your account has no email address; set one first.")
+            values["recipients"] = [owner.email]
+        values.setdefault("name", f"{owner.get_username()} {values['channel_type']}")
+        return channel_create(values=values, owner=owner, request=request)
 
 
 def channel_update(*, channel: Channel, changes: dict[str, Any], request: HttpRequest | None = None) -> Channel:

@@ -15,7 +15,6 @@ from rest_framework.views import APIView
 from cloudops.permissions import StaffPermission, has_staff_perm, request_user
 from notifications.models import Channel, Delivery, DeliveryAttempt
 from notifications.serializers import (
-    MAX_SUBSCRIPTIONS,
     ChannelBodySerializer,
     ChannelCreatedSerializer,
     ChannelCreateSerializer,
@@ -28,12 +27,14 @@ from notifications.serializers import (
     SubscriptionInputSerializer,
 )
 from notifications.services import (
+    SubscriptionRefused,
     channel_create,
     channel_delete,
     channel_rotate_secret,
     channel_send_test,
     channel_update,
     delivery_redeliver,
+    subscription_create,
 )
 
 ChannelAdmin = StaffPermission.of(view="notifications.view_channel", change="notifications.change_channel")
@@ -134,23 +135,10 @@ class SubscriptionListView(APIView):
         user = request_user(request)
         data = SubscriptionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        # Accepted race: two requests at once may both pass the count and leave one more.
-        if Channel.objects.filter(owner=user).count() >= MAX_SUBSCRIPTIONS:
-            return Response(
-                {
-                    "detail": f"You have {MAX_SUBSCRIPTIONS} subscriptions, the most one user may hold; delete one first."
-                },
-                status.HTTP_400_BAD_REQUEST,
-            )
-        if values["channel_type"] == "email":
-            if not user.email:
-                return Response(
-                    {"detail": "Your account has no email address; set one first."}, status.HTTP_400_BAD_REQUEST
-                )
-            values["recipients"] = [user.email]
-        values.setdefault("name", f"{user.get_username()} {values['channel_type']}")
-        created = channel_create(values=values, owner=user, request=request)
+        try:
+            created = subscription_create(values=dict(data.validated_data), owner=user, request=request)
+        except SubscriptionRefused as exc:
+            return Response({"detail": str(exc)}, status.HTTP_400_BAD_REQUEST)
         return _created(created.channel, created.secret)
 
 

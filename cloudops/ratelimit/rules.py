@@ -66,6 +66,7 @@ def preset_rule(pattern: str, preset: RateLimiter, *, key: str = KEY_IP) -> Rule
 
 
 _POST = frozenset({"POST"})
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(r"^/api/auth/login/?$", 5, 60, _POST, fail_open=False, name="auth-login"),
@@ -77,6 +78,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     preset_rule(r"^/api/webhooks(/|$)", webhook_rate_limiter),
     preset_rule(r"^/api/cloud/storage(/|$)", s3_rate_limiter, key=KEY_STORAGE),
     Rule(r"^/api/quotas(/|$)", 30, 60, name="quotas"),
+    # Writes only: each can send a request to a destination (a test event, a redelivery) or
+    # rotate a secret; reading the delivery log falls to the default rule like other reads.
+    Rule(r"^/api/cloud/notifications(/|$)", 30, 60, _WRITES, name="notifications"),
 )
 
 

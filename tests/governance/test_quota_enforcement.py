@@ -52,7 +52,7 @@ def test_a_block_quota_refuses_with_the_quota_its_limit_and_the_usage(
         "limit": 1,
         "action": "block",
     }
-    assert "concurrent_jobs quota is 1.00; your usage is 1" in body["detail"]
+    assert body["detail"].endswith("concurrent_jobs quota is 1; your usage is 1.")
     assert Job.objects.count() == 1  # only the running one
     entry = AuditEntry.objects.get(event_type="quota.exceeded")
     assert (entry.action, entry.target_id, entry.actor_username) == ("block", str(q.pk), "alice")
@@ -123,6 +123,15 @@ def test_monthly_spend_blocks_once_the_limit_is_spent(alice: AbstractUser, alice
     refused = submit(alice_client, {"provider": "local", "config": QUICK})
     assert refused.status_code == 403
     assert (refused.json()["limit"], refused.json()["usage"]) == (10, 10.5)
+    assert refused.json()["detail"].endswith("monthly_spend_usd quota is 10.00; your usage is 10.50.")
+
+
+def test_a_warning_prints_a_job_count_as_a_whole_number(alice: AbstractUser, alice_client: APIClient) -> None:
+    quota("global", "warn", quota_type="jobs_per_day", limit=1)
+    Job.objects.create(owner=alice, provider="local", status=JobStatus.FAILED)
+    response = submit(alice_client, {"provider": "local", "config": QUICK})
+    assert response.status_code == 201, response.json()
+    assert "Quota warning: The global jobs_per_day quota is 1; your usage is 1." in response.json()["warnings"]
 
 
 def test_a_held_job_is_held_not_queued(busy_alice: AbstractUser, alice_client: APIClient) -> None:

@@ -43,3 +43,12 @@ def test_the_admin_refuses_what_the_api_refuses(admin_site: Client, alice: Abstr
     above = admin_site.post("/admin/governance/quota/add/", {**FORM, "limit": "3"})
     assert "above the global concurrent_jobs quota" in str(above.context["adminform"].form.errors["limit"])
     assert Quota.objects.count() == 1
+
+
+def test_the_admin_list_shows_a_job_count_without_decimals(admin_site: Client) -> None:
+    jobs = Quota.objects.create(scope="global", quota_type="concurrent_jobs", limit=2)
+    spend = Quota.objects.create(scope="global", quota_type="monthly_spend_usd", limit=150)
+    page = admin_site.get("/admin/governance/quota/").content.decode()
+    assert '<td class="field-shown_limit">2</td>' in page
+    assert '<td class="field-shown_limit">150.00</td>' in page
+    assert (str(jobs), str(spend)) == ("global: concurrent_jobs 2 (block)", "global: monthly_spend_usd 150.00 (block)")

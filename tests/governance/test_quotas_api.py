@@ -103,6 +103,28 @@ def test_a_group_or_user_quota_above_the_global_one_is_refused(staff_client: API
     assert raised.status_code == 400 and "ceiling" in raised.json()["detail"]
 
 
+def test_the_ceiling_message_prints_job_counts_as_whole_numbers(staff_client: APIClient, alice: AbstractUser) -> None:
+    assert post(staff_client, scope="global", quota_type="concurrent_jobs", limit=2).status_code == 201
+    response = post(staff_client, scope="user", target="alice", quota_type="concurrent_jobs", limit=3)
+    assert response.status_code == 400
+    assert response.json()["errors"]["limit"][0].startswith("3 is above the global concurrent_jobs quota (2), ")
+
+
+def test_count_limits_and_usage_are_listed_as_integers(alice: AbstractUser, alice_client: APIClient) -> None:
+    Quota.objects.create(scope="global", quota_type="concurrent_jobs", limit=2)
+    Quota.objects.create(scope="global", quota_type="monthly_spend_usd", limit=Decimal("7.5"))
+    Job.objects.create(owner=alice, provider="local", status=JobStatus.RUNNING, external_id="1")
+    body = alice_client.get("/api/quotas/").json()
+    limits = {q["quota_type"]: q["limit"] for q in body["quotas"]}
+    effective = {row["quota_type"]: row for row in body["effective"]}
+    # 2 == 2.0 in Python: the type is what tells "2" from "2.0" in the JSON.
+    assert type(limits["concurrent_jobs"]) is int and limits["concurrent_jobs"] == 2
+    assert type(effective["concurrent_jobs"]["limit"]) is int and effective["concurrent_jobs"]["limit"] == 2
+    assert type(effective["concurrent_jobs"]["usage"]) is int and effective["concurrent_jobs"]["usage"] == 1
+    assert type(effective["jobs_per_day"]["usage"]) is int
+    assert limits["monthly_spend_usd"] == 7.5 and effective["monthly_spend_usd"]["limit"] == 7.5
+
+
 def test_a_change_is_checked_as_the_quota_it_leaves(staff_client: APIClient) -> None:
     quota = Quota.objects.create(scope="global", quota_type="jobs_per_day", limit=5, action="warn")
     response = staff_client.patch(f"/api/quotas/{quota.pk}", {"action": "queue"}, format="json")

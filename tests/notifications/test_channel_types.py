@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from cloudops.notify import notify
 from notifications.delivery import deliveries_run
 from notifications.models import Channel, Delivery, DeliveryStatus
-from notifications.serializers import MAX_SUBSCRIPTIONS
+from notifications.services import MAX_SUBSCRIPTIONS
 from tests.notifications.conftest import Receiver
 from tests.notifications.helpers import post, webhook_channel
 from tests.providers.helpers import QUICK, submit

@@ -38,6 +38,10 @@ DEFAULT_RULES = [
     ("POST", "/api/webhooks/replicate", 100),
     ("GET", "/api/cloud/storage/some-bucket/key.bin", 50),
     ("GET", "/api/quotas/", 30),
+    ("POST", "/api/cloud/notifications/channels", 30),
+    ("PATCH", "/api/cloud/notifications/channels/7", 30),
+    ("DELETE", "/api/cloud/notifications/subscriptions/7", 30),
+    ("PUT", "/api/cloud/notifications", 30),
     ("GET", "/api/cloud/jobs", 100),
 ]
 
@@ -56,6 +60,23 @@ def test_method_filters_send_other_methods_to_the_default_rule() -> None:
     assert send("GET", "/api/auth/login")["X-RateLimit-Limit"] == "100"
     assert send("GET", "/api/cloud/jobs/abc/cancel")["X-RateLimit-Limit"] == "100"
     assert send("POST", "/api/auth/login")["X-RateLimit-Limit"] == "5"
+
+
+def test_notification_writes_share_one_budget_and_reads_stay_on_the_default_rule() -> None:
+    writes = ["POST", "PUT", "PATCH", "DELETE"] * 8
+    for n, method in enumerate(writes[:30]):
+        response = send(method, f"/api/cloud/notifications/channels/{n}")
+        assert response.status_code != 429, f"write {n + 1} of 30 refused"
+        assert response["X-RateLimit-Limit"] == "30"
+    refused = send("POST", "/api/cloud/notifications/subscriptions")
+    assert refused.status_code == 429
+    assert refused.json() == EXCEEDED
+    assert (refused["X-RateLimit-Limit"], refused["X-RateLimit-Remaining"]) == ("30", "0")
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    for path in ("/api/cloud/notifications/channels", "/api/cloud/notifications/deliveries"):
+        read = send("GET", path)
+        assert read.status_code != 429
+        assert read["X-RateLimit-Limit"] == "100"  # the default rule, not the notifications one
 
 
 def test_each_rule_has_its_own_budget_per_client() -> None:

@@ -1,0 +1,80 @@
+"""Retention of the delivery log: deliveries that finished (`delivered`, or `failed` after their
+last attempt) more than SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS ago are deleted with their
+attempts; 0 keeps them all. A `pending` delivery is never deleted, whatever its age: it is
+still owed to its receiver.
+
+"Finished" is the later of `delivered_at` and `next_attempt_at` (the time of the last attempt
+of a failed delivery), so a delivery redelivered today, whenever it was first queued, counts
+from today. Rows go a batch at a time, each batch its own short statement (as the replay
+records of inbound webhooks do, providers.webhooks.apply), so the worker's claims never wait
+long behind a prune. Every server process may run the loop: deleting rows another process
+deleted a moment ago deletes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from cloudops.background import PeriodicThread
+from cloudops.structured_logging import get_logger
+from notifications.models import Delivery, DeliveryStatus
+
+logger = get_logger("simpletuner.cloud.notifications")
+
+PRUNE_BATCH = 500
+FINAL_STATUSES = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+
+
+def expired_deliveries(now: datetime, days: int) -> QuerySet[Delivery]:
+    """Deliveries that finished more than `days` days before `now` (see the module)."""
+    cutoff = now - timedelta(days=days)
+    finished_before = Q(delivered_at__isnull=True) | Q(delivered_at__lt=cutoff)
+    return Delivery.objects.filter(finished_before, status__in=FINAL_STATUSES, next_attempt_at__lt=cutoff)
+
+
+def deliveries_prune(*, now: datetime | None = None, days: int | None = None) -> int:
+    """Delete one batch of expired deliveries (and their attempts); how many deliveries."""
+    days = settings.SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS if days is None else days
+    if days <= 0:
+        return 0
+    expired = expired_deliveries(now or timezone.now(), days)
+    with transaction.atomic():
+        # Locked, so a redelivery of one of them (delivery_redeliver's conditional UPDATE)
+        # either comes first and takes it out of the batch, or waits and finds it gone (a 409).
+        # SQLite: one writer at a time, the same outcome.
+        ids = list(expired.order_by("id").select_for_update().values_list("pk", flat=True)[:PRUNE_BATCH])
+        if ids:
+            Delivery.objects.filter(pk__in=ids).delete()
+    return len(ids)
+
+
+def deliveries_prune_all(*, now: datetime | None = None, days: int | None = None, max_batches: int = 200) -> int:
+    """Delete expired deliveries a batch at a time, up to `max_batches`; how many."""
+    now = now or timezone.now()
+    deleted = 0
+    for _ in range(max_batches):
+        batch = deliveries_prune(now=now, days=days)
+        deleted += batch
+        if batch < PRUNE_BATCH:
+            break
+    if deleted:
+        logger.info("notification deliveries pruned", extra={"count": deleted})
+    return deleted
+
+
+# --- The in-process loop ------------------------------------------------------------------------
+
+_thread = PeriodicThread(
+    "notifications-retention", deliveries_prune_all, lambda: settings.SIMPLETUNER_SYNC_INTERVAL, wait_first=True
+)
+
+
+def start_delivery_retention() -> bool:
+    """Start this process's retention loop once, every SIMPLETUNER_SYNC_INTERVAL seconds, where
+    the background sync runs (SIMPLETUNER_BACKGROUND_SYNC)."""
+    return bool(settings.SIMPLETUNER_BACKGROUND_SYNC and _thread.start())
