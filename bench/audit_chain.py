@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument("--verify-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--reads", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if (args.seed or args.verify_child or args.reads) and "SIMPLETUNER_HOME" not in os.environ:
+        parser.error("--seed, --verify-child and --reads are the run's own child steps; run with --sizes only")
     if args.seed:
         setup_django(Path(os.environ["SIMPLETUNER_HOME"]))
         seed(args.seed)
