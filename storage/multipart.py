@@ -424,12 +424,16 @@ def check_complete(
     min_free: int,
     precondition: WritePrecondition | None = None,
     claims: checksums.Claimed | None = None,
+    expected_size: int | None = None,
 ) -> list[Part]:
     """The parts Complete would assemble, or the S3 error it would answer: a part missing or
-    too small, the object too big, a checksum stated that is not the parts' (see
-    `_check_claims`), the disk too full, the key a folder (or under a file), a conditional
-    write's precondition failing."""
+    too small, the object too big or not the `expected_size` the client stated
+    (x-amz-mp-object-size), a checksum stated that is not the parts' (see `_check_claims`),
+    the disk too full, the key a folder (or under a file), a conditional write's precondition
+    failing."""
     chosen = _check_listed(parts(root, upload), listed, max_object_bytes)
+    if expected_size is not None:
+        _check_size(chosen, expected_size)
     if claims is not None:
         _check_claims(upload, chosen, claims)
     store.check_free_space(root, sum(part.size for part in chosen), min_free)
@@ -448,6 +452,7 @@ def complete(
     min_free: int,
     precondition: WritePrecondition | None = None,
     claims: checksums.Claimed | None = None,
+    expected_size: int | None = None,
 ) -> store.ObjectInfo:
     """Assemble the listed parts into the object and close the upload (under its exclusive
     lock: see `under_lock`). On an error the upload stays open, as it was; so it does when
@@ -460,6 +465,7 @@ def complete(
         min_free=min_free,
         precondition=precondition,
         claims=claims,
+        expected_size=expected_size,
     )
     info = _assemble(root, upload, chosen, precondition)
     marker = _done_marker(root, upload.upload_id)
@@ -496,6 +502,16 @@ def _check_listed(available: list[Part], listed: list[tuple[int, str]], max_obje
     if sum(part.size for part in chosen) > max_object_bytes:
         raise errors.EntityTooLarge(f"The object would exceed the maximum object size ({max_object_bytes} bytes).")
     return chosen
+
+
+def _check_size(chosen: list[Part], expected_size: int) -> None:
+    """The object size a Complete states (x-amz-mp-object-size) against the listed parts' total:
+    InvalidRequest when they differ, as S3 answers, before anything is assembled."""
+    actual = sum(part.size for part in chosen)
+    if actual != expected_size:
+        raise errors.InvalidRequest(
+            f"x-amz-mp-object-size states {expected_size} bytes, but the listed parts total {actual} bytes."
+        )
 
 
 def _check_claims(upload: Upload, chosen: list[Part], claims: checksums.Claimed) -> None:

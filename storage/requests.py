@@ -18,6 +18,8 @@ from storage.preconditions import etag_matches
 from storage.store import DEFAULT_CONTENT_TYPE, ObjectInfo
 
 _SIGNED_CHUNKS = (signing.STREAMING_SIGNED, signing.STREAMING_SIGNED_TRAILER)
+MP_OBJECT_SIZE = "x-amz-mp-object-size"
+MAX_LONG = 2**63 - 1
 
 
 def _length(value: str | None, header: str) -> int:
@@ -174,6 +176,24 @@ def upload_checksum(headers: Mapping[str, str]) -> tuple[str, str]:
         return "", ""
     algorithm = checksums.algorithm_name(value, "x-amz-checksum-algorithm")
     return algorithm, checksums.checksum_type(headers.get("x-amz-checksum-type"), algorithm)
+
+
+def mp_object_size(headers: Mapping[str, str]) -> int | None:
+    """CompleteMultipartUpload's x-amz-mp-object-size (the object size the client expects), or
+    None without one. Only ASCII digits, within S3's Long, are a size: int() alone would also
+    take "+5", "1_000" and non-ASCII digits."""
+    value = headers.get(MP_OBJECT_SIZE)
+    if value is None:
+        return None
+    value = value.strip()
+    digits = value.lstrip("0") or "0"
+    if not (value.isascii() and value.isdigit()) or len(digits) > 19 or int(digits) > MAX_LONG:
+        raise errors.InvalidArgument(
+            f"{MP_OBJECT_SIZE} must be a non-negative decimal integer (a number of bytes); got {value[:64]!r}.",
+            ArgumentName=MP_OBJECT_SIZE,
+            ArgumentValue=value[:64],
+        )
+    return int(value)
 
 
 def _date(value: str | None) -> datetime | None:

@@ -387,6 +387,7 @@ class PendingCompletion:
     upload: multipart.Upload
     precondition: WritePrecondition | None = None
     claims: checksums.Claimed | None = None
+    expected_size: int | None = None  # x-amz-mp-object-size
 
 
 def multipart_complete_check(
@@ -398,11 +399,13 @@ def multipart_complete_check(
     listed: list[tuple[int, str]],
     precondition: WritePrecondition | None = None,
     claims: checksums.Claimed | None = None,
+    expected_size: int | None = None,
 ) -> PendingCompletion | store.ObjectInfo:
     """Everything Complete can refuse before it starts answering: the credential, the upload,
-    the listed parts, free space, a key that is a folder, a precondition (If-None-Match,
-    If-Match). `multipart_complete` checks again under the upload's lock (parts, folders and
-    the object may change meanwhile). A retry of a Complete that succeeded gets its object at
+    the listed parts and their total against `expected_size` (x-amz-mp-object-size), free
+    space, a key that is a folder, a precondition (If-None-Match, If-Match).
+    `multipart_complete` checks again under the upload's lock (parts, folders and the object
+    may change meanwhile). A retry of a Complete that succeeded gets its object at
     once, whatever its precondition: that object is the one this upload wrote."""
     credential.check_write(bucket, clock.now())
     root = write_root(credential, bucket)
@@ -418,8 +421,9 @@ def multipart_complete_check(
         min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
         precondition=precondition,
         claims=claims,
+        expected_size=expected_size,
     )
-    return PendingCompletion(root, upload, precondition, claims)
+    return PendingCompletion(root, upload, precondition, claims, expected_size)
 
 
 async def multipart_complete(
@@ -442,6 +446,7 @@ async def multipart_complete(
         min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
         precondition=pending.precondition,
         claims=pending.claims,
+        expected_size=pending.expected_size,
     )
     try:
         info = await multipart.under_lock(root, upload, assemble, exclusive=True)

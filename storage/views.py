@@ -29,6 +29,7 @@ from storage.preconditions import write_precondition
 from storage.requests import (
     body_spec,
     content_type,
+    mp_object_size,
     not_modified,
     parse_range,
     select_part,
@@ -413,6 +414,7 @@ async def _upload_part(ctx: S3Context, bucket: str, key: str) -> HttpResponse:
 
 async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpResponseBase:
     precondition = write_precondition(ctx.headers, key)
+    expected_size = mp_object_size(ctx.headers)
     body = await ctx.stream.read_all(SMALL_BODY_LIMIT)
     listed = xml.parse_complete(body)
     checked = await sync_to_async(services.multipart_complete_check)(
@@ -423,6 +425,7 @@ async def _complete_upload(ctx: S3Context, bucket: str, key: str) -> HttpRespons
         listed=listed,
         precondition=precondition,
         claims=checksums.claimed(ctx.headers, xml.parse_complete_checksums(body)),
+        expected_size=expected_size,
     )
     location = ctx.request.build_absolute_uri(client_path(ctx.request))
 
