@@ -3,9 +3,11 @@ last attempt) more than SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS ago are deleted
 attempts; 0 keeps them all. A `pending` delivery is never deleted, whatever its age: it is
 still owed to its receiver.
 
-"Finished" is the later of `delivered_at` and `next_attempt_at` (the time of the last attempt
-of a failed delivery), so a delivery redelivered today, whenever it was first queued, counts
-from today. Rows go a batch at a time, each batch its own short statement (as the replay
+"Finished" is the later of `delivered_at` and its last attempt, so a delivery redelivered
+today, whenever it was first queued, counts from today. `next_attempt_at` is not when a failed
+delivery's last attempt was made, only when it was due: a delivery waits on a disabled channel
+for as long as the channel stays disabled, and fails for good the day it is enabled again. It
+serves as the index's (status, next_attempt_at) bound: no attempt is made before it is due. Rows go a batch at a time, each batch its own short statement (as the replay
 records of inbound webhooks do, providers.webhooks.apply), so the worker's claims never wait
 long behind a prune. Every server process may run the loop: deleting rows another process
 deleted a moment ago deletes nothing.
@@ -17,12 +19,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from cloudops.background import PeriodicThread
 from cloudops.structured_logging import get_logger
-from notifications.models import Delivery, DeliveryStatus
+from notifications.models import Delivery, DeliveryAttempt, DeliveryStatus
 
 logger = get_logger("simpletuner.cloud.notifications")
 
@@ -34,7 +36,10 @@ def expired_deliveries(now: datetime, days: int) -> QuerySet[Delivery]:
     """Deliveries that finished more than `days` days before `now` (see the module)."""
     cutoff = now - timedelta(days=days)
     finished_before = Q(delivered_at__isnull=True) | Q(delivered_at__lt=cutoff)
-    return Delivery.objects.filter(finished_before, status__in=FINAL_STATUSES, next_attempt_at__lt=cutoff)
+    tried_since = DeliveryAttempt.objects.filter(delivery=OuterRef("pk"), attempted_at__gte=cutoff)
+    return Delivery.objects.filter(
+        finished_before, ~Exists(tried_since), status__in=FINAL_STATUSES, next_attempt_at__lt=cutoff
+    )
 
 
 def deliveries_prune(*, now: datetime | None = None, days: int | None = None) -> int:

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from notifications.delivery import MAX_ATTEMPTS, attempt_record
 from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
 from notifications.retention import PRUNE_BATCH, deliveries_prune, deliveries_prune_all
+from notifications.senders import Outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +72,24 @@ def test_a_delivery_counts_from_when_it_finished_not_when_it_was_queued(
     redelivered = delivery(channel, DeliveryStatus.DELIVERED, 60, delivered_days=1)
     assert deliveries_prune_all(now=NOW) == 0
     assert Delivery.objects.filter(pk=redelivered.pk).exists()
+
+
+def test_a_failure_counts_from_its_last_attempt_not_from_when_it_was_due(
+    channel: Channel, settings: SettingsWrapper
+) -> None:
+    """A delivery whose channel was disabled waits, however long; when the channel is enabled
+    again, its last attempt fails today: that failure is the one the log must still show (the
+    operator redelivers "what failed"), though the attempt was due 40 days ago."""
+    settings.SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS = 30
+    waited = delivery(channel, DeliveryStatus.PENDING, 40)
+    Delivery.objects.filter(pk=waited.pk).update(attempts=MAX_ATTEMPTS - 1)
+    waited.refresh_from_db()
+    attempt_record(delivery=waited, outcome=Outcome(ok=False, status_code=503, error="HTTP 503"), now=NOW)
+    assert Delivery.objects.get(pk=waited.pk).status == DeliveryStatus.FAILED
+    assert deliveries_prune_all(now=NOW + timedelta(minutes=1)) == 0
+    assert Delivery.objects.filter(pk=waited.pk).exists()
+    # ...and it goes once that last attempt is itself older than the retention.
+    assert deliveries_prune_all(now=NOW + timedelta(days=31)) == 1
 
 
 def test_zero_days_keeps_every_delivery(channel: Channel, settings: SettingsWrapper) -> None:
