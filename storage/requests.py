@@ -193,7 +193,7 @@ def mp_object_size(headers: Mapping[str, str]) -> int | None:
             ArgumentName=MP_OBJECT_SIZE,
             ArgumentValue=value[:64],
         )
-    return int(value)
+    return int(digits)  # not `value`: past 4,300 digits, leading zeros or not, int() raises
 
 
 def _date(value: str | None) -> datetime | None:
