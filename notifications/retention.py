@@ -34,7 +34,10 @@ FINAL_STATUSES = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
 
 def expired_deliveries(now: datetime, days: int) -> QuerySet[Delivery]:
     """Deliveries that finished more than `days` days before `now` (see the module)."""
-    cutoff = now - timedelta(days=days)
+    try:
+        cutoff = now - timedelta(days=days)
+    except OverflowError:  # before year 1: nothing finished that long ago
+        return Delivery.objects.none()
     finished_before = Q(delivered_at__isnull=True) | Q(delivered_at__lt=cutoff)
     tried_since = DeliveryAttempt.objects.filter(delivery=OuterRef("pk"), attempted_at__gte=cutoff)
     return Delivery.objects.filter(

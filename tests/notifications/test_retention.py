@@ -100,6 +100,18 @@ def test_zero_days_keeps_every_delivery(channel: Channel, settings: SettingsWrap
     assert Delivery.objects.count() == 2
 
 
+@pytest.mark.parametrize("days", [10**6, 10**12])
+def test_more_days_than_the_calendar_holds_keeps_every_delivery(
+    channel: Channel, settings: SettingsWrapper, days: int
+) -> None:
+    """An operator's "keep it all" as a big number: the cutoff would fall before year 1
+    (OverflowError in the loop, every tick); nothing finished that long ago."""
+    settings.SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS = days
+    delivery(channel, DeliveryStatus.DELIVERED, 3650)
+    assert deliveries_prune_all(now=NOW) == 0
+    assert Delivery.objects.count() == 1
+
+
 def test_deliveries_go_a_bounded_batch_at_a_time(channel: Channel, settings: SettingsWrapper) -> None:
     settings.SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS = 30
     old = NOW - timedelta(days=40)
