@@ -4,10 +4,13 @@ young ones stay; 0 keeps everything."""
 
 from __future__ import annotations
 
+import io
 import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from notifications.delivery import MAX_ATTEMPTS, attempt_record
@@ -131,3 +134,19 @@ def test_deliveries_go_a_bounded_batch_at_a_time(channel: Channel, settings: Set
     assert Delivery.objects.count() == 3
     assert deliveries_prune_all(now=NOW) == 3
     assert not Delivery.objects.exists()
+
+
+def test_the_worker_command_prunes_too(channel: Channel, settings: SettingsWrapper) -> None:
+    """Where SIMPLETUNER_BACKGROUND_SYNC is off, `notifications_deliver` is the delivery
+    worker (docs/notifications.md): without it the log grew forever there."""
+    settings.SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS = 30
+    old = delivery(channel, DeliveryStatus.DELIVERED, 40)
+    Delivery.objects.filter(pk=old.pk).update(
+        next_attempt_at=timezone.now() - timedelta(days=40), delivered_at=timezone.now() - timedelta(days=40)
+    )
+    young = delivery(channel, DeliveryStatus.DELIVERED, 0)
+    Delivery.objects.filter(pk=young.pk).update(next_attempt_at=timezone.now(), delivered_at=timezone.now())
+    out = io.StringIO()
+    call_command("notifications_deliver", stdout=out)
+    assert "1 finished deliveries past retention deleted" in out.getvalue()
+    assert list(Delivery.objects.values_list("pk", flat=True)) == [young.pk]
