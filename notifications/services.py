@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound
 
 from audit.services import audit_record
 from cloudops import audit_events as events
@@ -139,6 +139,9 @@ def delivery_redeliver(*, delivery: Delivery, request: HttpRequest | None = None
     with transaction.atomic():
         reset = Delivery.objects.filter(pk=delivery.pk).exclude(status=DeliveryStatus.PENDING)
         if not reset.update(status=DeliveryStatus.PENDING, next_attempt_at=now, lease_until=None, lease_token=""):
+            if not Delivery.objects.filter(pk=delivery.pk).exists():
+                # Deleted since it was read: by retention (notifications.retention) or with its channel.
+                raise NotFound(f"Delivery {delivery.pk} no longer exists; it was deleted.")
             raise DeliveryConflict(f"Delivery {delivery.pk} is already pending; the worker will send it.")
         audit_record(
             event_type=events.NOTIFICATION_REDELIVERED,

@@ -12,11 +12,13 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
+from rest_framework.exceptions import NotFound
 
 from notifications.delivery import MAX_ATTEMPTS, attempt_record
 from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
 from notifications.retention import PRUNE_BATCH, deliveries_prune, deliveries_prune_all
 from notifications.senders import Outcome
+from notifications.services import delivery_redeliver
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +152,15 @@ def test_the_worker_command_prunes_too(channel: Channel, settings: SettingsWrapp
     call_command("notifications_deliver", stdout=out)
     assert "1 finished deliveries past retention deleted" in out.getvalue()
     assert list(Delivery.objects.values_list("pk", flat=True)) == [young.pk]
+
+
+def test_redelivering_a_delivery_retention_deleted_meanwhile_says_it_is_gone(
+    channel: Channel, settings: SettingsWrapper
+) -> None:
+    """Read (the view's lookup), then pruned before the redelivery's UPDATE: "already pending;
+    the worker will send it" (409) promised a send that never comes; it is a 404."""
+    settings.SIMPLETUNER_NOTIFICATIONS_RETENTION_DAYS = 30
+    read = delivery(channel, DeliveryStatus.FAILED, 45)
+    assert deliveries_prune_all(now=NOW) == 1
+    with pytest.raises(NotFound, match=f"Delivery {read.pk} no longer exists"):
+        delivery_redeliver(delivery=read)
