@@ -5,12 +5,14 @@
 - simpletuner_notification_queue_depth: deliveries waiting to be sent (pending).
 
 Counted from the outbox tables every process shares, so any process answers for the whole
-instance. They are counters as long as the rows are kept (nothing deletes deliveries); one
-grouped count each, cached like the job aggregates (SIMPLETUNER_METRICS_CACHE_SECONDS).
+instance, plus what retention deleted (PrunedTally, written as it deletes), so the counters do
+not go down when the delivery log is pruned; one grouped count each, cached like the job
+aggregates (SIMPLETUNER_METRICS_CACHE_SECONDS).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from cloudops.metrics.cache import cached
-from notifications.models import Delivery, DeliveryAttempt, DeliveryStatus
+from notifications.models import Delivery, DeliveryAttempt, DeliveryStatus, PrunedTally
 
 
 def _compute() -> dict[str, Any]:
@@ -35,9 +37,16 @@ def _compute() -> dict[str, Any]:
         .values("delivery__channel__channel_type")
         .annotate(n=Count("*"))
     )
+    sent_totals = Counter({(row["channel__channel_type"], row["event_type"]): row["n"] for row in sent})
+    failure_totals = Counter({row["delivery__channel__channel_type"]: row["n"] for row in failures})
+    for tally in PrunedTally.objects.all():
+        if tally.metric == "sent":
+            sent_totals[(tally.channel_type, tally.event)] += tally.count
+        else:
+            failure_totals[tally.channel_type] += tally.count
     return {
-        "sent": [[row["channel__channel_type"], row["event_type"], row["n"]] for row in sent],
-        "failures": [[row["delivery__channel__channel_type"], row["n"]] for row in failures],
+        "sent": [[channel_type, event, n] for (channel_type, event), n in sorted(sent_totals.items())],
+        "failures": [[channel_type, n] for channel_type, n in sorted(failure_totals.items())],
         "queue": Delivery.objects.filter(status=DeliveryStatus.PENDING).count(),
     }
 

@@ -124,3 +124,23 @@ class SentOnce(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class PrunedTally(models.Model):
+    """What retention (notifications.retention) deleted, as the metrics count it: `sent`, the
+    delivered deliveries per (channel type, event); `failures`, the failed attempts per channel
+    type (event blank). notifications.metrics adds these to the rows still kept, so its
+    counters never go down when the delivery log is pruned."""
+
+    metric = models.CharField(max_length=16)
+    channel_type = models.CharField(max_length=8)
+    event = models.CharField(max_length=64, blank=True, default="")
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["metric", "channel_type", "event"], name="notif_pruned_tally_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.channel_type} {self.event}: {self.count}"

@@ -24,13 +24,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from cloudops.background import PeriodicThread
 from cloudops.structured_logging import get_logger
-from notifications.models import Delivery, DeliveryAttempt, DeliveryStatus
+from notifications.models import Delivery, DeliveryAttempt, DeliveryStatus, PrunedTally
 
 logger = get_logger("simpletuner.cloud.notifications")
 
@@ -63,8 +63,41 @@ def deliveries_prune(*, now: datetime | None = None, days: int | None = None) ->
         # SQLite: one writer at a time, the same outcome.
         ids = list(expired.order_by("id").select_for_update().values_list("pk", flat=True)[:PRUNE_BATCH])
         if ids:
+            _tally(ids)
             Delivery.objects.filter(pk__in=ids).delete()
     return len(ids)
+
+
+def _tally(ids: list[int]) -> None:
+    """Add what the metrics counted of these deliveries to PrunedTally, in the deleting
+    transaction: the counters they feed must not go down (see notifications.metrics)."""
+    sent = (
+        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.DELIVERED)
+        .order_by()
+        .values_list("channel__channel_type", "event_type")
+        .annotate(n=Count("*"))
+    )
+    failures = (
+        DeliveryAttempt.objects.filter(delivery_id__in=ids, ok=False)
+        .order_by()
+        .values_list("delivery__channel__channel_type")
+        .annotate(n=Count("*"))
+    )
+    for channel_type, event, n in sent:
+        _add("sent", channel_type, event, n)
+    for channel_type, n in failures:
+        _add("failures", channel_type, "", n)
+
+
+def _add(metric: str, channel_type: str, event: str, n: int) -> None:
+    key = {"metric": metric, "channel_type": channel_type, "event": event}
+    if PrunedTally.objects.filter(**key).update(count=F("count") + n):
+        return
+    try:
+        with transaction.atomic():
+            PrunedTally.objects.create(**key, count=n)
+    except IntegrityError:  # another process created it a moment ago
+        PrunedTally.objects.filter(**key).update(count=F("count") + n)
 
 
 def deliveries_prune_all(*, now: datetime | None = None, days: int | None = None, max_batches: int = 200) -> int:
