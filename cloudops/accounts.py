@@ -27,6 +27,13 @@ REGISTRATION_DISABLED = (
 )
 
 
+def user_row_lock(user_id: int) -> None:
+    """Lock a user's row until the caller's transaction ends: what serialises one user's
+    decisions that count their own rows (quota at submission, queue slots, subscriptions).
+    PostgreSQL and MariaDB wait on it; SQLite has one writer at a time anyway."""
+    get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True).first()
+
+
 def user_login(*, request: HttpRequest, username: str, password: str) -> AbstractBaseUser | None:
     """Start a session for valid credentials. The attempt is audited either way, by the
     receivers below, as every login is."""

@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops.accounts import user_row_lock
 from cloudops.auditing import Actor
 from cloudops.structured_logging import correlation_scope, get_logger
 from governance.models import QuotaAction, QuotaType
@@ -88,7 +89,7 @@ def queue_claim(job: Job, now: datetime, holder: str) -> bool | None:
     """Claim `job` for starting if its owner has a slot: True claimed, False no slot for
     its owner, None taken by someone else (cancelled, or dispatched by another process)."""
     with transaction.atomic():
-        User.objects.select_for_update().filter(pk=job.owner_id).values_list("pk", flat=True).first()
+        user_row_lock(job.owner_id)
         if not _free_slot(job.owner, now):
             return False
         if not Job.objects.filter(queue_waiting(now), pk=job.pk).update(start_claimed_at=now):

@@ -34,6 +34,7 @@ from rest_framework.exceptions import APIException
 from audit.services import audit_record
 from cloudops import audit_events as events
 from cloudops import notify
+from cloudops.accounts import user_row_lock
 from governance.models import Quota, QuotaAction, QuotaScope, QuotaType, quota_amount
 from providers.costs import period_start
 from providers.models import ACTIVE_STATUSES, Job, JobStatus
@@ -170,7 +171,7 @@ def quota_verdict(*, owner: User, now: datetime) -> Verdict:
     verdict = Verdict()
     if not quotas:
         return verdict
-    User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True).first()
+    user_row_lock(owner.pk)
     usage = user_usage(owner, now, {q.quota_type for q in quotas})
     hits = [Exceeded(q, usage[q.quota_type]) for q in quotas if _would_exceed(q, usage[q.quota_type])]
     hits.sort(key=lambda e: (-_SEVERITY[QuotaAction(e.quota.action)], e.quota.limit, e.quota.pk))

@@ -16,6 +16,7 @@ from rest_framework.exceptions import APIException, NotFound
 
 from audit.services import audit_record
 from cloudops import audit_events as events
+from cloudops.accounts import user_row_lock
 from cloudops.auditing import Actor
 from notifications.models import Channel, ChannelType, Delivery, DeliveryStatus
 from notifications.outbox import channel_test_enqueue
@@ -75,7 +76,7 @@ def subscription_create(*, values: dict[str, Any], owner: User, request: HttpReq
     the other and the bound is exact: PostgreSQL and MariaDB wait on the row lock; SQLite has
     one writer at a time anyway."""
     with transaction.atomic():
-        User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True).first()
+        user_row_lock(owner.pk)
         if Channel.objects.filter(owner=owner).count() >= MAX_SUBSCRIPTIONS:
             raise SubscriptionRefused(
                 f"You have {MAX_SUBSCRIPTIONS} subscriptions, the most one user may hold; delete one first."
