@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
@@ -45,26 +46,21 @@ class QuotaInputSerializer(StrictInputSerializer):
 
 
 class AmountField(serializers.FloatField):
-    """A limit or a usage as the JSON number governance.quotas.number made it: a count of jobs
-    stays an integer (2, not 2.0); FloatField would turn it into a float."""
+    """A limit or a usage as the same JSON number the 403 body and the audit entries give
+    (governance.quotas.number): a count of jobs stays an integer (2, not 2.0), where FloatField
+    would make it a float."""
 
     def to_representation(self, value: Any) -> Any:
-        return value
+        return number(value) if isinstance(value, Decimal) else value
 
 
 class QuotaOutputSerializer(serializers.ModelSerializer):
-    limit = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=False)
+    limit = AmountField()
 
     class Meta:
         model = Quota
         fields = ["id", "scope", "target", "quota_type", "limit", "action", "created_at", "updated_at", "updated_by"]
         read_only_fields = fields
-
-    def to_representation(self, instance: Quota) -> dict[str, Any]:
-        # The same number as the 403 body and the audit entries (quota_data): 2, not 2.0.
-        data = super().to_representation(instance)
-        data["limit"] = number(instance.limit)
-        return data
 
 
 class QuotaBodySerializer(serializers.Serializer):
