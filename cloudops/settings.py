@@ -621,6 +621,9 @@ if SIMPLETUNER_OUTPUT_URL_EXPIRES_SECONDS > 7 * 24 * 3600:
 # fsync each object before it becomes visible, so a power loss cannot leave a torn file behind
 # a committed name. Turn off only on storage that is already synchronous.
 SIMPLETUNER_S3_FSYNC = _env_bool("SIMPLETUNER_S3_FSYNC", default=True)
+# Write uploaded bodies around the page cache (O_DIRECT) where the file system allows: less CPU
+# per byte, and uploads do not push other files out of the cache (storage/direct.py).
+SIMPLETUNER_S3_DIRECT_WRITES = _env_bool("SIMPLETUNER_S3_DIRECT_WRITES", default=True)
 # Host names whose root is the S3 endpoint (`http://<host>/{bucket}/{key}`), for clients that
 # cannot sign for an endpoint with a path such as /api/cloud/storage (s3cmd, the MinIO client).
 # Such a host serves nothing else (docs/storage-hosts.md); each is allowed in ALLOWED_HOSTS.

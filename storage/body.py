@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import hmac
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage import errors
+from django.conf import settings
+
+from storage import direct, errors
+from storage import md5 as md5_lanes
 from storage.checksums import Checksum, new_checksum
 from storage.chunked import AwsChunkedDecoder
 
@@ -32,12 +34,10 @@ Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 WRITE_BATCH = 2 * 1024 * 1024
 
 
-_HASH_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-md5")
-
 # Batch buffers of finished uploads, kept for the next ones (up to 32 MiB): memory in use is
 # already mapped, while a new buffer costs a page fault per page (dear in a virtual machine
 # that hands freed memory back to its host) and zero-filling.
-_SPARE_BUFFERS: collections.deque[bytearray] = collections.deque(maxlen=16)
+_SPARE_BUFFERS: collections.deque[memoryview] = collections.deque(maxlen=16)
 
 
 class ClientDisconnected(Exception):
@@ -109,25 +109,19 @@ class BodyResult:
 
 @dataclass
 class _Hashes:
-    md5: Any = field(default_factory=hashlib.md5)
+    md5: md5_lanes.Hasher = field(default_factory=md5_lanes.new)
     sha256: Any = None
     checksum: Checksum | None = None
     size: int = 0
+    direct: bool = False  # write whole aligned blocks with O_DIRECT (storage/direct.py)
 
-    def write(self, fd: int, data: bytearray | memoryview, offset: int) -> None:
-        # MD5 (for the ETag) is the costliest hash; it runs on a second thread while this one
-        # writes and computes the others (hashlib releases the GIL), so an upload can use two
-        # cores when they are free.
-        md5 = _HASH_POOL.submit(self.md5.update, data)
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view, offset = view[written:], offset + written
+    def write(self, fd: int, data: memoryview, offset: int) -> None:
+        """Write a batch and feed it to the hashes but MD5 (which `_Batches` hands elsewhere)."""
+        direct.write(fd, data, offset, direct=self.direct)
         if self.sha256 is not None:
             self.sha256.update(data)
         if self.checksum is not None:
             self.checksum.update(data)
-        md5.result()
 
 
 async def receive_to_file(stream: RequestBodyStream, spec: BodySpec, fd: int, offset: int = 0) -> BodyResult:
@@ -140,6 +134,7 @@ async def receive_to_file(stream: RequestBodyStream, spec: BodySpec, fd: int, of
     hashes = _Hashes(
         sha256=hashlib.sha256() if spec.sha256 else None,
         checksum=new_checksum(spec.checksum_algorithm) if spec.checksum_algorithm else None,
+        direct=settings.SIMPLETUNER_S3_DIRECT_WRITES,
     )
     batches = _Batches(hashes, fd, min(spec.length, WRITE_BATCH), offset)
     try:
@@ -158,20 +153,21 @@ async def receive_to_file(stream: RequestBodyStream, spec: BodySpec, fd: int, of
     return _verify(spec, hashes)
 
 
-def _buffer(size: int) -> bytearray:
+def _buffer(size: int) -> memoryview:
     if size == WRITE_BATCH and _SPARE_BUFFERS:
         with contextlib.suppress(IndexError):  # another thread's event loop took the last one
             return _SPARE_BUFFERS.pop()
-    return bytearray(size)
+    return direct.aligned_buffer(size)
 
 
 class _Batches:
     """Two reused buffers of WRITE_BATCH bytes: one filled by the event loop, one in a worker.
 
     Each write but the last is exactly WRITE_BATCH bytes at a multiple of WRITE_BATCH from the
-    first (a part kept in place starts at a multiple of its size), so the page cache holds the
-    file in large folios, which makes a later copy_file_range of the parts into the object
-    several times cheaper than after unaligned writes.
+    first (a part kept in place starts at a multiple of its size), from block-aligned buffers,
+    so all but the end of an unaligned last batch can bypass the page cache (storage/direct.py);
+    what does go through it lands in large folios, which makes a later copy_file_range of the
+    parts into the object several times cheaper than after unaligned writes.
     """
 
     def __init__(self, hashes: _Hashes, fd: int, size: int, offset: int) -> None:
@@ -179,7 +175,8 @@ class _Batches:
         # A body smaller than a batch needs one buffer of its size (the second stays empty).
         self.filling, self.spare = _buffer(size), _buffer(size if size == WRITE_BATCH else 0)
         self.used = 0
-        self.pending: asyncio.Future[None] | None = None
+        self.pending: asyncio.Future[Any] | None = None
+        self.md5_pending: concurrent.futures.Future[None] | None = None
 
     async def add(self, piece: bytes | memoryview) -> None:
         view = memoryview(piece)
@@ -198,7 +195,7 @@ class _Batches:
     async def flush(self) -> None:
         """Write what is left and wait until every batch is written and hashed."""
         if self.used:
-            await self._hand_over(memoryview(self.filling)[: self.used])
+            await self._hand_over(self.filling[: self.used])
         await self._wait()
 
     async def settle(self) -> None:
@@ -206,7 +203,7 @@ class _Batches:
         the buffers for the next upload, unless a cancelled wait left a worker using one."""
         if self.pending is not None:
             await asyncio.gather(self.pending, return_exceptions=True)
-        if self.pending is None or self.pending.done():
+        if (self.pending is None or self.pending.done()) and (self.md5_pending is None or self.md5_pending.done()):
             _SPARE_BUFFERS.extend(buffer for buffer in (self.filling, self.spare) if len(buffer) == WRITE_BATCH)
 
     async def _wait(self) -> None:
@@ -214,9 +211,14 @@ class _Batches:
             pending, self.pending = self.pending, None
             await pending
 
-    async def _hand_over(self, data: bytearray | memoryview) -> None:
+    async def _hand_over(self, data: memoryview) -> None:
         await self._wait()  # the other buffer is free again once its batch is done
-        self.pending = asyncio.ensure_future(asyncio.to_thread(self.hashes.write, self.fd, data, self.offset))
+        # MD5 (for the ETag) is the costliest hash: it goes to storage/md5.py's thread, beside
+        # other uploads' parts, while a worker thread writes and computes the others (hashlib and
+        # the CRCs release the GIL), so an upload can use two cores when they are free.
+        self.md5_pending = self.hashes.md5.submit(data)
+        write = asyncio.to_thread(self.hashes.write, self.fd, data, self.offset)
+        self.pending = asyncio.gather(asyncio.wrap_future(self.md5_pending), write)
         self.offset += len(data)
 
 
