@@ -22,7 +22,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 # and the server hashes with hashlib instead; under CI=true that is an error.
 MD5LANES := storage/native/libmd5lanes.so
 $(MD5LANES): storage/native/md5lanes.c storage/native/build.py
-	$(PYTHON) storage/native/build.py
+	$(PYTHON) storage/native/build.py $(if $(filter true,$(CI)),--require)
 
 venv: $(VENV)/.runtime
 venv-dev: $(VENV)/.dev

@@ -3,10 +3,10 @@
 Every byte uploaded is MD5-hashed (a part's ETag is its MD5), and one MD5 stream costs about
 5 CPU cycles per byte whatever the implementation: the largest cost of an upload. The parts
 of concurrent uploads are independent messages, so one thread (`_Lanes`) hashes up to 16 of
-them side by side in the SIMD lanes of storage/native/md5lanes.c, for 1/4 to 1/7 of the CPU
-of hashing them one after another (bench/README.md). Where that library is not built (no C
-compiler when the virtualenv was made), `new()` returns hashlib's MD5, hashed on a small pool
-as before, and nothing else changes.
+them side by side in the SIMD lanes of storage/native/md5lanes.c: with 4 at once an MD5 costs
+about a third of the CPU of hashlib's, with 16 a tenth (bench/README.md). Where that library is
+not built (no C compiler when `make` ran), `new()` returns hashlib's MD5, hashed on a small
+pool as before, and nothing else changes.
 
 An `Md5` takes one update at a time: `submit(data)` returns a future, and `data` must not
 change until it is done.
@@ -39,11 +39,13 @@ SLICE_BLOCKS = 2048
 # Hashing alone is quick enough that the parts of concurrent uploads seldom overlap by
 # themselves, so an update may wait for those of the other uploads that are sending (a stream
 # counts as sending if it gave an update within LIVE_SECONDS). Its stream fills its next batch
-# meanwhile (storage/body.py), so it waits at most half the time its stream took to send its
-# last batch (the global average for a stream's first update), and never more than MAX_WAIT:
-# an upload that waited longer than it sends would slow down, and its interval would grow.
+# meanwhile (storage/body.py), so it waits at most WAIT_SHARE of the time its stream took to
+# send its last batch (the moving average over all streams for a stream's first update), and
+# never more than MAX_WAIT_SECONDS: an upload that waited longer than it takes to send would
+# slow down. Waiting happens only while fewer updates are here than streams are sending, so a
+# lone upload never waits.
 MAX_WAIT_SECONDS = 0.1
-WAIT_SHARE = 0.75
+WAIT_SHARE = 0.5
 FIRST_INTERVAL_SECONDS = 0.04  # until any stream has given two updates
 LIVE_SECONDS = 0.5
 
@@ -59,8 +61,9 @@ def _load(path: Path) -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(path))
     except OSError:
         return None
-    lib.md5_lanes.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
-    lib.md5_lanes.restype = ctypes.c_int
+    for entry in (lib.md5_lanes, lib.md5_lanes_portable):  # the second: without AVX-512, for tests
+        entry.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
+        entry.restype = ctypes.c_int
     lib.md5_lanes_width.restype = ctypes.c_size_t
     return lib
 
