@@ -6,7 +6,8 @@ One run uploads the same file with boto3's `upload_file` (its defaults: 8 MiB mu
   (b) bench/stdlib_s3.py, a standard-library receiver that just writes to disk,
   (c) moto in server mode,
 and prints MiB/s, the ratios, and our server's resident memory before and at its peak.
-Goals: >= 0.5x the stdlib receiver, >= 1.5x moto, RSS growth < 128 MiB.
+Goals: >= 0.5x the stdlib receiver, >= 1.5x moto, RSS growth < 128 MiB, <= 3.5 CPU s per GiB.
+`--rounds N` uploads to every target N times, interleaved, and reports the medians.
 
     .venv/bin/python bench/s3_upload.py                  # 1 GiB
     .venv/bin/python bench/s3_upload.py --size-mib 256 --targets ours,ours-daphne,ours-https
@@ -33,6 +34,7 @@ import argparse
 import hashlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -83,11 +85,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-MODE = {"single_put": False, "warm": True}
+MODE = {"single_put": False, "warm": True, "drop_caches": False}
 
 
 def warm_memory(folder: Path, size: int) -> None:
-    """Write and delete 2 x `size` bytes, so the upload that follows finds memory just freed."""
+    """Write and delete 2 x `size` bytes, so the upload that follows finds memory just freed.
+    With --drop-caches, empty the page cache first (root only): how much of it earlier runs
+    left full changes every receiver's CPU per GiB by a third on the bench machine."""
+    if MODE["drop_caches"]:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
     if not MODE["warm"]:
         return
     scratch, block = folder / "scratch.bin", bytearray(8 * MiB)
@@ -255,8 +262,14 @@ def main() -> None:
         "--single-put", action="store_true", help="one put_object of the whole file instead of upload_file"
     )
     parser.add_argument("--no-warm", action="store_true", help="skip evening out memory before each upload")
+    parser.add_argument(
+        "--drop-caches", action="store_true", help="empty the page cache before each upload (needs root)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="upload to every target this many times, interleaved; report medians"
+    )
     args = parser.parse_args()
-    MODE["single_put"], MODE["warm"] = args.single_put, not args.no_warm
+    MODE["single_put"], MODE["warm"], MODE["drop_caches"] = args.single_put, not args.no_warm, args.drop_caches
     work = ROOT / "bench" / "out" / f"run-{os.getpid()}"
     work.mkdir(parents=True)
     try:
@@ -271,18 +284,44 @@ def main() -> None:
             "stdlib": lambda: run_stdlib(source, work),
             "moto": lambda: run_moto(source, work),
         }
-        results = {}
-        for target in args.targets.split(","):
-            results[target] = runners[target]()
-            print(f"  done: {results[target].name}", file=sys.stderr)
-        report(results, args.size_mib)
+        rounds: list[dict[str, Result]] = []
+        for number in range(1, args.rounds + 1):
+            results = {}
+            for target in args.targets.split(","):
+                results[target] = runners[target]()
+                print(f"  done: {results[target].name}", file=sys.stderr)
+            rounds.append(results)
+            if args.rounds > 1:
+                print(f"--- round {number} of {args.rounds}")
+                report(results, args.size_mib)
+        if args.rounds > 1:
+            print(f"=== median of {args.rounds} rounds")
+        report(medians(rounds), args.size_mib)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def medians(rounds: list[dict[str, Result]]) -> dict[str, Result]:
+    """Each target's median seconds, CPU and memory over the rounds (each figure on its own)."""
+    merged = {}
+    for target, first in rounds[0].items():
+        runs = [results[target] for results in rounds]
+        merged[target] = Result(
+            first.name,
+            statistics.median(run.seconds for run in runs),
+            first.size,
+            int(statistics.median(run.rss_before for run in runs)),
+            int(statistics.median(run.rss_peak for run in runs)),
+            statistics.median(run.cpu for run in runs),
+        )
+    return merged
 
 
 def report(results: dict[str, Result], size_mib: int) -> None:
     how = "one put_object" if MODE["single_put"] else "upload_file (8 MiB parts, 10 threads)"
     memory = "memory evened out before each upload" if MODE["warm"] else "memory as the previous target left it"
+    if MODE["drop_caches"]:
+        memory = "page cache emptied, " + memory
     print(f"boto3 {how} of {size_mib} MiB, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {memory}")
     print(f"{'target':28} {'seconds':>8} {'MiB/s':>8} {'CPU s':>6} {'RSS before':>11} {'RSS peak':>9} {'growth':>8}")
     for result in results.values():
@@ -296,6 +335,8 @@ def report(results: dict[str, Result], size_mib: int) -> None:
         print(f"{result.name}: {result.cpu / (result.size / 1024**3):.2f} CPU s per GiB")
     ours = results.get("ours")
     if ours:
+        per_gib = ours.cpu / (ours.size / 1024**3)
+        print(f"ours CPU: {per_gib:.2f} s per GiB (goal <= 3.5) {'ok' if per_gib <= 3.5 else 'ABOVE GOAL'}")
         for other, goal in (("stdlib", 0.5), ("moto", 1.5)):
             if other in results:
                 ratio = ours.mib_s / results[other].mib_s
