@@ -112,12 +112,34 @@ static void md5_one(uint32_t *state, const uint8_t *data, size_t blocks) {
     state[0] = a0, state[1] = b0, state[2] = c0, state[3] = d0;
 }
 
+/* Lane l's state is state[4l..4l+3]. These three are inlined into each build of each kernel. */
+__attribute__((always_inline)) static inline void lanes_load(const uint32_t *state, lanes_t *a, lanes_t *b,
+                                                             lanes_t *c, lanes_t *d) {
+    for (int l = 0; l < LANES; l++)
+        (*a)[l] = state[4 * l], (*b)[l] = state[4 * l + 1], (*c)[l] = state[4 * l + 2], (*d)[l] = state[4 * l + 3];
+}
+
+__attribute__((always_inline)) static inline void lanes_store(uint32_t *state, const lanes_t *a, const lanes_t *b,
+                                                              const lanes_t *c, const lanes_t *d) {
+    for (int l = 0; l < LANES; l++)
+        state[4 * l] = (*a)[l], state[4 * l + 1] = (*b)[l], state[4 * l + 2] = (*c)[l], state[4 * l + 3] = (*d)[l];
+}
+
+/* One block of every lane; the 64 bytes at `words` + 64w hold message word w of each lane. */
+__attribute__((always_inline)) static inline void lanes_rounds(const void *words, lanes_t *a0, lanes_t *b0,
+                                                               lanes_t *c0, lanes_t *d0) {
+    lanes_t m[16];
+    memcpy(m, words, sizeof m);
+    lanes_t a = *a0, b = *b0, c = *c0, d = *d0;
+    ROUNDS;
+    *a0 += a, *b0 += b, *c0 += c, *d0 += d;
+}
+
 /* `blocks` blocks of each of LANES messages; lane l reads ptrs[l] and keeps state[4l..4l+3]. */
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void md5_sixteen(uint32_t *state, const uint8_t *const *ptrs, size_t blocks) {
     lanes_t a0, b0, c0, d0;
-    for (int l = 0; l < LANES; l++)
-        a0[l] = state[4 * l], b0[l] = state[4 * l + 1], c0[l] = state[4 * l + 2], d0[l] = state[4 * l + 3];
+    lanes_load(state, &a0, &b0, &c0, &d0);
     uint32_t words[16][LANES] __attribute__((aligned(64)));
     for (size_t n = 0; n < blocks; n++) {
         /* Word w of every lane's block side by side: the transpose goes through memory. */
@@ -125,14 +147,9 @@ static void md5_sixteen(uint32_t *state, const uint8_t *const *ptrs, size_t bloc
             const uint8_t *block = ptrs[l] + 64 * n;
             for (int w = 0; w < 16; w++) memcpy(&words[w][l], block + 4 * w, 4);
         }
-        lanes_t m[16];
-        memcpy(m, words, sizeof m);
-        lanes_t a = a0, b = b0, c = c0, d = d0;
-        ROUNDS;
-        a0 += a, b0 += b, c0 += c, d0 += d;
+        lanes_rounds(words, &a0, &b0, &c0, &d0);
     }
-    for (int l = 0; l < LANES; l++)
-        state[4 * l] = a0[l], state[4 * l + 1] = b0[l], state[4 * l + 2] = c0[l], state[4 * l + 3] = d0[l];
+    lanes_store(state, &a0, &b0, &c0, &d0);
 }
 
 #if defined(__x86_64__)
@@ -170,19 +187,13 @@ static void transpose(__m512i m[16], const uint8_t *const *ptrs, size_t offset) 
 __attribute__((target("avx512f")))
 static void md5_sixteen_avx512(uint32_t *state, const uint8_t *const *ptrs, size_t blocks) {
     lanes_t a0, b0, c0, d0;
-    for (int l = 0; l < LANES; l++)
-        a0[l] = state[4 * l], b0[l] = state[4 * l + 1], c0[l] = state[4 * l + 2], d0[l] = state[4 * l + 3];
+    lanes_load(state, &a0, &b0, &c0, &d0);
     for (size_t n = 0; n < blocks; n++) {
         __m512i words[16];
         transpose(words, ptrs, 64 * n);
-        lanes_t m[16];
-        memcpy(m, words, sizeof m);
-        lanes_t a = a0, b = b0, c = c0, d = d0;
-        ROUNDS;
-        a0 += a, b0 += b, c0 += c, d0 += d;
+        lanes_rounds(words, &a0, &b0, &c0, &d0);
     }
-    for (int l = 0; l < LANES; l++)
-        state[4 * l] = a0[l], state[4 * l + 1] = b0[l], state[4 * l + 2] = c0[l], state[4 * l + 3] = d0[l];
+    lanes_store(state, &a0, &b0, &c0, &d0);
 }
 #endif
 
