@@ -177,6 +177,7 @@ class _Batches:
         self.used = 0
         self.pending: asyncio.Future[Any] | None = None
         self.md5_pending: concurrent.futures.Future[None] | None = None
+        self.write_task: asyncio.Future[None] | None = None
 
     async def add(self, piece: bytes | memoryview) -> None:
         view = memoryview(piece)
@@ -199,12 +200,28 @@ class _Batches:
         await self._wait()
 
     async def settle(self) -> None:
-        """Let the batch in the worker finish (after an error its errors are moot), then keep
-        the buffers for the next upload, unless a cancelled wait left a worker using one."""
-        if self.pending is not None:
-            await asyncio.gather(self.pending, return_exceptions=True)
-        if (self.pending is None or self.pending.done()) and (self.md5_pending is None or self.md5_pending.done()):
-            _SPARE_BUFFERS.extend(buffer for buffer in (self.filling, self.spare) if len(buffer) == WRITE_BATCH)
+        """Let the last batch's write and MD5 finish (after an error their errors are moot), then
+        keep the buffers for the next upload."""
+        # Wait for both halves of the last batch themselves, not for `pending` (a gather that a
+        # cancellation or the first half's exception ends while the other half still runs).
+        # The caller closes the descriptor once this returns, so this waits even through further
+        # cancellations (the thread's batch ends in milliseconds) and passes them on afterwards.
+        self.hashes.md5.close()
+        halves: list[asyncio.Future[Any]] = []
+        if self.write_task is not None:
+            halves.append(self.write_task)
+        if self.md5_pending is not None:
+            halves.append(asyncio.wrap_future(self.md5_pending))
+        both = asyncio.gather(*halves, return_exceptions=True)
+        cancelled = False
+        while not both.done():
+            try:
+                await asyncio.shield(both)
+            except asyncio.CancelledError:
+                cancelled = True
+        _SPARE_BUFFERS.extend(buffer for buffer in (self.filling, self.spare) if len(buffer) == WRITE_BATCH)
+        if cancelled:
+            raise asyncio.CancelledError()
 
     async def _wait(self) -> None:
         if self.pending is not None:
@@ -217,8 +234,9 @@ class _Batches:
         # other uploads' parts, while a worker thread writes and computes the others (hashlib and
         # the CRCs release the GIL), so an upload can use two cores when they are free.
         self.md5_pending = self.hashes.md5.submit(data)
-        write = asyncio.to_thread(self.hashes.write, self.fd, data, self.offset)
-        self.pending = asyncio.gather(asyncio.wrap_future(self.md5_pending), write)
+        # The thread cannot be stopped: a cancellation must not end the task that waits for it.
+        self.write_task = asyncio.ensure_future(asyncio.to_thread(self.hashes.write, self.fd, data, self.offset))
+        self.pending = asyncio.gather(asyncio.wrap_future(self.md5_pending), asyncio.shield(self.write_task))
         self.offset += len(data)
 
 

@@ -53,6 +53,9 @@ LIVE_SECONDS = 0.5
 class Hasher(Protocol):
     def submit(self, data: bytearray | memoryview) -> Future[None]: ...
 
+    def close(self) -> None:
+        """No more updates will come (so no other stream waits for this one's)."""
+
     def digest(self) -> bytes: ...
 
 
@@ -111,10 +114,14 @@ class Md5:
         self._pending = _lanes().submit(id(self), self._state, view[:whole])
         return self._pending
 
+    def close(self) -> None:
+        if self._pending is not None:
+            _lanes().leave(id(self))
+
     def digest(self) -> bytes:
         if self._pending is not None:
             self._pending.result()
-            _lanes().leave(id(self))
+        self.close()
         state = (ctypes.c_uint32 * 4)(*self._state)
         padding = b"\x80" + bytes((55 - self._length) % BLOCK) + struct.pack("<Q", (8 * self._length) % 2**64)
         last = self._tail + padding
@@ -135,6 +142,9 @@ class PooledMd5:
 
     def submit(self, data: bytearray | memoryview) -> Future[None]:
         return self._POOL.submit(self._md5.update, data)
+
+    def close(self) -> None:
+        pass
 
     def digest(self) -> bytes:
         return self._md5.digest()

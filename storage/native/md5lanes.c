@@ -136,7 +136,9 @@ __attribute__((always_inline)) static inline void lanes_rounds(const void *words
 }
 
 /* `blocks` blocks of each of LANES messages; lane l reads ptrs[l] and keeps state[4l..4l+3]. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+#if defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))  /* x86 only; elsewhere one build */
+#endif
 static void md5_sixteen(uint32_t *state, const uint8_t *const *ptrs, size_t blocks) {
     lanes_t a0, b0, c0, d0;
     lanes_load(state, &a0, &b0, &c0, &d0);
@@ -145,7 +147,7 @@ static void md5_sixteen(uint32_t *state, const uint8_t *const *ptrs, size_t bloc
         /* Word w of every lane's block side by side: the transpose goes through memory. */
         for (int l = 0; l < LANES; l++) {
             const uint8_t *block = ptrs[l] + 64 * n;
-            for (int w = 0; w < 16; w++) memcpy(&words[w][l], block + 4 * w, 4);
+            for (int w = 0; w < 16; w++) words[w][l] = load_le32(block + 4 * w);
         }
         lanes_rounds(words, &a0, &b0, &c0, &d0);
     }
