@@ -17,9 +17,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import F, QuerySet
 from django.utils.module_loading import import_string
 
 from cloudops.apikeys import KEY_SCHEME, api_key_secret
+from cloudops.compiled import CompiledQuery
 from cloudops.keys import derive_token
 from cloudops.models import ApiKey
 from providers.config import UnknownProvider
@@ -197,7 +199,7 @@ def job_credential(access_key_id: str) -> Credential | None:
     SIMPLETUNER_UPLOAD_GRACE_SECONDS after it completed (its final uploads may race the
     completion webhook). A provider with `s3_endpoint_enabled` off denies all.
     """
-    job = Job.objects.select_related("owner").filter(upload_token=access_key_id).first()
+    job = _JOB_BY_UPLOAD_TOKEN.first(token=access_key_id)
     if job is None:
         return None
     expires_at, expired = _job_expiry(job)
@@ -206,7 +208,7 @@ def job_credential(access_key_id: str) -> Credential | None:
     return Credential(
         access_key_id=job.upload_token,
         secret=job_upload_secret(job),
-        username=job.owner.get_username(),
+        username=job.owner_username,  # type: ignore[attr-defined]  # the query's annotation
         buckets=frozenset({job.id}),
         expires_at=expires_at,
         expired=expired,
@@ -215,6 +217,22 @@ def job_credential(access_key_id: str) -> Credential | None:
         denied=_job_denied(job, enabled),
         root=(config or ProviderConfig()).output_root,
     )
+
+
+def _job_by_upload_token(token: str) -> QuerySet[Job]:
+    """The columns job_credential reads, and the owner's name (the rest stay deferred)."""
+    username = get_user_model().USERNAME_FIELD
+    return (
+        Job.objects.filter(upload_token=token)
+        .only("id", "provider", "status", "upload_token", "completed_at", "updated_at")
+        .annotate(owner_username=F(f"owner__{username}"))
+        .order_by()[:1]
+    )
+
+
+# Compiled once per database (cloudops/compiled.py): every S3 request of a job resolves its key,
+# and compiling this query cost as much as running it.
+_JOB_BY_UPLOAD_TOKEN = CompiledQuery(Job, _job_by_upload_token, "token")
 
 
 def _job_denied(job: Job, enabled: bool | None) -> str:

@@ -216,3 +216,18 @@ def test_staff_still_read_an_ended_jobs_outputs(http_server, s3, job, olivia) ->
     Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED, completed_at=timezone.now())
     api_key, raw = api_key_create(owner=olivia, name="ops")
     assert s3(http_server, api_key.prefix, raw).get_object(Bucket=job.id, Key="out.bin")["Body"].read() == b"kept"
+
+
+def test_a_jobs_credential_is_resolved_in_one_query(job, alice, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    from storage.credentials import job_credential
+
+    job.status, job.completed_at = JobStatus.COMPLETED, timezone.now()
+    job.save()
+    job_credential(job.upload_token)  # loads this process's copy of the provider's config
+    with django_assert_num_queries(1):
+        credential = job_credential(job.upload_token)
+    assert credential is not None
+    assert (credential.username, credential.job_id, credential.buckets) == ("alice", job.id, frozenset({job.id}))
+    assert credential.secret == job_upload_secret(job)
+    assert credential.expires_at == job.completed_at + timedelta(seconds=settings.SIMPLETUNER_UPLOAD_GRACE_SECONDS)
+    assert job_credential(job.upload_token[:-1] + ("x" if job.upload_token[-1] != "x" else "y")) is None
