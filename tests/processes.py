@@ -7,9 +7,13 @@ the same (with the `transactional_db` fixture, so rows are committed and visible
 from __future__ import annotations
 
 import os
+import select
+import signal
 import subprocess
 import sys
 import textwrap
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -56,3 +60,36 @@ def wait_all(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list[s
         assert proc.returncode == 0, f"worker failed ({proc.returncode}):\n{err}"
         outputs.append(out)
     return outputs
+
+
+def in_forked_child(work: Callable[[], bytes], timeout: float = 60) -> bytes:
+    """Run `work` in a fork() of this process and return what it returned (at most 4 KiB).
+
+    For state that a fork must reset (threads, descriptor flags, resource limits). The child
+    runs no pytest code after `work`; the test fails if it raises, exits otherwise, or does not
+    answer within `timeout` seconds (then it is killed).
+    """
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a process with threads
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            os.write(write_end, work())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], timeout)
+        answer = os.read(read_end, 4096) if ready else b""
+    finally:
+        os.close(read_end)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    assert ready, f"the forked child did not answer within {timeout} s"
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked child failed"
+    return answer

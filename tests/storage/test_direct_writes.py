@@ -18,9 +18,7 @@ import hashlib
 import mmap
 import os
 import resource
-import select
 import subprocess
-import warnings
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
@@ -30,6 +28,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from storage import direct
+from tests.processes import in_forked_child
 from tests.storage.conftest import bucket_of, client_for
 
 KiB = 1024
@@ -243,36 +242,21 @@ def test_a_descriptor_that_refuses_o_direct_is_written_through_the_cache_and_lef
 def test_a_failed_direct_write_raises_and_leaves_the_flags(target) -> None:
     """An error that is not EINVAL (here EFBIG past RLIMIT_FSIZE, in a child) is the caller's,
     and the descriptor is still restored."""
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a process with threads
-        pid = os.fork()
-    if pid == 0:
-        code = 1
+
+    def write_past_the_limit() -> bytes:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 * MiB, resource.RLIM_INFINITY))
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         try:
-            os.close(read_end)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (1 * MiB, resource.RLIM_INFINITY))
-            fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
-            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-            try:
-                direct.write(fd, _filled(2 * MiB), 0, direct=True)
-                answer = b"no error"
-            except OSError as error:
-                answer = errno.errorcode.get(error.errno or 0, "?").encode()
-            if fcntl.fcntl(fd, fcntl.F_GETFL) != flags:
-                answer += b" flags changed"
-            os.write(write_end, answer)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    try:
-        ready, _, _ = select.select([read_end], [], [], 60)
-        answer = os.read(read_end, 100) if ready else b"(no answer)"
-    finally:
-        os.close(read_end)
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+            direct.write(fd, _filled(2 * MiB), 0, direct=True)
+            answer = b"no error"
+        except OSError as error:
+            answer = errno.errorcode.get(error.errno or 0, "?").encode()
+        if fcntl.fcntl(fd, fcntl.F_GETFL) != flags:
+            answer += b" flags changed"
+        return answer
+
+    answer = in_forked_child(write_past_the_limit)
     assert answer == b"EFBIG"
 
 

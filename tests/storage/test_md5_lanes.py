@@ -13,12 +13,9 @@ import ctypes
 import hashlib
 import os
 import random
-import select
-import signal
 import struct
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +25,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from storage import md5
+from tests.processes import in_forked_child
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -330,30 +328,12 @@ def test_a_forked_child_hashes_on_its_own_lane_thread(kernel) -> None:
     assert md5._THREAD is not None and md5._THREAD.is_alive()
     assert parent.digest() == hashlib.md5(data).digest()
 
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a process with threads
-        pid = os.fork()
-    if pid == 0:  # the child: no pytest from here on
-        code = 1
-        try:
-            os.close(read_end)
-            child = md5.Md5()
-            for at in range(0, len(data), 512 * KiB):
-                child.submit(memoryview(data)[at : at + 512 * KiB]).result(timeout=30)
-            os.write(write_end, child.digest())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    try:
-        ready, _, _ = select.select([read_end], [], [], 60)
-        answer = os.read(read_end, 64) if ready else b""
-    finally:
-        os.close(read_end)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-    assert ready, "the child did not answer within 60 s (a lane thread it does not have?)"
-    assert os.waitstatus_to_exitcode(status) == 0
+    def hash_in_the_child() -> bytes:
+        child = md5.Md5()
+        for at in range(0, len(data), 512 * KiB):
+            child.submit(memoryview(data)[at : at + 512 * KiB]).result(timeout=30)
+        return child.digest()
+
+    # A child without a lane thread of its own would never answer.
+    answer = in_forked_child(hash_in_the_child)
     assert answer == hashlib.md5(data).digest()
