@@ -26,7 +26,7 @@ from cloudops.structured_logging import get_logger
 from providers.events import upload_event
 from providers.models import Job, ProviderConfig
 from providers.selectors import job_output_root, output_roots
-from storage import checksums, clock, errors, listing, multipart, store
+from storage import checksums, clock, completion, errors, listing, multipart, store
 from storage.body import BodyResult, BodySpec, RequestBodyStream, receive_to_file
 from storage.credentials import Credential
 from storage.paths import UPLOADS_DIR
@@ -409,11 +409,11 @@ def multipart_complete_check(
     once, whatever its precondition: that object is the one this upload wrote."""
     credential.check_write(bucket, clock.now())
     root = write_root(credential, bucket)
-    previous = multipart.completed_before(root, upload_id, bucket, key)
+    previous = completion.completed_before(root, upload_id, bucket, key)
     if previous is not None:
         return previous
     upload = multipart.load(root, upload_id, bucket, key)
-    multipart.check_complete(
+    completion.check_complete(
         root,
         upload,
         listed,
@@ -430,7 +430,7 @@ async def multipart_complete(
     *, credential: Credential, bucket: str, pending: PendingCompletion, listed: list[tuple[int, str]], client_ip: str
 ) -> store.ObjectInfo:
     """Assemble the upload, or wait for the Complete already assembling it (a client's retry,
-    perhaps in another process) and answer with its object; see storage.multipart.
+    perhaps in another process) and answer with its object; see storage.completion.
 
     Only the Complete that assembled the object records it (audit, job progress, event).
     Accepted: a crash after the upload is closed and before that record loses the record; the
@@ -438,7 +438,7 @@ async def multipart_complete(
     """
     root, upload = pending.root, pending.upload
     assemble = partial(
-        multipart.complete,
+        completion.complete,
         root,
         upload,
         listed,
@@ -452,7 +452,7 @@ async def multipart_complete(
         info = await multipart.under_lock(root, upload, assemble, exclusive=True)
     except errors.NoSuchUpload:
         previous = await asyncio.to_thread(
-            multipart.completed_before, root, upload.upload_id, upload.bucket, upload.key
+            completion.completed_before, root, upload.upload_id, upload.bucket, upload.key
         )
         if previous is None:
             raise

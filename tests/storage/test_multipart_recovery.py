@@ -164,11 +164,11 @@ def _retrying_client(endpoint: Endpoint, cred: Credential, *, attempts: int) -> 
 PAUSED_SERVER = """
 import os, time
 from pathlib import Path
-from storage import multipart
+from storage import completion, multipart
 from tests.storage.server import serving
 
 signals = Path(os.environ["SIGNALS"])
-real_append = multipart._append
+real_append = completion._append
 
 def paused_append(out_fd, path, size):
     real_append(out_fd, path, size)
@@ -176,7 +176,7 @@ def paused_append(out_fd, path, size):
     while not (signals / "go").exists():
         time.sleep(0.02)
 
-multipart._append = paused_append
+completion._append = paused_append
 multipart.IN_PLACE = False
 with serving() as base:
     # Written whole, then renamed: the test waits for the name and reads it at once.

@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from providers.models import Job
-from storage import multipart
+from storage import completion, multipart
 from tests.storage.conftest import bucket_of, client_for, temp_files
 
 MiB = 1024 * 1024
@@ -46,7 +46,7 @@ def no_copy(monkeypatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a part was copied")
 
-    monkeypatch.setattr(multipart, "_append", refuse)
+    monkeypatch.setattr(completion, "_append", refuse)
 
 
 @pytest.fixture
