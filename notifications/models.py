@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from cloudops.sealed import SealedField
+
 
 class ChannelType(models.TextChoices):
     WEBHOOK = "webhook"
@@ -20,7 +22,8 @@ class Channel(models.Model):
 
     `secret` signs webhook deliveries (Standard Webhooks, `whsec_...`), shown once at creation
     and rotation and never again. After a rotation `previous_secret` still signs (both
-    signatures are sent) until `previous_secret_expires_at`.
+    signatures are sent) until `previous_secret_expires_at`. The secrets and the Slack URL are
+    sealed under the server key in the database (cloudops.sealed).
     """
 
     name = models.CharField(max_length=100)
@@ -28,12 +31,16 @@ class Channel(models.Model):
     events = models.JSONField(default=list)
     enabled = models.BooleanField(default=True)
     url = models.CharField(max_length=2048, blank=True, default="", help_text="webhook: where deliveries are POSTed")
-    webhook_url = models.CharField(
-        max_length=2048, blank=True, default="", help_text="slack: the incoming webhook URL (a secret)"
+    webhook_url = SealedField(
+        max_length=2048,
+        blank=True,
+        default="",
+        purpose="slack-webhook-url",
+        help_text="slack: the incoming webhook URL (a secret)",
     )
     recipients = models.JSONField(default=list, blank=True, help_text="email: addresses")
-    secret = models.CharField(max_length=128, blank=True, default="")
-    previous_secret = models.CharField(max_length=128, blank=True, default="")
+    secret = SealedField(max_length=128, blank=True, default="", purpose="notification-signing-secret")
+    previous_secret = SealedField(max_length=128, blank=True, default="", purpose="notification-signing-secret")
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,

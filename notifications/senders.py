@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
+from cloudops.sealed import Unreadable
 from cloudops.secrets import get_secret
 from notifications.destinations import DestinationRefused, check_destination
 from notifications.models import Channel, ChannelType, Delivery
@@ -43,10 +44,24 @@ def body_bytes(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+# A sealed value the server key no longer opens (cloudops.sealed): what the operator does about it.
+UNREADABLE_SECRET = (
+    "the channel's signing secret was sealed under another server key (SIMPLETUNER_SERVER_KEY changed): "
+    "rotate the channel's secret"
+)
+UNREADABLE_SLACK_URL = (
+    "the channel's Slack webhook URL was sealed under another server key (SIMPLETUNER_SERVER_KEY changed): "
+    "enter it again"
+)
+
+
 def signing_secrets(channel: Channel) -> list[str]:
-    """The current secret, and the previous one while its grace period lasts."""
-    keep_previous = channel.previous_secret and (
-        channel.previous_secret_expires_at is not None and channel.previous_secret_expires_at > timezone.now()
+    """The current secret, and the previous one while its grace period lasts (and readable)."""
+    keep_previous = (
+        channel.previous_secret
+        and not isinstance(channel.previous_secret, Unreadable)
+        and channel.previous_secret_expires_at is not None
+        and channel.previous_secret_expires_at > timezone.now()
     )
     return [channel.secret, channel.previous_secret] if keep_previous else [channel.secret]
 
@@ -57,7 +72,12 @@ def send(delivery: Delivery) -> Outcome:
     if channel.channel_type == ChannelType.EMAIL:
         outcome = _send_email(channel, delivery)
     elif channel.channel_type == ChannelType.SLACK:
-        outcome = _post(channel.webhook_url, body_bytes(slack_message(delivery.payload)), {})
+        if isinstance(channel.webhook_url, Unreadable):
+            outcome = Outcome(ok=False, error=UNREADABLE_SLACK_URL)
+        else:
+            outcome = _post(channel.webhook_url, body_bytes(slack_message(delivery.payload)), {})
+    elif isinstance(channel.secret, Unreadable):
+        outcome = Outcome(ok=False, error=UNREADABLE_SECRET)
     else:
         body = body_bytes(delivery.payload)
         headers = signed_headers(signing_secrets(channel), delivery.msg_id, int(time.time()), body)

@@ -11,6 +11,7 @@ from django.core.validators import validate_email
 from rest_framework import serializers
 
 from cloudops.notify import EVENT_TYPES, OWN_JOB_EVENTS
+from cloudops.sealed import Unreadable
 from cloudops.serializers import StrictBooleanField, StrictCharField, StrictChoiceField, StrictInputSerializer
 from notifications.destinations import DestinationRefused, check_destination
 from notifications.models import Channel, ChannelType, Delivery, DeliveryAttempt, DeliveryStatus
@@ -144,6 +145,8 @@ class SubscriptionInputSerializer(StrictInputSerializer):
 
 def redact_slack_url(url: str) -> str:
     """The scheme and host of a Slack URL: its path is the token."""
+    if isinstance(url, Unreadable):
+        return "(unreadable: sealed under another server key; enter it again)"
     if not url:
         return url
     parts = urlsplit(url)
