@@ -34,9 +34,10 @@ def _generated_key(path: Path) -> str:
     return read_or_create_key(path)
 
 
-def derive(purpose: str, *parts: str) -> bytes:
-    """HMAC-SHA256 of `parts` under a key bound to `purpose` (e.g. "api-key", "upload")."""
-    purpose_key = hmac.new(server_key(), purpose.encode(), hashlib.sha256).digest()
+def derive(purpose: str, *parts: str, key: bytes | None = None) -> bytes:
+    """HMAC-SHA256 of `parts` under a key bound to `purpose` (e.g. "api-key", "upload"), from
+    the server key (or `key`, a server key the caller has already read)."""
+    purpose_key = hmac.new(key or server_key(), purpose.encode(), hashlib.sha256).digest()
     return hmac.new(purpose_key, "\x00".join(parts).encode(), hashlib.sha256).digest()
 
 

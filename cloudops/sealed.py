@@ -43,8 +43,8 @@ class Unreadable(str):
 
 @lru_cache(maxsize=8)
 def _fernet(purpose: str, key: bytes) -> Fernet:
-    # Keyed on the server key too, so a changed key (secrets chain) takes effect at once.
-    return Fernet(base64.urlsafe_b64encode(derive(f"sealed:{purpose}")))
+    # Cached by the server key too, so a changed key (secrets chain) takes effect at once.
+    return Fernet(base64.urlsafe_b64encode(derive(f"sealed:{purpose}", key=key)))
 
 
 def seal(purpose: str, value: str) -> str:
