@@ -184,24 +184,18 @@ def _assemble(
         return _renamed_before(root, upload, etag)
     # A fixed name: a Complete retried after a crash truncates the attempt it replaces.
     fd, tmp_path = store.work_file(root, multipart.assembly_name(upload.upload_id))
-    try:
-        for part in chosen:
-            if part.slot is None:
-                _append(fd, folder / f"{part.number:05d}", part.size)
-            else:
-                _append(fd, folder / multipart.SLOTS_FILE, part.size, part.slot)
-        store.set_attrs(fd, attrs)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        store.discard(tmp_path)
-        raise
-    os.close(fd)
-    try:
+    with store.discarded_on_error(tmp_path):
+        try:
+            for part in chosen:
+                if part.slot is None:
+                    _append(fd, folder / f"{part.number:05d}", part.size)
+                else:
+                    _append(fd, folder / multipart.SLOTS_FILE, part.size, part.slot)
+            store.set_attrs(fd, attrs)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         return store.commit(root, upload.bucket, upload.key, tmp_path, check)
-    except BaseException:
-        store.discard(tmp_path)
-        raise
 
 
 def _in_place(folder: Path, chosen: list[multipart.Part]) -> bool:

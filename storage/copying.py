@@ -154,29 +154,33 @@ def _write_copy(
     kept, compute = _checksum_plan(info, new.checksum_algorithm)
     content_type, metadata = new.replace or (info.content_type, info.metadata)
     fd, tmp_path = store.temp_file(opened.root)
-    try:
-        if not reflink(opened.fd, fd):
-            copy_range(opened.fd, fd, 0, info.size)
-        digests = {name: checksums.new_checksum(name) for name in compute}
-        md5 = None if info.etag_is_md5 else hashlib.md5()
-        if md5 is not None or digests:
-            digest_range(opened.fd, 0, info.size, [*digests.values(), *([md5] if md5 else [])])
-        kept.update({name: checksums.encode(digest.digest()) for name, digest in digests.items()})
-        etag = info.etag if md5 is None else f'"{md5.hexdigest()}"'
-        kind = checksums.FULL_OBJECT if kept else ""
-        store.set_attrs(fd, store.ObjectAttrs(etag, content_type, metadata, checksums=kept, checksum_type=kind))
-        if settings.SIMPLETUNER_S3_FSYNC:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        store.discard(tmp_path)
-        raise
-    os.close(fd)
-    try:
+    with store.discarded_on_error(tmp_path):
+        try:
+            if not reflink(opened.fd, fd):
+                copy_range(opened.fd, fd, 0, info.size)
+            attrs = _copied_attrs(opened, kept, compute, content_type, metadata)
+            store.set_attrs(fd, attrs)
+            if settings.SIMPLETUNER_S3_FSYNC:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         return store.commit(opened.root, bucket, key, tmp_path, check.check if check is not None else None)
-    except BaseException:
-        store.discard(tmp_path)
-        raise
+
+
+def _copied_attrs(
+    opened: _Opened, kept: dict[str, str], compute: list[str], content_type: str, metadata: dict[str, str]
+) -> store.ObjectAttrs:
+    """The copy's ETag and checksums: the source's where they can be kept, the rest computed
+    from the source's bytes."""
+    info = opened.info
+    digests = {name: checksums.new_checksum(name) for name in compute}
+    md5 = None if info.etag_is_md5 else hashlib.md5()
+    if md5 is not None or digests:
+        digest_range(opened.fd, 0, info.size, [*digests.values(), *([md5] if md5 else [])])
+    kept.update({name: checksums.encode(digest.digest()) for name, digest in digests.items()})
+    etag = info.etag if md5 is None else f'"{md5.hexdigest()}"'
+    kind = checksums.FULL_OBJECT if kept else ""
+    return store.ObjectAttrs(etag, content_type, metadata, checksums=kept, checksum_type=kind)
 
 
 async def object_copy(
@@ -231,16 +235,14 @@ def _copy_part_file(
 ) -> tuple[Path, bytes, tuple[str, bytes] | None]:
     """The range copied into a temporary file, its MD5 and (if the upload has one) checksum."""
     fd, tmp_path = store.temp_file(root)
-    try:
-        copy_range(src_fd, fd, offset, length)
-        md5 = hashlib.md5()
-        digest = checksums.new_checksum(algorithm) if algorithm else None
-        digest_range(src_fd, offset, length, [md5, *([digest] if digest else [])])
-    except BaseException:
-        store.discard(tmp_path)
-        raise
-    finally:
-        os.close(fd)
+    with store.discarded_on_error(tmp_path):
+        try:
+            copy_range(src_fd, fd, offset, length)
+            md5 = hashlib.md5()
+            digest = checksums.new_checksum(algorithm) if algorithm else None
+            digest_range(src_fd, offset, length, [md5, *([digest] if digest else [])])
+        finally:
+            os.close(fd)
     return tmp_path, md5.digest(), (algorithm, digest.digest()) if digest else None
 
 
@@ -275,9 +277,6 @@ async def part_copy(
     finally:
         os.close(src_fd)
     store_part = partial(multipart.store_part, root, upload, number, tmp_path, md5, checksum)
-    try:
+    with store.discarded_on_error(tmp_path):
         etag = await multipart.under_lock(root, upload, store_part, exclusive=False)
-    except BaseException:
-        store.discard(tmp_path)
-        raise
     return CopiedPart(etag, checksum)

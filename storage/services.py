@@ -193,13 +193,10 @@ async def object_put(
     if check is not None:
         check(await asyncio.to_thread(store.current, root, bucket, key))
     tmp_path, fd, result = await _receive(root, stream, spec, settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES)
-    try:
+    with store.discarded_on_error(tmp_path):
         attrs = store.ObjectAttrs(f'"{result.md5.hex()}"', content_type, metadata, **_checksum_attrs(result))
         await asyncio.to_thread(_seal, fd, attrs)
         info = await asyncio.to_thread(store.commit, root, bucket, key, tmp_path, check)
-    except BaseException:
-        store.discard(tmp_path)
-        raise
     await object_stored(credential=credential, bucket=bucket, info=info, client_ip=client_ip)
     return info, result
 
@@ -361,11 +358,8 @@ async def _store_part(
     checksum = (result.checksum_algorithm, result.checksum) if result.checksum_algorithm and result.checksum else None
     place = (slot, result.size) if slot is not None else None
     store_part = partial(multipart.store_part, root, upload, number, tmp_path, result.md5, checksum, place)
-    try:
+    with store.discarded_on_error(tmp_path):
         return await multipart.under_lock(root, upload, store_part, exclusive=False)
-    except BaseException:
-        store.discard(tmp_path)
-        raise
 
 
 def _check_part_checksum(upload: multipart.Upload, spec: BodySpec) -> None:

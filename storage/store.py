@@ -160,6 +160,16 @@ def discard(path: Path) -> None:
         path.unlink()
 
 
+@contextlib.contextmanager
+def discarded_on_error(path: Path) -> Iterator[None]:
+    """Remove the temporary file `path` if the block raises (a cancellation included)."""
+    try:
+        yield
+    except BaseException:
+        discard(path)
+        raise
+
+
 def set_attrs(fd: int, attrs: ObjectAttrs) -> None:
     try:
         os.setxattr(fd, XATTR, attrs.encode())
