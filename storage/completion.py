@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,59 +43,43 @@ def completed_before(root: Path, upload_id: str, bucket: str, key: str) -> store
     return info if info.etag == doc.get("etag") else None
 
 
+@dataclass(frozen=True)
+class Checks:
+    """What a Complete is checked against, before it starts answering and again under the lock."""
+
+    max_object_bytes: int
+    min_free: int
+    precondition: WritePrecondition | None = None
+    claims: checksums.Claimed | None = None
+    expected_size: int | None = None  # x-amz-mp-object-size
+
+
 def check_complete(
-    root: Path,
-    upload: multipart.Upload,
-    listed: list[tuple[int, str]],
-    *,
-    max_object_bytes: int,
-    min_free: int,
-    precondition: WritePrecondition | None = None,
-    claims: checksums.Claimed | None = None,
-    expected_size: int | None = None,
+    root: Path, upload: multipart.Upload, listed: list[tuple[int, str]], checks: Checks
 ) -> list[multipart.Part]:
     """The parts Complete would assemble, or the S3 error it would answer: a part missing or
     too small, the object too big or not the `expected_size` the client stated
     (x-amz-mp-object-size), a checksum stated that is not the parts' (see `_check_claims`),
     the disk too full, the key a folder (or under a file), a conditional write's precondition
     failing."""
-    chosen = _check_listed(multipart.parts(root, upload), listed, max_object_bytes)
-    if expected_size is not None:
-        _check_size(chosen, expected_size)
-    if claims is not None:
-        _check_claims(upload, chosen, claims)
-    store.check_free_space(root, sum(part.size for part in chosen), min_free)
+    chosen = _check_listed(multipart.parts(root, upload), listed, checks.max_object_bytes)
+    if checks.expected_size is not None:
+        _check_size(chosen, checks.expected_size)
+    if checks.claims is not None:
+        _check_claims(upload, chosen, checks.claims)
+    store.check_free_space(root, sum(part.size for part in chosen), checks.min_free)
     store.check_key_free(root, upload.bucket, upload.key)
-    if precondition is not None:
-        precondition.check(store.current(root, upload.bucket, upload.key))
+    if checks.precondition is not None:
+        checks.precondition.check(store.current(root, upload.bucket, upload.key))
     return chosen
 
 
-def complete(
-    root: Path,
-    upload: multipart.Upload,
-    listed: list[tuple[int, str]],
-    *,
-    max_object_bytes: int,
-    min_free: int,
-    precondition: WritePrecondition | None = None,
-    claims: checksums.Claimed | None = None,
-    expected_size: int | None = None,
-) -> store.ObjectInfo:
+def complete(root: Path, upload: multipart.Upload, listed: list[tuple[int, str]], checks: Checks) -> store.ObjectInfo:
     """Assemble the listed parts into the object and close the upload (under its exclusive
-    lock: see `multipart.under_lock`). On an error the upload stays open, as it was; so it does when
-    the precondition fails (checked first, and again atomically with the final rename)."""
-    chosen = check_complete(
-        root,
-        upload,
-        listed,
-        max_object_bytes=max_object_bytes,
-        min_free=min_free,
-        precondition=precondition,
-        claims=claims,
-        expected_size=expected_size,
-    )
-    info = _assemble(root, upload, chosen, precondition)
+    lock: see `multipart.under_lock`). On an error the upload stays open, as it was; so it does
+    when the precondition fails (checked first, and again atomically with the final rename)."""
+    chosen = check_complete(root, upload, listed, checks)
+    info = _assemble(root, upload, chosen, checks.precondition)
     marker = multipart.done_marker(root, upload.upload_id)
     pending = marker.with_name(marker.name + ".tmp")
     pending.write_text(json.dumps({"bucket": upload.bucket, "key": upload.key, "etag": info.etag}))

@@ -379,9 +379,7 @@ class PendingCompletion:
 
     root: Path
     upload: multipart.Upload
-    precondition: WritePrecondition | None = None
-    claims: checksums.Claimed | None = None
-    expected_size: int | None = None  # x-amz-mp-object-size
+    checks: completion.Checks
 
 
 def multipart_complete_check(
@@ -407,17 +405,15 @@ def multipart_complete_check(
     if previous is not None:
         return previous
     upload = multipart.load(root, upload_id, bucket, key)
-    completion.check_complete(
-        root,
-        upload,
-        listed,
+    checks = completion.Checks(
         max_object_bytes=settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES,
         min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
         precondition=precondition,
         claims=claims,
         expected_size=expected_size,
     )
-    return PendingCompletion(root, upload, precondition, claims, expected_size)
+    completion.check_complete(root, upload, listed, checks)
+    return PendingCompletion(root, upload, checks)
 
 
 async def multipart_complete(
@@ -431,17 +427,7 @@ async def multipart_complete(
     object is whole and visible, and a retry answers with it.
     """
     root, upload = pending.root, pending.upload
-    assemble = partial(
-        completion.complete,
-        root,
-        upload,
-        listed,
-        max_object_bytes=settings.SIMPLETUNER_S3_MAX_OBJECT_BYTES,
-        min_free=settings.SIMPLETUNER_S3_MIN_FREE_BYTES,
-        precondition=pending.precondition,
-        claims=pending.claims,
-        expected_size=pending.expected_size,
-    )
+    assemble = partial(completion.complete, root, upload, listed, pending.checks)
     try:
         info = await multipart.under_lock(root, upload, assemble, exclusive=True)
     except errors.NoSuchUpload:
