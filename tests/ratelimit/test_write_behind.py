@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -105,6 +106,75 @@ def test_alone_again_it_reads_what_others_wrote_meanwhile(make: Make, clock: Fak
     first._behind.retry_at = 0.0  # the next check may sit alone at once
     assert hits(first, "wb:again", 3, [clock.now + 2, clock.now + 3]) == [True, False]
     assert first._behind.solo
+
+
+def test_sitting_alone_waits_for_the_checks_already_deciding_in_the_database(make: Make) -> None:
+    """A second member comes and goes while the first one's threads check: the first sits
+    alone again and again, each time with checks of its own still deciding in the database.
+    Those finish first: one that wrote its log after the memory took over lost the memory's
+    hits (33 admitted of 20 before sitting alone waited for them)."""
+    first = make()
+    assert first._behind is not None
+    first._behind.retry_seconds = 0.0
+    stop, sat_alone = threading.Event(), []
+
+    def come_and_go() -> None:
+        while not stop.is_set():
+            sat_alone.append(first._behind.solo)  # type: ignore[union-attr]
+            second = DatabaseBackend(prune_every=10**9, write_behind=True)
+            second.hit("wb:elsewhere", limit=10**6, window=60, now=time.time())
+            time.sleep(0.001)
+            second.close()
+            time.sleep(0.001)
+
+    visitor = threading.Thread(target=come_and_go)
+    visitor.start()
+    admitted = []
+    try:
+        for round_ in range(40):
+            admitted.append(sum(concurrent_hits(first, f"wb:race:{round_}", limit=20, threads=30, each=2)))
+    finally:
+        stop.set()
+        visitor.join()
+    assert sum(sat_alone) >= 10, "the first member hardly ever sat alone: the test proves nothing"
+    assert admitted == [20] * 40
+
+
+def concurrent_hits(backend: DatabaseBackend, key: str, *, limit: int, threads: int, each: int) -> list[bool]:
+    results: list[bool] = []
+    start = threading.Barrier(threads)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(each):
+            results.append(backend.hit(key, limit=limit, window=60, now=time.time()).allowed)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
+
+
+def test_a_member_that_cannot_write_its_logs_keeps_the_seat(make: Make, clock: FakeClock) -> None:
+    """Handing over with hits not written would let the next member decide without them:
+    the seat is kept (and the newcomer told the state is unavailable) until they are."""
+    first = make()
+    assert hits(first, "wb:kept", 3, [clock.now, clock.now + 1]) == [True, True]
+    table = RateLimitBucket._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{table}_away"')  # every write now fails
+    try:
+        with pytest.raises(BackendUnavailable, match="could not write its logs"):
+            make().hit("wb:kept", limit=3, window=60, now=clock.now + 2)
+        assert first._behind is not None and first._behind.solo
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{table}_away" RENAME TO "{table}"')
+    decision = make().hit("wb:kept", limit=3, window=60, now=clock.now + 3)
+    assert decision.allowed and decision.count == 3  # it saw the first one's two hits
+    assert not first.hit("wb:kept", limit=3, window=60, now=clock.now + 4).allowed
 
 
 def test_a_row_changed_behind_its_back_is_merged_not_overwritten(make: Make, clock: FakeClock) -> None:

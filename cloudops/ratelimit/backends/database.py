@@ -175,18 +175,23 @@ class DatabaseBackend:
 
     def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
         key = row_key(key)
+        behind = self._behind
         try:
-            decision = None
-            if self._behind is not None:  # alone: decided in memory
-                decision = self._behind.hit(key, limit=limit, window=window, now=now, record=record)
-            if decision is None and not record:
-                return self._peek(key, limit=limit, window=window, now=now)
-            if decision is None:
-                decision = self._hit_known(key, limit=limit, window=window, now=now) or self._hit_locked(
-                    key, limit=limit, window=window, now=now
-                )
+            if behind is None:
+                decision = self._hit_in_database(key, limit=limit, window=window, now=now, record=record)
+            else:  # alone: decided in memory
+                in_memory = behind.hit(key, limit=limit, window=window, now=now, record=record)
+                if in_memory is not None:
+                    decision = in_memory
+                else:
+                    try:
+                        decision = self._hit_in_database(key, limit=limit, window=window, now=now, record=record)
+                    finally:
+                        behind.done_outside()
         except DatabaseError as exc:
             raise self._fail(exc) from exc
+        if not record:
+            return decision
         if random.random() * self.prune_every < 1:
             # Housekeeping after a committed decision: its failure must not turn that
             # decision into an outage (a fail-closed rule would answer 503).
@@ -195,6 +200,13 @@ class DatabaseBackend:
             except BackendUnavailable as exc:
                 logger.warning("rate-limit state prune failed: %s", exc)
         return decision
+
+    def _hit_in_database(self, key: str, *, limit: int, window: float, now: float, record: bool) -> Decision:
+        if not record:
+            return self._peek(key, limit=limit, window=window, now=now)
+        return self._hit_known(key, limit=limit, window=window, now=now) or self._hit_locked(
+            key, limit=limit, window=window, now=now
+        )
 
     def _hit_known(self, key: str, *, limit: int, window: float, now: float) -> Decision | None:
         """One UPDATE: the hit decided on the log this process last saw for `key`, written only

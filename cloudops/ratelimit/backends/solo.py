@@ -37,7 +37,7 @@ JOIN_POLL_SECONDS = 0.005
 
 
 class Member(Protocol):
-    def step_down(self) -> None: ...
+    def step_down(self) -> bool: ...
 
 
 def lock_path(database_name: str) -> str | None:
@@ -74,8 +74,9 @@ class Presence:
                 self.fd = fd
             alone = self.alone
             self.members.append(member)
-        if alone is not None:  # in this process: it moves over at once
-            alone.step_down()
+        if alone is not None and not alone.step_down():  # in this process: it moves over at once
+            self.leave(member)
+            raise BackendUnavailable("another rate-limit backend of this process could not write its logs to hand over")
 
     def leave(self, member: Member) -> None:
         with self.lock:
@@ -96,6 +97,11 @@ class Presence:
                 return False
             self.alone = member
             return True
+
+    def holds_alone(self, member: Member) -> bool:
+        """Whether `member` still holds the seat alone (a member that joined since made it share)."""
+        with self.lock:
+            return self.alone is member and self.members == [member]
 
     def knocked(self) -> bool:
         """Whether someone waits for the seat held alone (another process, or a new member here)."""

@@ -152,6 +152,7 @@ def _begin(wrapper: Any) -> Any:
 
 def _in_transaction(pool: queue.SimpleQueue[Any], alias: str) -> Iterator[Any]:
     wrapper, cursor = _begun(pool, alias)
+    broken = False
     try:
         with wrapper.wrap_database_errors:
             try:
@@ -161,11 +162,14 @@ def _in_transaction(pool: queue.SimpleQueue[Any], alias: str) -> Iterator[Any]:
                 raise
             cursor.execute("COMMIT")
     except DatabaseError:
-        wrapper.close()  # broken or unknown state: never reused
+        broken = True  # broken or unknown state: never reused
         raise
     finally:
-        cursor.close()
-    pool.put(wrapper)
+        cursor.close()  # before the connection: closing it after raises sqlite3's ProgrammingError
+        if broken:
+            wrapper.close()
+        else:
+            pool.put(wrapper)  # committed, or rolled back after the caller's own error
 
 
 def _autocommit(pool: queue.SimpleQueue[Any], alias: str) -> Iterator[Any]:

@@ -14,8 +14,11 @@ FLUSH_SECONDS in one transaction, each with the compare-and-set the one-statemen
 a row that changed anyway (a prune, a restore, another tool) is merged, never overwritten.
 When another process knocks (or another backend object of this process joins), the thread
 writes everything under the decision lock, and the process goes back to the database checks
-of database.py; a process that finds itself alone again (checked at most every
-RETRY_SECONDS) forgets the logs it saw meanwhile, which others may have moved on.
+of database.py; if the logs cannot be written, it keeps the seat and tries again each tick
+(the newcomer waits, and reports an outage after solo.JOIN_SECONDS). A process that finds
+itself alone again (checked at most every RETRY_SECONDS) first lets its own checks already
+deciding in the database finish, then forgets the logs it saw meanwhile, which others may
+have moved on.
 
 What it costs: the admin, the metrics and `ratelimit_*` commands in this process see the logs
 as of the last flush (they flush first); a process that dies loses at most FLUSH_SECONDS of
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 
 FLUSH_SECONDS = 0.05
 RETRY_SECONDS = 1.0
+DRAIN_SECONDS = 0.5
 FAILURE_LOG_SECONDS = 10.0
 
 logger = get_logger("simpletuner.cloud.ratelimit")
@@ -80,6 +84,9 @@ class WriteBehind:
         self.retry_at = 0.0
         self.generation = 0  # moved by a reset: a row read before it is stale
         self.resets: dict[str, int] = {}  # key -> the generation of its reset, until flushed past
+        self.outside = 0  # this process's checks deciding in the database right now
+        self.draining = False  # sitting alone once `outside` is 0; new checks wait for it
+        self.drained = threading.Condition(self.lock)
         self.active = threading.Event()
         self.thread: threading.Thread | None = None
         self.failed_at = 0.0
@@ -87,9 +94,39 @@ class WriteBehind:
     # --- deciding ----------------------------------------------------------------------------
 
     def hit(self, key: str, *, limit: int, window: float, now: float, record: bool) -> Decision | None:
-        """The decision in memory, or None when not alone (the database decides)."""
-        if not self.solo and not self._sit_alone():
-            return None
+        """The decision in memory, or None when not alone: the caller then decides in the
+        database and calls `done_outside()` after (until then this process does not sit alone)."""
+        while True:
+            if not self.solo and not self._sit_alone():
+                with self.lock:
+                    if self._left_outside():
+                        return None
+                continue  # another thread sat alone meanwhile
+            decision = self._hit_alone(key, limit=limit, window=window, now=now, record=record)
+            if decision is not None:
+                return decision
+            with self.lock:
+                if self._left_outside():
+                    return None
+
+    def _left_outside(self) -> bool:
+        """Under the lock: count a check that will decide in the database, unless the process
+        sat alone meanwhile (or is about to: then wait, and decide in memory)."""
+        while self.draining:
+            self.drained.wait()
+        if self.solo:
+            return False
+        self.outside += 1
+        return True
+
+    def done_outside(self) -> None:
+        """A check that decided in the database is over."""
+        with self.lock:
+            self.outside -= 1
+            if not self.outside:
+                self.drained.notify_all()
+
+    def _hit_alone(self, key: str, *, limit: int, window: float, now: float, record: bool) -> Decision | None:
         known = self.backend._known
         generation = self.generation
         loaded = known.get(key)
@@ -141,6 +178,9 @@ class WriteBehind:
             self.retry_at = time.monotonic() + self.retry_seconds
             if self.closed or not self.presence.sit_alone(self):
                 return False
+            if not self._drained() or not self.presence.holds_alone(self):
+                self.presence.share(self)  # still busy, or a member of this process joined meanwhile
+                return False
             # Logs seen while others were here may be behind theirs: read each again (but
             # keep those still to be written, which the flush merges with their rows).
             known = self.backend._known
@@ -150,28 +190,53 @@ class WriteBehind:
         self._start()
         return True
 
-    def step_down(self) -> None:
-        """Write every log and go back to the database's checks (someone else wants in)."""
+    def _drained(self) -> bool:
+        """Under the lock: wait for this process's checks deciding in the database to finish.
+        One still under way decides on a log that the checks in memory move on from, and
+        writes over theirs (tests/ratelimit/test_write_behind.py: 33 admitted of 20 before
+        this waited). New checks wait meanwhile (`_left_outside`). A check takes milliseconds;
+        one that takes longer (waiting for a lock, say) leaves the process in the database's
+        checks until the next try."""
+        self.draining = True
+        deadline = time.monotonic() + DRAIN_SECONDS
+        try:
+            while self.outside and time.monotonic() < deadline:
+                self.drained.wait(DRAIN_SECONDS)
+            return not self.outside
+        finally:
+            self.draining = False
+            self.drained.notify_all()
+
+    def step_down(self) -> bool:
+        """Write every log and go back to the database's checks (someone else wants in).
+        False if the logs could not be written: the seat is kept (the writer thread tries
+        again every tick), since whoever came next would decide on rows without them."""
         with self.flushing, self.lock:
             if not self.solo:
-                return
-            self.solo = False
-            self.retry_at = time.monotonic() + self.retry_seconds
+                if self.presence is not None:
+                    self.presence.share(self)  # sat down, but had not started deciding in memory
+                return True
             try:
                 batch, violations, generation = self._batch()
                 if batch or violations:
                     self._settle(batch, self._write(batch, violations, generation), violations, generation)
             except DatabaseError as exc:
-                # Kept in memory: database.py's checks write a key's log with its next hit.
-                logger.error("rate-limit state: logs not written before handing over: %s", exc)
-            finally:
-                assert self.presence is not None
-                self.presence.share(self)
+                logger.error("rate-limit state: logs not written, not handing over yet: %s", exc)
+                return False
+            self.solo = False
+            self.retry_at = time.monotonic() + self.retry_seconds
+            assert self.presence is not None
+            self.presence.share(self)
+            return True
 
     def close(self) -> None:
         """Write everything and leave (a backend that is replaced, or the process exiting)."""
-        self.step_down()
-        self.closed = True
+        if not self.step_down():
+            # Leaving anyway, as a process that dies does: what was not written is lost.
+            logger.error("rate-limit state: leaving with logs not written (their clients get that budget back)")
+        with self.lock:
+            self.solo = False
+            self.closed = True
         self.active.set()
         if self.presence is not None:
             self.presence.leave(self)
