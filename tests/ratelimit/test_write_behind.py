@@ -177,6 +177,35 @@ def test_a_member_that_cannot_write_its_logs_keeps_the_seat(make: Make, clock: F
     assert not first.hit("wb:kept", limit=3, window=60, now=clock.now + 4).allowed
 
 
+FIRST_USE = """
+import threading
+from cloudops.ratelimit.backends import state_backend
+
+start, built = threading.Barrier(16), []
+
+def first_use():
+    start.wait()
+    built.append(state_backend())
+
+threads = [threading.Thread(target=first_use) for _ in range(16)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+backend = built[0]
+print(len({id(b) for b in built}), backend.hit("wb:one", limit=3, window=60, now=0.0).allowed, backend._behind.solo)
+"""
+
+
+def test_a_process_first_requests_arriving_together_build_one_backend() -> None:
+    """A server's request threads all reach the limiter at its first requests (the first
+    import of the backend's module in between). Backends built then are members of the
+    process's seat each, and it never sat alone: the bench saw +52% CPU per request instead
+    of +8%, on about one server start in two."""
+    env = django_env(RATE_LIMIT_WRITE_BEHIND="true", STATE_BACKEND="database")
+    assert wait_all([spawn_django(FIRST_USE, env=env)])[0].split() == ["1", "True", "True"]
+
+
 def test_a_row_changed_behind_its_back_is_merged_not_overwritten(make: Make, clock: FakeClock) -> None:
     backend = make()
     assert backend._behind is not None

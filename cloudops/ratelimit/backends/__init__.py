@@ -7,7 +7,7 @@ every backend applies.
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -16,11 +16,27 @@ from django.dispatch import receiver
 
 from cloudops.ratelimit.backends.base import StateBackend
 
+_built: StateBackend | None = None
+_building = threading.Lock()
 
-@cache
+
 def state_backend() -> StateBackend:
     """One backend object per process; it holds a connection pool, never counts (those live
-    in the database or Redis, so every process sees the same state)."""
+    in the database or Redis, so every process sees the same state). Built under a lock: a
+    server's request threads all ask at its first requests, and functools.cache would let each
+    build one (the first import of the backend's module lets the others in), each a member of
+    a SQLite state's seat, so the process never sat alone (writebehind.py)."""
+    global _built
+    backend = _built
+    if backend is None:
+        with _building:
+            if _built is None:
+                _built = _build()
+            backend = _built
+    return backend
+
+
+def _build() -> StateBackend:
     kind = settings.STATE_BACKEND
     if kind == "redis":
         from cloudops.ratelimit.backends.redis import RedisBackend
@@ -37,9 +53,10 @@ def state_backend() -> StateBackend:
 
 @receiver(setting_changed)
 def _forget_backend(*, setting: str, **kwargs: Any) -> None:
+    global _built
     if setting.startswith(("STATE_BACKEND", "RATE_LIMIT_")):
-        if state_backend.cache_info().currsize:
-            close = getattr(state_backend(), "close", None)
-            if close is not None:
-                close()  # a database backend writes what it holds in memory and leaves
-        state_backend.cache_clear()
+        with _building:
+            backend, _built = _built, None
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()  # a database backend writes what it holds in memory and leaves
