@@ -7,6 +7,7 @@ every backend applies.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -60,3 +61,11 @@ def _forget_backend(*, setting: str, **kwargs: Any) -> None:
         close = getattr(backend, "close", None)
         if close is not None:
             close()  # a database backend writes what it holds in memory and leaves
+
+
+def _new_lock_after_fork() -> None:
+    global _building
+    _building = threading.Lock()  # a child may fork while another thread builds: never held in it
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
