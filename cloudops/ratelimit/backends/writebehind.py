@@ -221,7 +221,7 @@ class WriteBehind:
                 if batch or violations:
                     self._settle(batch, self._write(batch, violations, generation), violations, generation)
             except DatabaseError as exc:
-                logger.error("rate-limit state: logs not written, not handing over yet: %s", exc)
+                self._log_failure(exc)  # at most every FAILURE_LOG_SECONDS: retried every tick
                 return False
             self.solo = False
             self.retry_at = time.monotonic() + self.retry_seconds
