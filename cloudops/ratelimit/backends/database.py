@@ -177,16 +177,13 @@ class DatabaseBackend:
         key = row_key(key)
         behind = self._behind
         try:
-            if behind is None:
-                decision = self._hit_in_database(key, limit=limit, window=window, now=now, record=record)
-            else:  # alone: decided in memory
-                in_memory = behind.hit(key, limit=limit, window=window, now=now, record=record)
-                if in_memory is not None:
-                    decision = in_memory
-                else:
-                    try:
-                        decision = self._hit_in_database(key, limit=limit, window=window, now=now, record=record)
-                    finally:
+            # Alone: decided in memory. None: in the database (counted by `behind` until done).
+            decision = None if behind is None else behind.hit(key, limit=limit, window=window, now=now, record=record)
+            if decision is None:
+                try:
+                    decision = self._hit_in_database(key, limit=limit, window=window, now=now, record=record)
+                finally:
+                    if behind is not None:
                         behind.done_outside()
         except DatabaseError as exc:
             raise self._fail(exc) from exc

@@ -97,17 +97,14 @@ class WriteBehind:
         """The decision in memory, or None when not alone: the caller then decides in the
         database and calls `done_outside()` after (until then this process does not sit alone)."""
         while True:
-            if not self.solo and not self._sit_alone():
-                with self.lock:
-                    if self._left_outside():
-                        return None
-                continue  # another thread sat alone meanwhile
-            decision = self._hit_alone(key, limit=limit, window=window, now=now, record=record)
-            if decision is not None:
-                return decision
+            if self.solo or self._sit_alone():
+                decision = self._hit_alone(key, limit=limit, window=window, now=now, record=record)
+                if decision is not None:
+                    return decision
             with self.lock:
                 if self._left_outside():
                     return None
+            # else another thread sat alone meanwhile: decided in memory after all
 
     def _left_outside(self) -> bool:
         """Under the lock: count a check that will decide in the database, unless the process
